@@ -1,0 +1,53 @@
+# IoT Mail Relay. `make` prints this help; `make test` is what CI runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# A Python 3.12 interpreter (the Lambda runtime; flanker does not import on 3.13).
+# Override with `make test PYTHON=/path/to/python3.12`.
+PYTHON ?= $(shell for c in python3.12 "$$(pyenv root 2>/dev/null)"/versions/3.12*/bin/python3.12 \
+	"$$HOME"/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12; do \
+	"$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 && { echo "$$c"; break; }; done)
+
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: python
+python:
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "error: no Python 3.12 interpreter found (tried python3.12 on PATH and pyenv versions)." >&2; \
+		echo "       Install Python 3.12 (e.g. 'pyenv install 3.12') or run: make <target> PYTHON=/path/to/python3.12" >&2; \
+		exit 1; fi
+
+$(STAMP): app/requirements.txt requirements-dev.txt pyproject.toml | python
+	@[ -x $(BIN)/python ] && $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' \
+		|| { rm -rf $(VENV); "$(PYTHON)" -m venv $(VENV); }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv with Python 3.12 and the dev tools
+
+.PHONY: lint
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy app
+
+.PHONY: test
+test: lint ## Lint, check the template, run every test
+	$(BIN)/python -m pytest
+
+.PHONY: demo
+demo: $(STAMP) ## Run the function on the sample mails in events/ against an in-process moto account
+	$(BIN)/python -m app.demo
+
+.PHONY: clean
+clean: ## Remove virtual environments and caches
+	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache .aws-sam
