@@ -1,0 +1,1 @@
+"""Thin adapters around boto3: the only code that talks to AWS."""

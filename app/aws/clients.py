@@ -1,0 +1,35 @@
+"""Lazily built boto3 clients: created on first use (after moto or X-Ray patching is in place), with
+botocore's standard retry mode for throttling, SigV4 for S3 so pre-signed links carry `X-Amz-Expires`,
+and endpoints left to the standard `AWS_ENDPOINT_URL*` variables.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from app import tracing
+
+RETRIES = {"mode": "standard", "max_attempts": 5}
+
+
+@cache
+def client(service: str) -> Any:
+    tracing.instrument()
+    config = Config(retries=RETRIES, signature_version="s3v4") if service == "s3" else Config(retries=RETRIES)
+    return boto3.session.Session().client(service, config=config)
+
+
+def s3_with_keys(access_key_id: str, secret_access_key: str) -> Any:
+    """An S3 client that signs with a dedicated key pair (long-lived links, see storage.LinkSigner)."""
+    return boto3.session.Session(
+        aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key
+    ).client("s3", config=Config(signature_version="s3v4"))
+
+
+def reset() -> None:
+    """Forget every client (tests start a fresh moto account per test)."""
+    client.cache_clear()

@@ -1,0 +1,39 @@
+"""SES v2 (raw messages up to 40 MB): one call per chunk of at most 50 destinations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app.aws import clients
+from app.errors import RetryableError, SendRejected
+
+MAX_DESTINATIONS = 50  # SES's limit per SendEmail call
+_PERMANENT = {"MessageRejected", "MailFromDomainNotVerifiedException", "BadRequestException"}
+
+
+def send(raw: bytes, recipients: Sequence[str], sender: str, configuration_set: str | None) -> str:
+    """Send to `recipients` as blind copies; returns SES's message id."""
+    if not 0 < len(recipients) <= MAX_DESTINATIONS:
+        raise ValueError(f"a send takes 1..{MAX_DESTINATIONS} recipients, not {len(recipients)}")
+    request = {
+        "FromEmailAddress": sender,
+        "Destination": {"BccAddresses": list(recipients)},
+        "Content": {"Raw": {"Data": raw}},
+    }
+    if configuration_set:
+        request["ConfigurationSetName"] = configuration_set
+    try:
+        return str(clients.client("sesv2").send_email(**request)["MessageId"])
+    except ClientError as e:
+        code = str(e.response.get("Error", {}).get("Code", "unknown"))
+        if code in _PERMANENT:
+            raise SendRejected(f"SES rejected the mail: {code}") from e
+        raise RetryableError(f"SES send failed: {code}") from e
+    except BotoCoreError as e:
+        raise RetryableError(f"SES send failed: {type(e).__name__}") from e
+
+
+def chunks(recipients: Sequence[str]) -> list[tuple[str, ...]]:
+    return [tuple(recipients[i : i + MAX_DESTINATIONS]) for i in range(0, len(recipients), MAX_DESTINATIONS)]

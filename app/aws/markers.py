@@ -1,0 +1,77 @@
+"""Idempotency markers: one S3 object per (mail, step) so a redelivered record repeats no send.
+
+SQS delivers at least once and a partly failed batch comes back whole, so every send or notice is
+guarded by a marker created with a conditional put (`IfNoneMatch='*'`): exactly one invocation wins the
+claim, marks the step done after it succeeded, and releases the claim if it failed so a retry can run it.
+A claim left `pending` by an invocation that crashed mid-send is taken over once it is older than the
+longest possible invocation; only a crash inside that one SES call can then repeat it (never lose it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app.aws import clients
+from app.errors import InFlight, RetryableError
+
+MARKERS_PREFIX = "markers/"
+LEASE_SECONDS = 15 * 60  # Lambda's maximum timeout: a pending claim older than this was abandoned
+_TAKEN = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+
+
+def marker_key(mail_digest: str, step: str) -> str:
+    return f"{MARKERS_PREFIX}{mail_digest}/{step}"
+
+
+class Markers:
+    def __init__(self, bucket: str) -> None:
+        self._bucket = bucket
+
+    def claim(self, key: str) -> bool:
+        """True: go ahead (then `complete` or `release`). False: the step was already done."""
+        if self._put(key, "pending", only_if_new=True):
+            return True
+        state, at = self._read(key)
+        if state == "done":
+            return False
+        if state == "pending" and time.time() - at < LEASE_SECONDS:
+            raise InFlight(f"{key} is being worked on by another invocation")
+        self._put(key, "pending", only_if_new=False)  # abandoned (or vanished): take it over
+        return True
+
+    def complete(self, key: str, note: str) -> None:
+        self._put(key, "done", only_if_new=False, note=note)
+
+    def release(self, key: str) -> None:
+        try:
+            clients.client("s3").delete_object(Bucket=self._bucket, Key=key)
+        except (ClientError, BotoCoreError) as e:
+            raise RetryableError(f"releasing marker {key}: {e}") from e
+
+    def _put(self, key: str, state: str, only_if_new: bool, note: str = "") -> bool:
+        body = json.dumps({"state": state, "at": time.time(), "note": note}).encode()
+        extra = {"IfNoneMatch": "*"} if only_if_new else {}
+        try:
+            clients.client("s3").put_object(Bucket=self._bucket, Key=key, Body=body, **extra)
+            return True
+        except ClientError as e:
+            if only_if_new and e.response.get("Error", {}).get("Code") in _TAKEN:
+                return False
+            raise RetryableError(f"writing marker {key}: {e}") from e
+        except BotoCoreError as e:
+            raise RetryableError(f"writing marker {key}: {e}") from e
+
+    def _read(self, key: str) -> tuple[str, float]:
+        try:
+            response = clients.client("s3").get_object(Bucket=self._bucket, Key=key)
+            document = json.loads(response["Body"].read())
+            return str(document.get("state", "")), float(document.get("at", 0))
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+                return "", 0.0
+            raise RetryableError(f"reading marker {key}: {e}") from e
+        except (BotoCoreError, ValueError) as e:
+            raise RetryableError(f"reading marker {key}: {e}") from e

@@ -1,0 +1,1 @@
+"""Pure mail logic: parsing, recipients, attachment naming and the rewritten mail. No AWS imports."""

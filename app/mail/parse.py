@@ -1,0 +1,186 @@
+"""Raw mail bytes -> the small model the relay works with: verdicts, sender, text bodies, attachments.
+
+flanker finds the structure and decodes the headers; bodies are decoded from the raw bytes by `decode`.
+The raw mail is viewed as Latin-1 so that every byte survives and flanker's offsets are byte offsets
+(8-bit header values are repaired to UTF-8 where they are valid UTF-8).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from flanker import mime
+from flanker.addresslib import address
+from flanker.mime.message.errors import MimeError
+
+from app.mail import decode, skeleton
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+class MalformedMail(ValueError):
+    """The object is not a mail the relay can read."""
+
+
+@dataclass(frozen=True)
+class Body:
+    """A range of the raw mail and the transfer encoding of what it holds."""
+
+    raw: bytes = field(repr=False)
+    start: int
+    end: int
+    encoding: str
+
+    def view(self) -> memoryview:
+        return memoryview(self.raw)[self.start : self.end]
+
+    @property
+    def encoded_size(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class TextBody:
+    subtype: str  # "plain" or "html"
+    text: str
+
+
+@dataclass(frozen=True)
+class AttachmentPart:
+    index: int  # position among the mail's leaf parts: stable for the same mail, so keys are too
+    original_name: str  # as the sender named it (decoded), "" when unnamed
+    content_type: str
+    content_id: str | None
+    body: Body
+
+
+@dataclass(frozen=True)
+class Mail:
+    message_id: str | None
+    sender: str | None  # the From addr-spec, lower-cased; None when From is missing or unreadable
+    from_header: str
+    subject: str
+    spam_verdict: str | None
+    virus_verdict: str | None
+    bodies: tuple[TextBody, ...]
+    attachments: tuple[AttachmentPart, ...]
+
+
+def parse(raw: bytes) -> Mail:
+    """Parse one raw mail; raises MalformedMail for anything that is not a mail."""
+    if not raw.strip():
+        raise MalformedMail("the object is empty")
+    stripped, offsets = skeleton.build(raw)
+    try:
+        message = mime.from_string(stripped.decode("latin-1"))
+        headers = message.headers
+        if not any(name.lower() in _MAIL_HEADERS for name, _ in headers.items()):
+            raise MalformedMail("no mail headers (From, To, Subject, Date, Message-ID) found")
+        parts = list(message.walk(with_self=True, skip_enclosed=True))
+        bodies: list[TextBody] = []
+        attachments: list[AttachmentPart] = []
+        for index, part in enumerate(parts):
+            _classify(raw, offsets, index, part, bodies, attachments)
+        return Mail(
+            message_id=_header(message, "Message-ID"),
+            sender=_sender(message),
+            from_header=_header(message, "From") or "",
+            subject=_repair(str(message.subject or "")),
+            spam_verdict=_verdict(message, "X-SES-Spam-Verdict"),
+            virus_verdict=_verdict(message, "X-SES-Virus-Verdict"),
+            bodies=tuple(bodies),
+            attachments=tuple(attachments),
+        )
+    except MalformedMail:
+        raise
+    except (MimeError, UnicodeError, ValueError, LookupError, AttributeError, TypeError, IndexError) as e:
+        raise MalformedMail(f"unreadable MIME: {type(e).__name__}") from e
+
+
+_MAIL_HEADERS = {"from", "to", "subject", "date", "message-id", "content-type", "mime-version"}
+
+
+def _classify(
+    raw: bytes,
+    offsets: skeleton.OffsetMap,
+    index: int,
+    part: Any,
+    bodies: list[TextBody],
+    attachments: list[AttachmentPart],
+) -> None:
+    ctype = part.content_type
+    if ctype.is_multipart():
+        return
+    name = _repair(str(part.detected_file_name or ""))
+    disposition = (part.content_disposition[0] or "").lower()
+    body = _body(raw, offsets, part)
+    is_text = ctype.main == "text" and ctype.sub in ("plain", "html")
+    if is_text and not name and disposition != "attachment":
+        text = decode.decode_text(body.view(), body.encoding, ctype.params.get("charset"))
+        if text.strip():  # skip the empty part a sloppy closing boundary leaves behind
+            bodies.append(TextBody(subtype=ctype.sub, text=text))
+        return
+    if not ctype.is_message_container() and body.encoded_size == 0 and not name:
+        return  # nothing to offer as a download
+    attachments.append(
+        AttachmentPart(
+            index=index,
+            original_name=name,
+            content_type=f"{ctype.main}/{ctype.sub}",
+            content_id=_content_id(part),
+            body=body,
+        )
+    )
+
+
+def _body(raw: bytes, offsets: skeleton.OffsetMap, part: Any) -> Body:
+    """The part's body as a range of the raw mail (flanker's private offsets: see `skeleton`)."""
+    container = part._container
+    container.headers  # noqa: B018  (loads the headers, which sets where the body starts)
+    start = offsets.to_original(container._body_start)
+    end = offsets.to_original(container.end + 1)
+    end = max(start, min(end, len(raw)))
+    encoding = str(part.content_encoding.value or "7bit")
+    return Body(raw=raw, start=start, end=end, encoding=encoding)
+
+
+def _header(message: Any, name: str) -> str | None:
+    value = message.headers.get(name)
+    if value is None:
+        return None
+    text = _CONTROL.sub(" ", _repair(str(value))).strip()
+    return text or None
+
+
+def _verdict(message: Any, name: str) -> str | None:
+    value = _header(message, name)
+    return value.upper() if value else None
+
+
+def _sender(message: Any) -> str | None:
+    value = _header(message, "From")
+    if not value:
+        return None
+    parsed = address.parse(value)
+    if parsed is None or parsed.addr_type != "email":
+        return None
+    return str(parsed.address).lower()
+
+
+def _content_id(part: Any) -> str | None:
+    value = part.headers.get("Content-ID")
+    if not value:
+        return None
+    return str(value).strip().strip("<>").strip() or None
+
+
+def _repair(value: str) -> str:
+    """Undo the Latin-1 view for 8-bit header values that are really UTF-8."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value

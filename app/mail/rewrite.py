@@ -1,0 +1,127 @@
+"""The distributed mail: the sender's text and HTML with the recipient code removed and the attachments
+replaced by a list of download links; From the relay's verified identity, Reply-To the original sender.
+
+Built with the standard library's EmailMessage under the SMTP policy, which keeps the result 7-bit clean
+(quoted-printable bodies, encoded-word headers) and refuses line breaks in header values.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address, Group
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+
+from flanker.addresslib import address
+
+from app.mail.parse import Mail
+from app.mail.recipients import remove_codes
+
+RELAY_NAME = "IoT Mail Relay"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Link:
+    filename: str
+    size: int
+    content_type: str
+    content_id: str | None
+    url: str
+
+
+def build(mail: Mail, links: list[Link], expires_at: datetime, sender_email: str, now: datetime) -> bytes:
+    """Serialise the mail to distribute; recipients travel in the SES call, never in these headers."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = Address(display_name=_display_name(mail), addr_spec=sender_email)
+    message["To"] = Group("undisclosed-recipients")
+    reply_to = _reply_to(mail)
+    if reply_to:
+        message["Reply-To"] = reply_to
+    message["Subject"] = _CONTROL.sub(" ", mail.subject).strip()
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid(domain=sender_email.rpartition("@")[2])
+    if mail.message_id:
+        message["X-Original-Message-ID"] = mail.message_id
+
+    plain = [remove_codes(body.text) for body in mail.bodies if body.subtype == "plain"]
+    markup = [remove_codes(body.text) for body in mail.bodies if body.subtype == "html"]
+    if plain or not markup:
+        message.set_content(
+            _plain(plain, links, expires_at), subtype="plain", charset="utf-8", cte="quoted-printable"
+        )
+        if markup:
+            message.add_alternative(
+                _html(markup, links, expires_at), subtype="html", charset="utf-8", cte="quoted-printable"
+            )
+    else:
+        message.set_content(
+            _html(markup, links, expires_at), subtype="html", charset="utf-8", cte="quoted-printable"
+        )
+    return message.as_bytes(policy=SMTP)
+
+
+def expiry_text(expires_at: datetime) -> str:
+    return expires_at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB"):
+        if value < 1024 or unit == "MB":
+            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"  # pragma: no cover - the loop always returns
+
+
+def _plain(texts: list[str], links: list[Link], expires_at: datetime) -> str:
+    text = "\n\n".join(part.rstrip() for part in texts).replace("\r\n", "\n")
+    if not links:
+        return text + "\n"
+    lines = [f"Attachments (download links expire {expiry_text(expires_at)}):"]
+    lines += [f"- {link.filename} ({human_size(link.size)}): {link.url}" for link in links]
+    return text + "\n\n-- \n" + "\n".join(lines) + "\n"
+
+
+def _html(documents: list[str], links: list[Link], expires_at: datetime) -> str:
+    document = "\n".join(documents)
+    for link in links:
+        if link.content_id:  # inline images now live behind their link
+            document = document.replace(f"cid:{link.content_id}", html.escape(link.url, quote=True))
+    if not links:
+        return document
+    items = "".join(
+        f'<li><a href="{html.escape(link.url, quote=True)}">{html.escape(link.filename)}</a>'
+        f" ({html.escape(human_size(link.size))})</li>"
+        for link in links
+    )
+    section = (
+        f"<hr><p>Attachments (download links expire {html.escape(expiry_text(expires_at))}):</p>"
+        f"<ul>{items}</ul>"
+    )
+    closing = list(_BODY_CLOSE.finditer(document))
+    if closing:
+        position = closing[-1].start()
+        return document[:position] + section + document[position:]
+    return document + section
+
+
+def _display_name(mail: Mail) -> str:
+    parsed = address.parse(mail.from_header) if mail.from_header else None
+    name = str(getattr(parsed, "display_name", "") or "") or (mail.sender or "")
+    name = _CONTROL.sub(" ", name).strip()
+    return f"{name} via {RELAY_NAME}" if name else RELAY_NAME
+
+
+def _reply_to(mail: Mail) -> Address | None:
+    if not mail.sender:
+        return None
+    try:
+        return Address(addr_spec=mail.sender)
+    except (ValueError, IndexError):
+        return None

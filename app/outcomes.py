@@ -1,0 +1,63 @@
+"""What can become of one mail, and the fallback notice an operator receives when it is not distributed."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    DISTRIBUTED = "distributed"
+    FALLBACK = "fallback"
+    SKIPPED = "skipped"  # test events and SES's setup notification: acknowledged, nothing to do
+    REFUSED = "refused"  # not ours (another bucket, unreadable record): acknowledged and logged
+    RETRY = "retry"  # reported as a batch item failure
+
+
+class Reason(StrEnum):
+    NO_RECIPIENTS = "no_recipients"
+    INVALID_RECIPIENTS = "invalid_recipients"
+    TOO_MANY_RECIPIENTS = "too_many_recipients"
+    SENDER_NOT_ALLOWED = "sender_not_allowed"
+    SPAM = "spam"
+    VIRUS = "virus"
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"
+
+
+SUBJECTS = {
+    Reason.NO_RECIPIENTS: "Mail without a recipient code",
+    Reason.INVALID_RECIPIENTS: "Mail with invalid recipients",
+    Reason.TOO_MANY_RECIPIENTS: "Mail with too many recipients",
+    Reason.SENDER_NOT_ALLOWED: "Mail from a sender not allowed",
+    Reason.SPAM: "Mail held as spam",
+    Reason.VIRUS: "Mail held: virus found",
+    Reason.MALFORMED: "Unreadable mail",
+    Reason.TOO_LARGE: "Mail too large to distribute",
+}
+
+
+@dataclass(frozen=True)
+class Notice:
+    reason: Reason
+    detail: str
+    bucket: str
+    key: str
+    message_id: str | None = None
+    sender: str | None = None
+    subject: str | None = None
+    invalid_recipients: tuple[str, ...] = field(default=())
+
+    @property
+    def title(self) -> str:
+        return f"IoT Mail Relay: {SUBJECTS[self.reason]}"
+
+    def as_message(self) -> dict[str, object]:
+        body = asdict(self)
+        body["reason"] = str(self.reason)
+        body["from"] = body.pop("sender")
+        if self.reason is Reason.INVALID_RECIPIENTS:
+            body["invalid_recipients"] = list(self.invalid_recipients)
+        else:
+            del body["invalid_recipients"]
+        return body

@@ -1,0 +1,62 @@
+"""SQS record -> what it asks of the relay: mails to process, or events to acknowledge and skip.
+
+Each record body is an S3 event notification (keys URL-encoded, `+` for space). S3's `s3:TestEvent` and
+the `AMAZON_SES_SETUP_NOTIFICATION` object SES writes when a rule is created are skipped; anything about
+another bucket, or a body that is not an S3 notification, is refused: acknowledged, logged, never read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+SES_SETUP_NOTIFICATION = "AMAZON_SES_SETUP_NOTIFICATION"
+
+
+@dataclass(frozen=True)
+class MailRef:
+    bucket: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Ignored:
+    refused: bool  # True: not ours or unreadable (logged as a warning); False: a harmless skip
+    why: str
+    key: str = ""
+
+
+Item = MailRef | Ignored
+
+
+def items(record: dict[str, Any], incoming_bucket: str) -> list[Item]:
+    try:
+        body = json.loads(record.get("body") or "")
+    except ValueError:
+        return [Ignored(refused=True, why="the record body is not JSON")]
+    if not isinstance(body, dict):
+        return [Ignored(refused=True, why="the record body is not an S3 notification")]
+    if body.get("Event") == "s3:TestEvent":
+        return [Ignored(refused=False, why="s3:TestEvent")]
+    s3_records = body.get("Records")
+    if not isinstance(s3_records, list) or not s3_records:
+        return [Ignored(refused=True, why="the record body is not an S3 notification")]
+    return [_item(s3_record, incoming_bucket) for s3_record in s3_records]
+
+
+def _item(s3_record: Any, incoming_bucket: str) -> Item:
+    try:
+        event_name = str(s3_record.get("eventName", ""))
+        bucket = str(s3_record["s3"]["bucket"]["name"])
+        key = unquote_plus(str(s3_record["s3"]["object"]["key"]))
+    except (KeyError, TypeError, AttributeError):
+        return Ignored(refused=True, why="an S3 record without bucket or key")
+    if bucket != incoming_bucket:
+        return Ignored(refused=True, why=f"object in another bucket ({bucket})", key=key)
+    if not event_name.startswith("ObjectCreated:"):
+        return Ignored(refused=False, why=f"event {event_name or 'without a name'}", key=key)
+    if key.rsplit("/", 1)[-1] == SES_SETUP_NOTIFICATION:
+        return Ignored(refused=False, why="SES setup notification", key=key)
+    return MailRef(bucket=bucket, key=key)

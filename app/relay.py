@@ -1,0 +1,246 @@
+"""One mail -> one outcome: distributed, a fallback notice, or retry.
+
+The path: read the raw mail, parse, screen (verdicts, sender, recipients), offload the attachments and
+sign their links, rewrite, then send in chunks of 50 under idempotency markers. Decisions that need no
+AWS live in `screen`; everything that does goes through the adapters in `app.aws`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+from app import records, tracing
+from app.aws import mailer, notices, storage
+from app.aws.markers import Markers, marker_key
+from app.config import Settings
+from app.errors import RetryableError
+from app.mail import attachments, decode, rewrite
+from app.mail.parse import Mail, MalformedMail, parse
+from app.mail.recipients import extract
+from app.outcomes import Notice, Outcome, Reason
+
+log = logging.getLogger("iot_mail_relay")
+
+MB = 1024 * 1024
+MAX_RAW_BYTES = 48 * MB  # SES receives at most 40 MB; anything larger is not read at all
+SES_MAX_MESSAGE_BYTES = 40 * MB
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: Reason
+    detail: str
+    invalid: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Distribution:
+    recipients: tuple[str, ...]
+    invalid: tuple[str, ...]  # rejected entries: the mail still goes out, and a notice lists them
+
+
+@dataclass
+class Result:
+    outcome: Outcome
+    reason: Reason | None = None
+    detail: str = ""
+    message_id: str | None = None
+    recipients: int = 0
+    attachments: int = 0
+
+
+def screen(mail: Mail, settings: Settings) -> Refusal | Distribution:
+    """Decide, without AWS, whether and to whom the mail may be distributed."""
+    if mail.virus_verdict == "FAIL":
+        return Refusal(Reason.VIRUS, "SES's virus scan failed the mail")
+    if mail.spam_verdict == "FAIL":
+        return Refusal(Reason.SPAM, "SES's spam scan failed the mail")
+    if settings.allowed_senders and not _sender_allowed(mail.sender, settings.allowed_senders):
+        return Refusal(Reason.SENDER_NOT_ALLOWED, f"{mail.sender or 'an unreadable sender'} is not allowed")
+    found = extract(mail.bodies, drop=settings.recipient_email)
+    if not found.found:
+        return Refusal(Reason.NO_RECIPIENTS, "the body has no Email_Rxers_Code recipient list")
+    if not found.valid and not found.invalid:
+        return Refusal(Reason.NO_RECIPIENTS, "the recipient list is empty")
+    if not found.valid:
+        return Refusal(Reason.INVALID_RECIPIENTS, "no entry of the recipient list is valid", found.invalid)
+    if len(found.valid) > settings.max_recipients:
+        return Refusal(
+            Reason.TOO_MANY_RECIPIENTS,
+            f"{len(found.valid)} recipients, more than MAX_RECIPIENTS={settings.max_recipients}",
+        )
+    return Distribution(recipients=found.valid, invalid=found.invalid)
+
+
+def process(item: records.Item, settings: Settings, signer: storage.LinkSigner) -> Outcome:
+    """Handle one item of a record; never raises, so one mail cannot fail its batch-mates."""
+    if isinstance(item, records.Ignored):
+        level = logging.WARNING if item.refused else logging.INFO
+        outcome = Outcome.REFUSED if item.refused else Outcome.SKIPPED
+        log.log(level, "record %s: %s", outcome, item.why, extra={"outcome": str(outcome), "key": item.key})
+        return outcome
+    with tracing.mail_subsegment(item.key) as trace:
+        try:
+            result = _relay(item, settings, signer)
+        except RetryableError as e:
+            result = Result(Outcome.RETRY, detail=str(e))
+        except Exception as e:  # a bug must not lose the mail: retry, and in the end the DLQ keeps it
+            log.exception("unexpected error relaying %s", item.key)
+            result = Result(Outcome.RETRY, detail=f"unexpected {type(e).__name__}")
+        trace.annotate(
+            outcome=str(result.outcome),
+            reason=str(result.reason or ""),
+            message_id=result.message_id or "",
+            recipients=result.recipients,
+            attachments=result.attachments,
+        )
+    log.info(
+        "mail %s",
+        result.outcome,
+        extra={
+            "outcome": str(result.outcome),
+            "reason": str(result.reason or ""),
+            "detail": result.detail,
+            "key": item.key,
+            "message_id": result.message_id,
+            "recipients": result.recipients,
+            "attachments": result.attachments,
+        },
+    )
+    return result.outcome
+
+
+def _relay(ref: records.MailRef, settings: Settings, signer: storage.LinkSigner) -> Result:
+    raw = storage.read_object(ref.bucket, ref.key, MAX_RAW_BYTES)
+    if raw is None:
+        return _notify(ref, settings, None, Refusal(Reason.TOO_LARGE, f"larger than {MAX_RAW_BYTES} bytes"))
+    try:
+        mail = parse(raw)
+    except MalformedMail as e:
+        return _notify(ref, settings, None, Refusal(Reason.MALFORMED, str(e)))
+    decision = screen(mail, settings)
+    if isinstance(decision, Refusal):
+        return _notify(ref, settings, mail, decision)
+
+    now = datetime.now(UTC)
+    expires_at = now + timedelta(seconds=settings.url_expiry_seconds)
+    links = _offload(ref, settings, signer, mail, decision, now, expires_at)
+    message = rewrite.build(mail, links, expires_at, settings.sender_email, now)
+    if len(message) > SES_MAX_MESSAGE_BYTES:
+        refusal = Refusal(Reason.TOO_LARGE, f"the rewritten mail has {len(message)} bytes, over SES's limit")
+        return _notify(ref, settings, mail, refusal)
+    _send(ref, settings, message, decision.recipients)
+    if decision.invalid:
+        refusal = Refusal(
+            Reason.INVALID_RECIPIENTS,
+            "sent to the valid recipients only; these were rejected",
+            decision.invalid,
+        )
+        _notify(ref, settings, mail, refusal)
+    return Result(
+        Outcome.DISTRIBUTED,
+        message_id=mail.message_id,
+        recipients=len(decision.recipients),
+        attachments=len(links),
+        detail=f"{len(decision.invalid)} invalid recipients" if decision.invalid else "",
+    )
+
+
+def _offload(
+    ref: records.MailRef,
+    settings: Settings,
+    signer: storage.LinkSigner,
+    mail: Mail,
+    decision: Distribution,
+    now: datetime,
+    expires_at: datetime,
+) -> list[rewrite.Link]:
+    """Upload every attachment, sign its link, and write the manifest operators revoke by."""
+    links: list[rewrite.Link] = []
+    manifest_entries: list[dict[str, object]] = []
+    for part in mail.attachments:
+        filename = attachments.safe_filename(part.original_name, part.content_type, part.index)
+        key = attachments.object_key(ref.key, part.index, filename)
+        reader = decode.DecodingReader(part.body.view(), part.body.encoding)
+        storage.upload(
+            settings.attachments_bucket,
+            key,
+            reader,
+            {
+                "ContentType": part.content_type,
+                "ContentDisposition": attachments.content_disposition(filename),
+                "Metadata": {
+                    "incoming-key": quote(ref.key, safe=""),
+                    "message-id": quote(mail.message_id or "", safe=""),
+                },
+            },
+        )
+        url = signer.presign(settings.attachments_bucket, key, settings.url_expiry_seconds)
+        links.append(rewrite.Link(filename, reader.size, part.content_type, part.content_id, url))
+        manifest_entries.append(
+            {"key": key, "filename": filename, "size": reader.size, "content_type": part.content_type}
+        )
+    storage.put_json(
+        settings.attachments_bucket,
+        attachments.manifest_key(ref.key),
+        {
+            "incoming_key": ref.key,
+            "message_id": mail.message_id,
+            "subject": mail.subject,
+            "created_at": now.isoformat(),
+            "expires_at": expires_at.isoformat(),
+            "recipient_digests": [attachments.recipient_digest(r) for r in decision.recipients],
+            "attachments": manifest_entries,
+        },
+    )
+    return links
+
+
+def _send(ref: records.MailRef, settings: Settings, message: bytes, recipients: tuple[str, ...]) -> None:
+    markers = Markers(settings.incoming_bucket)
+    digest = attachments.mail_digest(ref.key)
+    batches = mailer.chunks(recipients)
+    for number, batch in enumerate(batches, start=1):
+        key = marker_key(digest, f"send-{number}-of-{len(batches)}")
+        if not markers.claim(key):
+            continue  # sent by an earlier delivery of this record
+        try:
+            ses_id = mailer.send(message, batch, settings.sender_email, settings.configuration_set_name)
+        except Exception:
+            markers.release(key)
+            raise
+        markers.complete(key, ses_id)
+
+
+def _notify(ref: records.MailRef, settings: Settings, mail: Mail | None, refusal: Refusal) -> Result:
+    notice = Notice(
+        reason=refusal.reason,
+        detail=refusal.detail,
+        bucket=ref.bucket,
+        key=ref.key,
+        message_id=mail.message_id if mail else None,
+        sender=mail.sender if mail else None,
+        subject=mail.subject if mail else None,
+        invalid_recipients=refusal.invalid,
+    )
+    markers = Markers(settings.incoming_bucket)
+    key = marker_key(attachments.mail_digest(ref.key), f"notice-{refusal.reason}")
+    if markers.claim(key):
+        try:
+            notices.publish(settings.fallback_topic_arn, notice)
+        except Exception:
+            markers.release(key)
+            raise
+        markers.complete(key, "published")
+    return Result(
+        Outcome.FALLBACK, reason=refusal.reason, detail=refusal.detail, message_id=notice.message_id
+    )
+
+
+def _sender_allowed(sender: str | None, allowed: tuple[str, ...]) -> bool:
+    if not sender:
+        return False
+    return sender in allowed or "@" + sender.rpartition("@")[2] in allowed

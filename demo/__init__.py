@@ -1,0 +1,1 @@
+"""Runs the function locally against an in-process moto account (`make demo`)."""
