@@ -113,7 +113,7 @@ class _Reader:
     def email(self, name: str) -> str:
         value = self.required(name)
         parsed = address.parse(value, addr_spec_only=True)
-        if parsed is None or parsed.addr_type != "email":
+        if parsed is None or parsed.addr_type != "email" or str(parsed.address).lower() != value.lower():
             raise ConfigError(f"{name}: {value!r} is not an email address")
         return str(parsed.address).lower()
 

@@ -44,7 +44,8 @@ def replay(world: World, key: str) -> None:
 def show_mail(world: World, destinations: tuple[str, ...], message: object) -> None:
     from email.message import EmailMessage
 
-    assert isinstance(message, EmailMessage)
+    if not isinstance(message, EmailMessage):
+        raise TypeError("expected an EmailMessage")
     print(f"distributed to {len(destinations)} recipients (Bcc): {', '.join(destinations)}")
     for header in ("From", "Reply-To", "To", "Subject"):
         print(f"{header}: {message[header]}")

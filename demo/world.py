@@ -50,7 +50,8 @@ class SentMail:
     @property
     def message(self) -> EmailMessage:
         parsed = message_from_bytes(self.raw, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
+        if not isinstance(parsed, EmailMessage):
+            raise TypeError("expected an EmailMessage")
         return parsed
 
 
@@ -79,7 +80,8 @@ class World:
     def sent(self) -> list[SentMail]:
         backend = ses_backends[DEFAULT_ACCOUNT_ID][REGION]
         return [
-            SentMail(tuple(message.destinations), message.raw_data.encode()) for message in backend.sent_messages
+            SentMail(tuple(message.destinations), message.raw_data.encode())
+            for message in backend.sent_messages
         ]
 
     def notices(self) -> list[dict[str, Any]]:
@@ -98,7 +100,8 @@ class World:
             key = path
         else:
             bucket, _, key = path.partition("/")
-            assert bucket == self.attachments, url
+            if bucket != self.attachments:
+                raise ValueError(f"not a link into {self.attachments}: {url}")
         return bytes(self.s3.get_object(Bucket=self.attachments, Key=key)["Body"].read())
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:

@@ -16,7 +16,7 @@ from urllib.parse import quote
 ATTACHMENTS_PREFIX = "attachments/"
 MAX_NAME_LENGTH = 100
 
-_UNSAFE_CHARS = re.compile(r"[^\w .,()+=@&!~'\-\[\]]", re.UNICODE)
+_UNSAFE_CHARS = re.compile(r'[<>:"/\\|?*%#{}^`]')  # reserved on common file systems or in URLs
 _SPACES = re.compile(r"\s+")
 _FALLBACK_EXTENSIONS = {"message/rfc822": ".eml", "text/plain": ".txt", "application/octet-stream": ".bin"}
 

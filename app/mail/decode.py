@@ -84,7 +84,11 @@ def _line_chunks(view: memoryview, decode: Callable[[bytes], bytes]) -> Iterator
     while start < total:
         end = min(start + CHUNK, total)
         if end < total:
-            newline = bytes(view[start:end]).rfind(b"\n")
-            end = start + newline + 1 if newline != -1 else end
+            window = bytes(view[start:end])
+            newline = window.rfind(b"\n")
+            if newline != -1:
+                end = start + newline + 1
+            elif b"=" in window[-2:]:  # a line longer than a chunk: never cut through an escape
+                end = start + window.rindex(b"=", len(window) - 2)
         yield decode(bytes(view[start:end]))
         start = end

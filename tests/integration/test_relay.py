@@ -1,0 +1,303 @@
+"""lambda_handler against moto: what gets sent, stored and notified for each kind of mail."""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from app.handler import lambda_handler
+from demo.world import ENVIRONMENT, World, sqs_event
+from tests.conftest import fixture_mail
+
+RELAY = ENVIRONMENT["RECIPIENT_EMAIL"]
+
+
+def run(world: World, name: str, raw: bytes | None = None) -> dict[str, list[dict[str, str]]]:
+    key = f"incoming/{name}"
+    world.put_mail(key, fixture_mail(name) if raw is None else raw)
+    return lambda_handler(sqs_event(key), None)
+
+
+def links_in(text: str) -> list[str]:
+    return [word for word in text.split() if word.startswith("https://")]
+
+
+def test_openssl_transcript_is_distributed_with_a_working_link(world: World) -> None:
+    assert run(world, "openssl-missing-blank-line.eml") == {"batchItemFailures": []}
+    [sent] = world.sent()
+    assert sorted(sent.destinations) == ["alice@example.com", "bob@example.org", "carol@example.net"]
+    message = sent.message
+    assert message["Subject"] == "Demo from openssl"
+    assert str(message["To"]) == "undisclosed-recipients:;"
+    text = message.get_content()
+    assert "Email_Rxers_Code" not in text
+    [link] = links_in(text)
+    assert world.download(link) == b"content\n"
+    assert world.notices() == []
+
+
+def test_links_are_sigv4_with_the_configured_expiry(world: World) -> None:
+    run(world, "camera-jpeg-name-param-no-disposition.eml")
+    links = links_in(world.sent()[0].message.get_content())
+    assert len(links) == 2
+    for link in links:
+        query = parse_qs(urlsplit(link).query)
+        assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+        assert query["X-Amz-Expires"] == [ENVIRONMENT["URL_EXPIRY_SECONDS"]]
+        assert "Signature" not in query  # not the legacy SigV2 form
+
+
+@pytest.mark.parametrize("expiry", ["600"])
+def test_expiry_follows_the_setting(environment: dict[str, str], expiry: str) -> None:
+    from demo.world import moto_world
+
+    with moto_world({**environment, "URL_EXPIRY_SECONDS": expiry}) as world:
+        run(world, "openssl-missing-blank-line.eml")
+        [link] = links_in(world.sent()[0].message.get_content())
+        assert parse_qs(urlsplit(link).query)["X-Amz-Expires"] == [expiry]
+
+
+def test_attachment_objects_carry_type_name_and_origin(world: World) -> None:
+    run(world, "rfc2231-and-encoded-word-filenames.eml")
+    links = links_in(world.sent()[0].message.get_content())
+    keys = [unquote(urlsplit(link).path).lstrip("/") for link in links]
+    heads = [world.s3.head_object(Bucket=world.attachments, Key=key) for key in keys]
+    assert heads[0]["ContentType"] == "application/octet-stream"
+    assert heads[1]["ContentType"] == "application/pdf"
+    assert "filename*=UTF-8''%E2%82%AC%20Tagesbericht%20M%C3%A4rz.csv" in heads[0]["ContentDisposition"]
+    assert heads[1]["ContentDisposition"].startswith('attachment; filename="_bersicht.pdf"')
+    assert unquote(heads[0]["Metadata"]["incoming-key"]) == "incoming/rfc2231-and-encoded-word-filenames.eml"
+    assert unquote(heads[0]["Metadata"]["message-id"]) == "<names-1@plant.example.com>"
+    assert world.download(links[0]) == b"date;value\n2026-03-01;42\n"
+
+
+def test_hostile_and_duplicate_names_stay_distinct_and_inside_the_prefix(world: World) -> None:
+    run(world, "traversal-and-duplicate-filenames.eml")
+    stored = [key for key in world.keys(world.attachments) if not key.endswith("manifest.json")]
+    assert len(stored) == 6
+    assert all(key.startswith("attachments/") and ".." not in key.split("/") for key in stored)
+    names = [key.rsplit("/", 1)[1] for key in stored]
+    assert names.count("report.txt") == 2
+    contents = sorted(world.s3.get_object(Bucket=world.attachments, Key=k)["Body"].read() for k in stored)
+    assert contents == sorted([b"first", b"second", b"third", b"fourth", b"fifth", b"sixth"])
+
+
+def test_html_only_mail_with_code_in_markup_and_inline_image(world: World) -> None:
+    run(world, "html-only-code-in-markup-inline-image.eml")
+    [sent] = world.sent()
+    assert sorted(sent.destinations) == ["dba@example.com", "ops@example.org"]
+    html = sent.message.get_content()
+    assert sent.message.get_content_type() == "text/html"
+    assert "Email_Rxers_Code" not in html
+    assert "cid:graph1@zbx" not in html
+
+
+def test_qp_soft_breaks_do_not_hide_the_code(world: World) -> None:
+    run(world, "qp-soft-breaks-in-recipient-code.eml")
+    [sent] = world.sent()
+    assert sorted(sent.destinations) == ["operator-one@example.com", "operator-two@example.org"]
+    assert sent.message["Subject"] == "Temperatur überschritten"
+    assert "97.5 °C" in sent.message.get_content()
+
+
+def test_nested_mail_keeps_alternative_and_offloads_forwarded_message(world: World) -> None:
+    run(world, "nested-alternative-forwarded-message.eml")
+    message = world.sent()[0].message
+    assert message.get_content_type() == "multipart/alternative"
+    plain = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert plain is not None
+    assert html is not None
+    plain_links = links_in(plain.get_content())
+    assert len(plain_links) == 2
+    assert any(link.split("?")[0].endswith(".eml") for link in plain_links)
+    assert html.get_content().count("<li>") == 2
+
+
+@pytest.mark.parametrize(
+    ("verdict", "reason"), [("X-SES-Spam-Verdict", "spam"), ("X-SES-Virus-Verdict", "virus")]
+)
+def test_failed_verdicts_become_notices_and_nothing_is_distributed(
+    world: World, verdict: str, reason: str
+) -> None:
+    raw = fixture_mail("camera-jpeg-name-param-no-disposition.eml").replace(
+        f"{verdict}: PASS".encode(), f"{verdict}: FAIL".encode()
+    )
+    assert run(world, "camera.eml", raw) == {"batchItemFailures": []}
+    assert world.sent() == []
+    [notice] = world.notices()
+    assert notice["reason"] == reason
+    assert notice["key"] == "incoming/camera.eml"
+    assert notice["message_id"] == "<nvr-0001@cameras.example.com>"
+    assert notice["from"] == "nvr@cameras.example.com"
+    assert world.keys(world.attachments) == []
+
+
+def test_allowed_senders_is_enforced(environment: dict[str, str]) -> None:
+    from demo.world import moto_world
+
+    with moto_world({**environment, "ALLOWED_SENDERS": "@plant.example.com"}) as world:
+        run(world, "camera-jpeg-name-param-no-disposition.eml")
+        run(world, "qp-soft-breaks-in-recipient-code.eml")
+        assert len(world.sent()) == 1
+        assert [n["reason"] for n in world.notices()] == ["sender_not_allowed"]
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("", "no_recipients"),
+        ("Email_Rxers_Code:[]:Email_Rxers_Code:", "no_recipients"),
+        ("Email_Rxers_Code:[not-an-address]:Email_Rxers_Code:", "invalid_recipients"),
+    ],
+)
+def test_undeliverable_recipient_lists(world: World, code: str, reason: str) -> None:
+    raw = simple_mail(code)
+    assert run(world, "m.eml", raw) == {"batchItemFailures": []}
+    assert world.sent() == []
+    [notice] = world.notices()
+    assert notice["reason"] == reason
+    assert notice["title"].startswith("IoT Mail Relay")
+    if reason == "invalid_recipients":
+        assert notice["invalid_recipients"] == ["not-an-address"]
+    else:
+        assert "invalid_recipients" not in notice
+
+
+def test_partly_invalid_list_sends_to_the_valid_and_reports_the_rest(world: World) -> None:
+    run(
+        world,
+        "m.eml",
+        simple_mail("Email_Rxers_Code:[ok@example.com, broken@, also-ok@example.org]:Email_Rxers_Code:"),
+    )
+    [sent] = world.sent()
+    assert sorted(sent.destinations) == ["also-ok@example.com".replace(".com", ".org"), "ok@example.com"]
+    [notice] = world.notices()
+    assert notice["reason"] == "invalid_recipients"
+    assert notice["invalid_recipients"] == ["broken@"]
+
+
+def test_too_many_recipients_sends_nothing(environment: dict[str, str]) -> None:
+    from demo.world import moto_world
+
+    with moto_world({**environment, "MAX_RECIPIENTS": "2"}) as world:
+        run(world, "m.eml", simple_mail("Email_Rxers_Code:[a@x.com,b@x.com,c@x.com]:Email_Rxers_Code:"))
+        assert world.sent() == []
+        assert [n["reason"] for n in world.notices()] == ["too_many_recipients"]
+
+
+def test_120_recipients_go_out_in_chunks_of_50_without_repeats(environment: dict[str, str]) -> None:
+    from demo.world import moto_world
+
+    addresses = [f"r{n}@example.com" for n in range(120)]
+    with moto_world({**environment, "MAX_RECIPIENTS": "200"}) as world:
+        run(world, "m.eml", simple_mail(f"Email_Rxers_Code:[{','.join(addresses)}]:Email_Rxers_Code:"))
+        sizes = [len(sent.destinations) for sent in world.sent()]
+        assert sizes == [50, 50, 20]
+        everyone = [address for sent in world.sent() for address in sent.destinations]
+        assert sorted(everyone) == sorted(addresses)
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x00\xff" * 512, b"just some words, no headers\r\n"])
+def test_what_is_not_a_mail_becomes_a_malformed_notice(world: World, raw: bytes) -> None:
+    assert run(world, "junk", raw) == {"batchItemFailures": []}
+    assert [n["reason"] for n in world.notices()] == ["malformed"]
+    assert world.sent() == []
+
+
+def test_too_large_after_rewrite(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import relay
+
+    monkeypatch.setattr(relay, "SES_MAX_MESSAGE_BYTES", 200)
+    run(world, "openssl-missing-blank-line.eml")
+    assert world.sent() == []
+    assert [n["reason"] for n in world.notices()] == ["too_large"]
+
+
+def test_raw_mail_over_the_limit_is_not_downloaded(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import relay
+
+    monkeypatch.setattr(relay, "MAX_RAW_BYTES", 100)
+    run(world, "openssl-missing-blank-line.eml")
+    assert [n["reason"] for n in world.notices()] == ["too_large"]
+
+
+def test_mixed_batch_reports_only_the_missing_object(world: World) -> None:
+    world.put_mail("incoming/a.eml", fixture_mail("openssl-missing-blank-line.eml"))
+    world.put_mail("incoming/c.eml", simple_mail(""))
+    event = sqs_event("incoming/a.eml", "incoming/missing.eml", "incoming/c.eml")
+    event["Records"].append({"messageId": "test", "body": json.dumps({"Event": "s3:TestEvent"})})
+    event["Records"].append(sqs_event("incoming/x.eml", bucket="another-bucket", first_id=9)["Records"][0])
+    assert lambda_handler(event, None) == {"batchItemFailures": [{"itemIdentifier": "2"}]}
+    assert len(world.sent()) == 1
+    assert [n["reason"] for n in world.notices()] == ["no_recipients"]
+
+
+def test_redelivered_record_and_duplicate_event_send_once(world: World) -> None:
+    for _ in range(3):
+        assert run(world, "openssl-missing-blank-line.eml") == {"batchItemFailures": []}
+    run(world, "m.eml", simple_mail(""))
+    run(world, "m.eml", simple_mail(""))
+    assert len(world.sent()) == 1
+    assert len(world.notices()) == 1
+
+
+def test_a_failure_between_chunks_resends_only_the_rest(
+    environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.aws import mailer
+    from app.errors import RetryableError
+    from demo.world import moto_world
+
+    real_send = mailer.send
+    calls = {"n": 0}
+
+    def flaky(*args: object, **kwargs: object) -> str:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RetryableError("SES send failed: Throttling")
+        return real_send(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mailer, "send", flaky)
+    addresses = [f"r{n}@example.com" for n in range(120)]
+    with moto_world({**environment, "MAX_RECIPIENTS": "200"}) as world:
+        raw = simple_mail(f"Email_Rxers_Code:[{','.join(addresses)}]:Email_Rxers_Code:")
+        assert run(world, "m.eml", raw) == {"batchItemFailures": [{"itemIdentifier": "1"}]}
+        assert [len(s.destinations) for s in world.sent()] == [50]
+        assert lambda_handler(sqs_event("incoming/m.eml"), None) == {"batchItemFailures": []}
+        everyone = [address for sent in world.sent() for address in sent.destinations]
+        assert sorted(everyone) == sorted(addresses)  # each exactly once
+
+
+def test_one_log_line_per_mail_without_secrets(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="iot_mail_relay")
+    run(world, "openssl-missing-blank-line.eml")
+    records = [r for r in caplog.records if r.name == "iot_mail_relay"]
+    [line] = records
+    assert line.outcome == "distributed"  # type: ignore[attr-defined]
+    assert line.recipients == 3  # type: ignore[attr-defined]
+    assert line.attachments == 1  # type: ignore[attr-defined]
+    assert line.key == "incoming/openssl-missing-blank-line.eml"  # type: ignore[attr-defined]
+    everything = caplog.text + " ".join(str(vars(r)) for r in caplog.records)
+    assert RELAY not in everything
+    assert "X-Amz-Signature" not in everything
+
+
+def test_config_error_names_the_variable(environment: dict[str, str]) -> None:
+    from app.config import ConfigError
+    from demo.world import moto_world
+
+    with moto_world({**environment, "URL_EXPIRY_SECONDS": "forever"}) as world:
+        world.put_mail("incoming/a.eml", simple_mail(""))
+        with pytest.raises(ConfigError, match=r"^URL_EXPIRY_SECONDS"):
+            lambda_handler(sqs_event("incoming/a.eml"), None)
+
+
+def simple_mail(code: str) -> bytes:
+    return (
+        "X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\nFrom: s@plant.example.com\r\n"
+        f"To: {RELAY}\r\nSubject: Alarm\r\nMessage-ID: <simple@plant.example.com>\r\n\r\nBoiler alarm. {code}\r\n"
+    ).encode()

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+
+import pytest
+
+from app.mail import decode, skeleton
+
+
+def b64_lines(data: bytes, newline: bytes = b"\r\n") -> bytes:
+    return base64.encodebytes(data).replace(b"\n", newline)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 57, 1000, decode.CHUNK + 5])
+def test_base64_chunks_match_a_plain_decode(size: int) -> None:
+    data = os.urandom(size)
+    encoded = b64_lines(data)
+    assert decode.decode_all(memoryview(encoded), "base64") == data
+
+
+def test_base64_is_decoded_leniently() -> None:
+    # Missing padding, stray characters and odd line lengths, as sloppy encoders write them.
+    assert decode.decode_all(memoryview(b"Y29udGVudAo"), "Base64") == b"content\n"
+    assert decode.decode_all(memoryview(b"Y29u\r\ndGV*udAo=\r\n"), "base64") == b"content\n"
+
+
+def test_quoted_printable_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode, "CHUNK", 16)
+    text = "Grüße aus der Leitwarte, Temperatur 97 °C und so weiter. " * 5
+    encoded = binascii.b2a_qp(text.encode("utf-8"))
+    assert decode.decode_all(memoryview(encoded), "quoted-printable").decode("utf-8") == text
+
+
+def test_reader_counts_and_returns_every_byte(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decode, "CHUNK", 1024)
+    data = os.urandom(10_000)
+    reader = decode.DecodingReader(memoryview(b64_lines(data)), "base64")
+    out = b""
+    while chunk := reader.read(777):
+        out += chunk
+    assert out == data
+    assert reader.size == len(data)
+
+
+def test_unknown_charset_falls_back_without_failing() -> None:
+    text = decode.decode_text(memoryview("Grüße".encode()), "8bit", "x-no-such-charset")
+    assert text == "Grüße"
+
+
+def mail_with_attachment(data: bytes, newline: bytes = b"\r\n") -> bytes:
+    head = (
+        b"From: a@example.com\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="BB"\r\n\r\n--BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n'
+        b"--BB\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
+        b'Content-Disposition: attachment; filename="x.bin"\r\n\r\n'
+    ).replace(b"\r\n", newline)
+    return head + b64_lines(data, newline) + newline + b"--BB--" + newline
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\n"])
+def test_skeleton_elides_large_base64_bodies_and_maps_offsets_back(newline: bytes) -> None:
+    data = os.urandom(200_000)
+    raw = mail_with_attachment(data, newline)
+    stripped, offsets = skeleton.build(raw)
+    assert len(stripped) < 1000
+    start = stripped.index(skeleton.PLACEHOLDER)
+    end = start + len(skeleton.PLACEHOLDER)
+    body = raw[offsets.to_original(start) : offsets.to_original(end)]
+    assert base64.b64decode(body) == data
+    # Positions after the elided body shift by exactly what was cut out.
+    tail = stripped.index(b"--BB--")
+    assert raw[offsets.to_original(tail) :].startswith(b"--BB--")
+
+
+def test_small_mails_are_left_alone() -> None:
+    raw = mail_with_attachment(b"small")
+    stripped, offsets = skeleton.build(raw)
+    assert stripped is raw
+    assert offsets.to_original(123) == 123

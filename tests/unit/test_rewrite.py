@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+from app.mail.parse import Mail, TextBody, parse
+from app.mail.rewrite import Link, build
+from tests.conftest import fixture_mail
+
+NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+EXPIRES = NOW + timedelta(days=1)
+URL = "https://bucket.s3.amazonaws.com/attachments/d/2/a%20b.jpg?X-Amz-Expires=86400&X-Amz-Signature=abc"
+
+
+def rebuilt(mail: Mail, links: list[Link]) -> tuple[bytes, EmailMessage]:
+    raw = build(mail, links, EXPIRES, "relay@example.com", NOW)
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return raw, message
+
+
+def mail(
+    *bodies: TextBody, subject: str = "Alarm", from_header: str = "Sensor <s@plant.example.com>"
+) -> Mail:
+    return Mail(
+        message_id="<m1@plant.example.com>",
+        sender="s@plant.example.com",
+        from_header=from_header,
+        subject=subject,
+        spam_verdict="PASS",
+        virus_verdict="PASS",
+        bodies=bodies,
+        attachments=(),
+    )
+
+
+def test_headers_hide_recipients_and_point_replies_at_the_sensor() -> None:
+    _, message = rebuilt(mail(TextBody("plain", "hi")), [])
+    assert message["From"].addresses[0].addr_spec == "relay@example.com"
+    assert "Sensor" in message["From"].addresses[0].display_name
+    assert message["Reply-To"].addresses[0].addr_spec == "s@plant.example.com"
+    assert str(message["To"]) == "undisclosed-recipients:;"
+    assert "Cc" not in message
+    assert "Bcc" not in message
+
+
+def test_result_is_seven_bit_and_keeps_non_ascii_subject_and_text() -> None:
+    raw, message = rebuilt(mail(TextBody("plain", "Pumpe gestört 97 °C"), subject="Störung ✓"), [])
+    assert raw.isascii()
+    assert message["Subject"] == "Störung ✓"
+    assert "Pumpe gestört 97 °C" in message.get_content()
+
+
+def test_code_removed_and_links_listed_with_size_and_expiry() -> None:
+    body = TextBody("plain", "Motion. Email_Rxers_Code:[a@example.com]:Email_Rxers_Code: end")
+    _, message = rebuilt(mail(body), [Link("a b.jpg", 2048, "image/jpeg", None, URL)])
+    text = message.get_content()
+    assert "Email_Rxers_Code" not in text
+    assert "a@example.com" not in text
+    assert "a b.jpg (2.0 KB): " + URL in text
+    assert "2026-11-30 10:00 UTC" in text
+
+
+def test_alternative_parts_both_carry_the_links_and_html_is_escaped() -> None:
+    bodies = (
+        TextBody("plain", "text"),
+        TextBody("html", '<html><body><p>x</p><img src="cid:pic1"></body></html>'),
+    )
+    links = [Link("<b>evil</b>.png", 10, "image/png", "pic1", URL)]
+    _, message = rebuilt(mail(*bodies), links)
+    assert message.get_content_type() == "multipart/alternative"
+    plain_part = message.get_body(("plain",))
+    html_part = message.get_body(("html",))
+    assert plain_part is not None
+    assert html_part is not None
+    html = html_part.get_content()
+    assert URL in plain_part.get_content()
+    assert "&lt;b&gt;evil&lt;/b&gt;.png" in html
+    assert "<b>evil</b>" not in html
+    assert 'src="cid:pic1"' not in html  # the inline image now points at its link
+    assert html.index("Attachments") < html.index("</body>")
+
+
+def test_html_only_mail_stays_html() -> None:
+    _, message = rebuilt(
+        mail(TextBody("html", "<p>only html</p>")), [Link("x.txt", 1, "text/plain", None, URL)]
+    )
+    assert message.get_content_type() == "text/html"
+
+
+def test_attachment_only_mail_gets_a_text_body_with_the_links() -> None:
+    _, message = rebuilt(mail(), [Link("x.txt", 1, "text/plain", None, URL)])
+    assert message.get_content_type() == "text/plain"
+    assert URL in message.get_content()
+
+
+def test_header_values_from_the_mail_cannot_inject_headers() -> None:
+    hostile = mail(
+        TextBody("plain", "x"), subject="hi\r\nBcc: victim@example.com", from_header="a\r\nX: y <b@c.d>"
+    )
+    raw, message = rebuilt(hostile, [])
+    assert "Bcc" not in message
+    assert b"\r\nBcc:" not in raw
+    assert b"\r\nX: y" not in raw
+
+
+def test_a_real_mail_end_to_end() -> None:
+    parsed = parse(fixture_mail("nested-alternative-forwarded-message.eml"))
+    raw, message = rebuilt(parsed, [])
+    assert raw.isascii()
+    assert message["Subject"] == "Störung: Pumpe 3"
+    assert message["Reply-To"].addresses[0].addr_spec == "scada@nord.example.com"
