@@ -14,8 +14,9 @@ from app.aws import clients
 from app.errors import MailMissing, RetryableError
 
 MB = 1024 * 1024
-# Parts of 8 MB, two at a time: a 40 MB mail stays within a 512 MB function with room to spare.
-TRANSFER = TransferConfig(multipart_threshold=8 * MB, multipart_chunksize=8 * MB, max_concurrency=2)
+# Parts of 16 MB, two at a time: the largest attachment a 40 MB mail can carry (30 MB decoded) goes up
+# in two parallel parts, and at most 32 MB of decoded data is in flight beside the raw mail.
+TRANSFER = TransferConfig(multipart_threshold=16 * MB, multipart_chunksize=16 * MB, max_concurrency=2)
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 SIGNING_KEY_TTL_SECONDS = 600  # a rotated link-signing key is picked up within ten minutes
 

@@ -41,30 +41,72 @@ def decode_text(view: memoryview, encoding: str, charset: str | None) -> str:
 
 
 class DecodingReader(io.RawIOBase):
-    """A read-only file object over `decoded_chunks`, for boto3's managed (multipart) upload."""
+    """A read-only, non-seekable file object over `decoded_chunks`, for boto3's managed upload.
+
+    `read(n)` returns exactly n bytes until the end, as the transfer manager expects of a file; only
+    one decoded chunk and the part being assembled exist at any time.
+    """
 
     def __init__(self, view: memoryview, encoding: str) -> None:
         self._chunks = decoded_chunks(view, encoding)
-        self._buffer = b""
+        self._chunk = memoryview(b"")
         self.size = 0  # decoded bytes handed out so far
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._buffer:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._buffer = chunk
-        count = min(len(target), len(self._buffer))
-        target[:count] = self._buffer[:count]
-        self._buffer = self._buffer[count:]
+    def read(self, size: int | None = -1) -> bytes:
+        wanted = None if size is None or size < 0 else size
+        pieces: list[memoryview] = []
+        count = 0
+        while wanted is None or count < wanted:
+            if not self._chunk:
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._chunk = memoryview(chunk)
+            take = len(self._chunk) if wanted is None else min(len(self._chunk), wanted - count)
+            pieces.append(self._chunk[:take])
+            self._chunk = self._chunk[take:]
+            count += take
         self.size += count
-        return count
+        return pieces[0].tobytes() if len(pieces) == 1 else b"".join(pieces)
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(target))
+        target[: len(data)] = data
+        return len(data)
 
 
 def _base64_chunks(view: memoryview) -> Iterator[bytes]:
+    """Decode base64 in chunks cut at line ends (no copy); on anything unusual, fall back to the
+    lenient decoder for the rest."""
+    start = 0
+    total = len(view)
+    while start < total:
+        end = min(start + CHUNK, total)
+        if end < total:
+            newline = _rfind_newline(view, start, end)
+            if newline == -1:
+                break
+            end = newline + 1
+        try:
+            decoded = binascii.a2b_base64(view[start:end])
+        except binascii.Error:
+            break  # lines of odd length, missing padding, ...: decode the rest leniently
+        yield decoded
+        start = end
+    yield from _lenient_base64_chunks(view[start:])
+
+
+def _rfind_newline(view: memoryview, start: int, end: int) -> int:
+    """The last line feed in view[start:end] (searching only its tail), or -1."""
+    tail_start = max(start, end - 4096)
+    position = bytes(view[tail_start:end]).rfind(b"\n")
+    return -1 if position == -1 else tail_start + position
+
+
+def _lenient_base64_chunks(view: memoryview) -> Iterator[bytes]:
     """Decode base64 leniently: skip non-alphabet bytes, carry partial quanta, repair bad padding."""
     carry = b""
     for start in range(0, len(view), CHUNK):

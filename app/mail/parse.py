@@ -70,7 +70,7 @@ class Mail:
 
 def parse(raw: bytes) -> Mail:
     """Parse one raw mail; raises MalformedMail for anything that is not a mail."""
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise MalformedMail("the object is empty")
     stripped, offsets = skeleton.build(raw)
     try:

@@ -53,12 +53,13 @@ def build(raw: bytes) -> tuple[bytes, OffsetMap]:
     pieces: list[bytes] = []
     copied = 0  # raw[:copied] is already in pieces
     skeleton_length = 0
-    for header_start in _part_starts(raw):
+    dash_lines = _dash_lines(raw)
+    for number, header_start in enumerate([0, *(end + 1 for _, end in dash_lines)]):
         header_end = _HEADER_END.search(raw, header_start, header_start + _MAX_HEADER_BLOCK)
         if header_end is None or not _BASE64_CTE.search(raw, header_start, header_end.start()):
             continue
         body_start = header_end.end()
-        body_end = _next_boundary_line(raw, body_start)
+        body_end = _body_end(raw, body_start, dash_lines[number:])
         if body_end - body_start < ELIDE_AT_LEAST or body_start < copied:
             continue
         pieces.append(raw[copied:body_start])
@@ -73,22 +74,22 @@ def build(raw: bytes) -> tuple[bytes, OffsetMap]:
     return b"".join(pieces), OffsetMap(cuts)
 
 
-def _part_starts(raw: bytes) -> list[int]:
-    """Offsets of the mail's own header block and of the line after every `--` line."""
-    starts = [0]
+def _dash_lines(raw: bytes) -> list[tuple[int, int]]:
+    """(line feed before, line feed after) of every line starting with `--`: one pass over the mail."""
+    lines = []
     position = raw.find(b"\n--")
     while position != -1:
         line_end = raw.find(b"\n", position + 1)
         if line_end == -1:
             break
-        starts.append(line_end + 1)
+        lines.append((position, line_end))
         position = raw.find(b"\n--", line_end)
-    return starts
+    return lines
 
 
-def _next_boundary_line(raw: bytes, start: int) -> int:
+def _body_end(raw: bytes, start: int, later_dash_lines: list[tuple[int, int]]) -> int:
     """End of a body: the line break before the next `--` line, or the end of the mail."""
-    position = raw.find(b"\n--", start)
+    position = next((before for before, _ in later_dash_lines if before >= start), -1)
     if position == -1:
         return len(raw)
     return position - 1 if position > start and raw[position - 1 : position] == b"\r" else position

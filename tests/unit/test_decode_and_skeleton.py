@@ -79,3 +79,15 @@ def test_small_mails_are_left_alone() -> None:
     stripped, offsets = skeleton.build(raw)
     assert stripped is raw
     assert offsets.to_original(123) == 123
+
+
+@pytest.mark.parametrize("line_length", [76, 73, 64, 1])
+def test_base64_with_any_line_length_across_small_chunks(monkeypatch: pytest.MonkeyPatch, line_length: int) -> None:
+    monkeypatch.setattr(decode, "CHUNK", 100)
+    data = os.urandom(5000)
+    flat = base64.b64encode(data)
+    encoded = b"\r\n".join(flat[i : i + line_length] for i in range(0, len(flat), line_length))
+    assert decode.decode_all(memoryview(encoded), "base64") == data
+    reader = decode.DecodingReader(memoryview(encoded), "base64")
+    assert reader.read(1000) + reader.read(10_000) == data
+    assert reader.read(10) == b""
