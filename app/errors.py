@@ -13,5 +13,6 @@ class InFlight(RetryableError):
     """Another invocation is working on the same mail right now; try again after it finished."""
 
 
-class SendRejected(RetryableError):
-    """SES refused the mail itself (MessageRejected and the like): retrying the same call will not help."""
+class SendRejected(Exception):
+    """SES refused the mail itself (MessageRejected and the like): retrying the same call will not help,
+    so the relay turns it into a `rejected` notice instead of looping into the DLQ."""

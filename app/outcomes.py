@@ -23,6 +23,7 @@ class Reason(StrEnum):
     VIRUS = "virus"
     MALFORMED = "malformed"
     TOO_LARGE = "too_large"
+    REJECTED = "rejected"  # SES refused to send (permanent): retrying would only fill the DLQ
 
 
 SUBJECTS = {
@@ -34,6 +35,7 @@ SUBJECTS = {
     Reason.VIRUS: "Mail held: virus found",
     Reason.MALFORMED: "Unreadable mail",
     Reason.TOO_LARGE: "Mail too large to distribute",
+    Reason.REJECTED: "Mail rejected by SES",
 }
 
 

@@ -16,9 +16,9 @@ from app import records, tracing
 from app.aws import mailer, notices, storage
 from app.aws.markers import Markers, marker_key
 from app.config import Settings
-from app.errors import RetryableError
+from app.errors import RetryableError, SendRejected
 from app.mail import attachments, decode, rewrite
-from app.mail.parse import Mail, MalformedMail, parse
+from app.mail.parse import Mail, MalformedMail, TooManyParts, parse
 from app.mail.recipients import extract
 from app.outcomes import Notice, Outcome, Reason
 
@@ -121,6 +121,8 @@ def _relay(ref: records.MailRef, settings: Settings, signer: storage.LinkSigner)
         mail = parse(raw)
     except MalformedMail as e:
         return _notify(ref, settings, None, Refusal(Reason.MALFORMED, str(e)))
+    except TooManyParts as e:
+        return _notify(ref, settings, None, Refusal(Reason.TOO_LARGE, str(e)))
     decision = screen(mail, settings)
     if isinstance(decision, Refusal):
         return _notify(ref, settings, mail, decision)
@@ -132,7 +134,13 @@ def _relay(ref: records.MailRef, settings: Settings, signer: storage.LinkSigner)
     if len(message) > SES_MAX_MESSAGE_BYTES:
         refusal = Refusal(Reason.TOO_LARGE, f"the rewritten mail has {len(message)} bytes, over SES's limit")
         return _notify(ref, settings, mail, refusal)
-    _send(ref, settings, message, decision.recipients)
+    batches = mailer.chunks(decision.recipients)
+    rejected = _send(ref, settings, message, batches)
+    if rejected:
+        detail = f"SES refused {len(rejected)} of {len(batches)} sends: {'; '.join(rejected)}"
+        result = _notify(ref, settings, mail, Refusal(Reason.REJECTED, detail))
+        if len(rejected) == len(batches):
+            return result
     if decision.invalid:
         refusal = Refusal(
             Reason.INVALID_RECIPIENTS,
@@ -199,20 +207,28 @@ def _offload(
     return links
 
 
-def _send(ref: records.MailRef, settings: Settings, message: bytes, recipients: tuple[str, ...]) -> None:
+def _send(
+    ref: records.MailRef, settings: Settings, message: bytes, batches: list[tuple[str, ...]]
+) -> list[str]:
+    """Send each chunk once; returns what SES refused for good (those chunks are not retried)."""
     markers = Markers(settings.incoming_bucket)
     digest = attachments.mail_digest(ref.key)
-    batches = mailer.chunks(recipients)
+    rejected: list[str] = []
     for number, batch in enumerate(batches, start=1):
         key = marker_key(digest, f"send-{number}-of-{len(batches)}")
         if not markers.claim(key):
             continue  # sent by an earlier delivery of this record
         try:
             ses_id = mailer.send(message, batch, settings.sender_email, settings.configuration_set_name)
+        except SendRejected as e:
+            markers.complete(key, f"rejected: {e}")
+            rejected.append(f"chunk {number}: {e}")
+            continue
         except Exception:
             markers.release(key)
             raise
         markers.complete(key, ses_id)
+    return rejected
 
 
 def _notify(ref: records.MailRef, settings: Settings, mail: Mail | None, refusal: Refusal) -> Result:

@@ -20,8 +20,18 @@ from app.mail import decode, skeleton
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
+# Abuse limits: a sensor mail has a handful of parts; these bound the work a hostile one can cause.
+MAX_PARTS = 100
+MAX_DEPTH = 10
+MAX_HEADER_BYTES = 256 * 1024
+
+
 class MalformedMail(ValueError):
     """The object is not a mail the relay can read."""
+
+
+class TooManyParts(ValueError):
+    """More MIME parts (attachments) than the relay distributes."""
 
 
 @dataclass(frozen=True)
@@ -72,13 +82,19 @@ def parse(raw: bytes) -> Mail:
     """Parse one raw mail; raises MalformedMail for anything that is not a mail."""
     if not raw or raw.isspace():
         raise MalformedMail("the object is empty")
+    header_end = raw.find(b"\n\r\n", 0, MAX_HEADER_BYTES)
+    if header_end == -1 and raw.find(b"\n\n", 0, MAX_HEADER_BYTES) == -1 and len(raw) > MAX_HEADER_BYTES:
+        raise MalformedMail(f"the header block is longer than {MAX_HEADER_BYTES} bytes")
     stripped, offsets = skeleton.build(raw)
     try:
         message = mime.from_string(stripped.decode("latin-1"))
         headers = message.headers
         if not any(name.lower() in _MAIL_HEADERS for name, _ in headers.items()):
             raise MalformedMail("no mail headers (From, To, Subject, Date, Message-ID) found")
+        _check_depth(message, 0)
         parts = list(message.walk(with_self=True, skip_enclosed=True))
+        if len(parts) > MAX_PARTS:
+            raise TooManyParts(f"{len(parts)} MIME parts, more than {MAX_PARTS}")
         bodies: list[TextBody] = []
         attachments: list[AttachmentPart] = []
         for index, part in enumerate(parts):
@@ -93,7 +109,7 @@ def parse(raw: bytes) -> Mail:
             bodies=tuple(bodies),
             attachments=tuple(attachments),
         )
-    except MalformedMail:
+    except (MalformedMail, TooManyParts):
         raise
     except (MimeError, UnicodeError, ValueError, LookupError, AttributeError, TypeError, IndexError) as e:
         raise MalformedMail(f"unreadable MIME: {type(e).__name__}") from e
@@ -133,6 +149,13 @@ def _classify(
             body=body,
         )
     )
+
+
+def _check_depth(part: Any, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise MalformedMail(f"MIME parts nested deeper than {MAX_DEPTH} levels")
+    for child in part.parts if part.content_type.is_multipart() else ():
+        _check_depth(child, depth + 1)
 
 
 def _body(raw: bytes, offsets: skeleton.OffsetMap, part: Any) -> Body:

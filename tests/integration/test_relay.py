@@ -301,3 +301,36 @@ def simple_mail(code: str) -> bytes:
         "X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\nFrom: s@plant.example.com\r\n"
         f"To: {RELAY}\r\nSubject: Alarm\r\nMessage-ID: <simple@plant.example.com>\r\n\r\nBoiler alarm. {code}\r\n"
     ).encode()
+
+
+def test_ses_rejection_becomes_a_notice_not_a_retry_loop(world: World) -> None:
+    import boto3
+
+    boto3.client("sesv2", region_name="us-east-1").delete_email_identity(
+        EmailIdentity=ENVIRONMENT["SENDER_EMAIL"]
+    )
+    assert run(world, "openssl-missing-blank-line.eml") == {"batchItemFailures": []}
+    assert world.sent() == []
+    [notice] = world.notices()
+    assert notice["reason"] == "rejected"
+    assert "MessageRejected" in notice["detail"]
+    # A redelivery neither sends nor notifies again.
+    assert lambda_handler(sqs_event("incoming/openssl-missing-blank-line.eml"), None) == {
+        "batchItemFailures": []
+    }
+    assert len(world.notices()) == 1
+
+
+def test_abuse_limits_end_in_notices(world: World) -> None:
+    many = "".join(
+        f"--b\r\nContent-Type: application/octet-stream; name=f{i}.bin\r\n\r\nx\r\n" for i in range(150)
+    )
+    raw = simple_mail("").replace(b"\r\n\r\n", b"\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n", 1)
+    run(world, "many.eml", raw + many.encode() + b"--b--\r\n")
+    deep = "".join(f"--b{d}\r\nContent-Type: multipart/mixed; boundary=b{d + 1}\r\n\r\n" for d in range(30))
+    raw = b"From: s@plant.example.com\r\nSubject: deep\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n"
+    run(world, "deep.eml", raw + deep.encode())
+    run(world, "headers.eml", b"From: s@plant.example.com\r\nX-Junk: " + b"a" * 300_000 + b"\r\n\r\nbody")
+    assert [n["reason"] for n in world.notices()] == ["too_large", "malformed", "malformed"]
+    assert world.keys(world.attachments) == []
+    assert world.sent() == []
