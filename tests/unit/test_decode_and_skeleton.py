@@ -82,7 +82,9 @@ def test_small_mails_are_left_alone() -> None:
 
 
 @pytest.mark.parametrize("line_length", [76, 73, 64, 1])
-def test_base64_with_any_line_length_across_small_chunks(monkeypatch: pytest.MonkeyPatch, line_length: int) -> None:
+def test_base64_with_any_line_length_across_small_chunks(
+    monkeypatch: pytest.MonkeyPatch, line_length: int
+) -> None:
     monkeypatch.setattr(decode, "CHUNK", 100)
     data = os.urandom(5000)
     flat = base64.b64encode(data)
