@@ -41,7 +41,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/mypy app
 
 .PHONY: test
-test: lint ## Lint, check the template, run every test
+test: lint template-check wheels ## Lint, check the template, run every test
 	$(BIN)/python -m pytest
 
 .PHONY: demo
@@ -51,3 +51,38 @@ demo: $(STAMP) ## Run the function on the sample mails in events/ against an in-
 .PHONY: clean
 clean: ## Remove virtual environments and caches
 	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache .aws-sam
+
+.PHONY: sandbox
+sandbox: $(STAMP) ## Run the whole pipeline locally behind a real SMTP server (Ctrl-C stops; ARGS="--help")
+	$(BIN)/python -m sandbox $(ARGS)
+
+# Template checks. checkov and aws-sam-cli pin conflicting libraries, so each has its own venv.
+TOOLS := .venv-tools
+SAM := .venv-sam
+WHEELS := .venv-wheels
+
+$(TOOLS)/.installed: requirements-tools.txt | python
+	rm -rf $(TOOLS) && "$(PYTHON)" -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
+	@touch $@
+
+$(SAM)/.installed: requirements-sam.txt | python
+	rm -rf $(SAM) && "$(PYTHON)" -m venv $(SAM)
+	$(SAM)/bin/python -m pip install --quiet -r requirements-sam.txt
+	@touch $@
+
+.PHONY: template-check
+template-check: $(STAMP) $(TOOLS)/.installed $(SAM)/.installed ## cfn-lint, sam validate (+ --lint) and checkov on template.yaml
+	$(BIN)/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM)/bin/sam validate --region eu-west-1 --config-env translate
+	SAM_CLI_TELEMETRY=0 $(SAM)/bin/sam validate --region eu-west-1 --lint
+	$(TOOLS)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
+
+# The image test installs app/requirements.txt from these wheels instead of the network.
+$(WHEELS)/.built: app/requirements.txt | $(STAMP)
+	rm -rf $(WHEELS)
+	$(BIN)/python -m pip wheel --quiet -r app/requirements.txt -w $(WHEELS)
+	@touch $@
+
+.PHONY: wheels
+wheels: $(WHEELS)/.built ## Wheels of the function's dependencies for the image test (tests/template/test_image.py)

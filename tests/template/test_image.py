@@ -1,0 +1,161 @@
+"""The image's contents, proven without a Docker engine by replaying the Dockerfile.
+
+FROM/COPY/RUN/CMD are replayed into a temporary task root: RUN lines run verbatim under `sh` with
+LAMBDA_TASK_ROOT pointing there, `pip` resolving to this interpreter's pip (from a local wheelhouse,
+so no network) and `python3.12` to the bare 3.12 interpreter. Then the task root is frozen and the
+handler imported in an isolated interpreter that sees only it and the standard library: the cold
+start must be silent (no ply table regeneration warnings) and write nothing (the image is read-only).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.template.conftest import ROOT
+
+pytestmark = pytest.mark.image
+
+WHEELHOUSE = Path(os.environ.get("IMAGE_WHEELHOUSE", ROOT / ".venv-wheels"))
+BASE_PYTHON = getattr(sys, "_base_executable", sys.executable)
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with line continuations joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (word.upper(), rest.strip())
+        for word, _, rest in (line.partition(" ") for line in lines if line and not line.startswith("#"))
+    ]
+
+
+def ignored(relative: str, patterns: list[str]) -> bool:
+    """.dockerignore semantics for the patterns used: last match wins, `!` re-includes, `**` spans dirs."""
+    verdict = False
+    parts = relative.split("/")
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pattern = raw.lstrip("!").strip("/")
+        regex = (
+            re.escape(pattern).replace(r"\*\*/", "(?:.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
+        )
+        if any(re.fullmatch(regex, "/".join(parts[: i + 1])) for i in range(len(parts))):
+            verdict = not negate
+    return verdict
+
+
+def copy_context(source: str, destination: Path, patterns: list[str]) -> None:
+    src = ROOT / source
+    for path in sorted(src.rglob("*")) if src.is_dir() else [src]:
+        relative = path.relative_to(ROOT).as_posix()
+        if path.is_file() and not ignored(relative, patterns):
+            target = destination / path.relative_to(src) if src.is_dir() else destination
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+
+
+def shims(directory: Path) -> Path:
+    directory.mkdir()
+    for name, command in {
+        "pip": f"{shlex.quote(sys.executable)} -m pip",
+        "python3.12": f"{shlex.quote(BASE_PYTHON)} -S",
+    }.items():
+        shim = directory / name
+        shim.write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+        shim.chmod(0o755)
+    return directory
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*")}
+
+
+def build(tmp_path: Path) -> tuple[Path, str]:
+    task_root = tmp_path / "var-task"
+    task_root.mkdir()
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    env = {
+        "PATH": f"{shims(tmp_path / 'bin')}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "LAMBDA_TASK_ROOT": str(task_root),
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(WHEELHOUSE),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+    handler = ""
+    for instruction, arguments in instructions(ROOT / "Dockerfile"):
+        expanded = arguments.replace("${LAMBDA_TASK_ROOT}", str(task_root))
+        if instruction == "FROM":
+            assert arguments == "public.ecr.aws/lambda/python:3.12"
+        elif instruction == "COPY":
+            source, destination = shlex.split(expanded)
+            copy_context(source, Path(destination), patterns)
+        elif instruction == "RUN":
+            done = subprocess.run(
+                ["sh", "-ec", arguments], cwd=task_root, env=env, capture_output=True, text=True, check=False
+            )
+            assert done.returncode == 0, f"RUN {arguments}\n{done.stdout}\n{done.stderr}"
+        elif instruction == "CMD":
+            (handler,) = __import__("json").loads(arguments)
+        else:
+            pytest.fail(f"the replay does not know Dockerfile instruction {instruction}")
+    return task_root, handler
+
+
+@pytest.mark.skipif(not WHEELHOUSE.is_dir(), reason=f"no wheelhouse at {WHEELHOUSE}: run `make wheels`")
+def test_image_imports_the_handler_silently_from_a_read_only_task_root(tmp_path: Path) -> None:
+    task_root, handler = build(tmp_path)
+    module, _, function = handler.rpartition(".")
+    assert (task_root / "flanker").is_dir()
+    assert (task_root / "app" / "handler.py").is_file()
+    subprocess.run(["chmod", "-R", "a-w", str(task_root)], check=True)
+    before = snapshot(task_root)
+    probe = (
+        "import importlib, sys\n"
+        f"sys.path[:0] = [{str(task_root)!r}]\n"
+        f"handler = getattr(importlib.import_module({module!r}), {function!r})\n"
+        "assert callable(handler)\n"
+        "from flanker.addresslib import address\n"
+        "assert address.parse('Sensor <cam-1@plant.example.org>').address == 'cam-1@plant.example.org'\n"
+    )
+    try:
+        done = subprocess.run(
+            [BASE_PYTHON, "-I", "-S", "-c", probe],
+            cwd=tmp_path,
+            env={"PATH": os.environ["PATH"], "AWS_DEFAULT_REGION": "eu-west-1"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""  # no "Symbol ... is unreachable", no SyntaxWarning from a recompile
+        assert snapshot(task_root) == before  # the cold start wrote nothing (as root, a-w does not stop it)
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(task_root)], check=True)
+
+
+def test_dockerignore_sends_only_the_function_to_the_build(tmp_path: Path) -> None:
+    patterns = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and line[0] != "#"]
+    assert not ignored("app/handler.py", patterns)
+    assert not ignored("app/requirements.txt", patterns)
+    for path in (
+        ".venv/bin/python",
+        "tests/conftest.py",
+        "app/__pycache__/handler.cpython-312.pyc",
+        "events/env.json",
+    ):
+        assert ignored(path, patterns), path
+    assert stat.S_ISREG((ROOT / "Dockerfile").stat().st_mode)
