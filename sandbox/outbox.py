@@ -1,0 +1,162 @@
+"""What left the pipeline: every mail SES sent as an `.eml` file, every fallback notice as JSON.
+
+moto keeps sent mail in its SES backend; the server runs in this process, so the backend is read
+directly (moto's documented way to inspect sent mail). Notices arrive on a queue subscribed to the
+fallback topic, exactly as an SQS subscriber in AWS would receive them.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("sandbox.outbox")
+
+_URL = re.compile(r"https?://[^\s<>\"')\]]+")
+
+
+@dataclass(frozen=True)
+class SentMail:
+    file: str
+    source: str
+    destinations: list[str]
+    subject: str
+    original_message_id: str
+    links: list[str]
+
+
+def links_in(message: EmailMessage) -> list[str]:
+    """The distinct URLs in the text and HTML parts, in order."""
+    found: list[str] = []
+    for part in message.walk():
+        if part.get_content_maintype() != "text" or part.get_content_disposition() == "attachment":
+            continue
+        try:
+            text = part.get_content()
+        except (LookupError, ValueError, AttributeError):  # unknown charset or no payload: no links
+            continue
+        for match in _URL.findall(text):
+            url = match.replace("&amp;", "&")
+            if url not in found:
+                found.append(url)
+    return found
+
+
+def ses_sent_messages(account_id: str, region: str) -> list[Any]:
+    from moto.ses.models import ses_backends
+
+    return list(ses_backends[account_id][region].sent_messages)
+
+
+class Outbox:
+    def __init__(
+        self,
+        directory: Path,
+        sqs: Any,
+        notices_queue_url: str,
+        sent_messages: Callable[[], list[Any]],
+        echo: Callable[[str], None] = print,
+    ) -> None:
+        self.mail_dir = directory / "outbox"
+        self.notice_dir = directory / "notices"
+        self.mail_dir.mkdir(parents=True, exist_ok=True)
+        self.notice_dir.mkdir(parents=True, exist_ok=True)
+        self.sqs = sqs
+        self.notices_queue_url = notices_queue_url
+        self.sent_messages = sent_messages
+        self.echo = echo
+        self.mails: list[SentMail] = []
+        self.notices: list[dict[str, Any]] = []
+        self._seen = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sandbox-outbox", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(10)
+        self.collect()  # what arrived while stopping
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.collect():
+                    self._stop.wait(0.2)
+            except Exception:
+                log.exception("outbox: collecting failed")
+                self._stop.wait(1)
+
+    def collect(self) -> int:
+        with self._lock:
+            return self._collect_mail() + self._collect_notices()
+
+    def _collect_mail(self) -> int:
+        sent = self.sent_messages()
+        new = sent[self._seen :]
+        for raw in new:
+            self._seen += 1
+            data = raw.raw_data.encode("utf-8") if isinstance(raw.raw_data, str) else raw.raw_data
+            name = f"{time.strftime('%Y%m%d-%H%M%S')}-{self._seen:05d}.eml"
+            (self.mail_dir / name).write_bytes(data)
+            message = email.message_from_bytes(data, _class=EmailMessage, policy=email.policy.default)
+            entry = SentMail(
+                file=name,
+                source=str(raw.source),
+                destinations=[str(d) for d in raw.destinations],
+                subject=str(message.get("Subject", "")),
+                original_message_id=str(message.get("X-Original-Message-ID", "")),
+                links=links_in(message),
+            )
+            self.mails.append(entry)
+            with (self.mail_dir / "index.jsonl").open("a", encoding="utf-8") as index:
+                index.write(json.dumps(entry.__dict__) + "\n")
+            self.echo(
+                f"sent     {entry.subject!r} to {', '.join(entry.destinations)}"
+                f" ({len(entry.links)} link{'s' if len(entry.links) != 1 else ''}) -> outbox/{name}"
+            )
+            for url in entry.links:
+                self.echo(f"         {url}")
+        return len(new)
+
+    def _collect_notices(self) -> int:
+        response = self.sqs.receive_message(
+            QueueUrl=self.notices_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        )
+        messages = response.get("Messages", [])
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            try:
+                notice = json.loads(envelope.get("Message", ""))
+            except ValueError:
+                notice = {"raw": envelope.get("Message")}
+            record = {
+                "subject": envelope.get("Subject"),
+                "timestamp": envelope.get("Timestamp"),
+                "topic_arn": envelope.get("TopicArn"),
+                "notice": notice,
+            }
+            self.notices.append(record)
+            reason = notice.get("reason", "notice")
+            name = f"{time.strftime('%Y%m%d-%H%M%S')}-{len(self.notices):05d}-{reason}.json"
+            (self.notice_dir / name).write_text(json.dumps(record, indent=2, ensure_ascii=False), "utf-8")
+            self.echo(
+                f"notice   {notice.get('reason')}: {record['subject']!r} ({notice.get('detail', '')})"
+                f" -> notices/{name}"
+            )
+            self.sqs.delete_message(QueueUrl=self.notices_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return len(messages)

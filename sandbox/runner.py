@@ -1,0 +1,288 @@
+"""Starts and stops the pieces in order: moto, the template's resources, the function's environment,
+the outbox, the poller, the SMTP front door, and the status reports."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from sandbox import smtp, status
+from sandbox.outbox import Outbox, ses_sent_messages
+from sandbox.poller import Handler, LambdaContext, Poller
+from sandbox.resources import Provisioned, provision
+from sandbox.template import Blueprint, load
+
+log = logging.getLogger("sandbox")
+
+DUMMY_KEY = "testing"  # moto accepts any key; these never leave the machine
+STATE_FILE = "sandbox.json"
+STATUS_FILE = "status.json"
+STATUS_REFRESH_SECONDS = 2.0
+# Values for the template's parameters that have no default (`sam deploy --guided` would ask for them).
+SANDBOX_PARAMETERS = {"SenderEmail": "relay@example.com", "RecipientEmail": "inbox-7f3k9q@relay.example.com"}
+
+
+@dataclass
+class Options:
+    template: Path = Path("template.yaml")
+    data_dir: Path = Path("sandbox-data")
+    host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    aws_port: int = 4566
+    credentials: smtp.Credentials | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    stack_name: str = "sandbox"
+    visibility_timeout: int | None = None
+    batch_window: float | None = None
+    status_interval: float = 30.0
+    handler: str = "app.handler.lambda_handler"
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class Sandbox:
+    def __init__(self, options: Options, echo: Callable[[str], None] = print) -> None:
+        self.options = options
+        self.echo = echo
+        self.blueprint: Blueprint = load(
+            options.template, options.params, SANDBOX_PARAMETERS, stack_name=options.stack_name
+        )
+        self.credentials = options.credentials or smtp.Credentials.generate()
+        self.endpoint = ""
+        self.smtp_port = 0
+        self.accepted: list[smtp.Accepted] = []
+        self._moto: Any = None
+        self._smtp: Any = None
+        self._handler: Handler | None = None
+        self._stop_status = threading.Event()
+        self._status_thread: threading.Thread | None = None
+        self.poller: Poller | None = None
+        self.outbox: Outbox | None = None
+        self.provisioned: Provisioned | None = None
+
+    # -- clients -----------------------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        config = Config(signature_version="s3v4") if service == "s3" else None
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.blueprint.region,
+            aws_access_key_id=DUMMY_KEY,
+            aws_secret_access_key=DUMMY_KEY,
+            config=config,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        o = self.options
+        data = o.data_dir
+        for sub in ("outbox", "notices"):
+            shutil.rmtree(data / sub, ignore_errors=True)  # a new moto account: last run's output is stale
+        data.mkdir(parents=True, exist_ok=True)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto request otherwise
+        logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd's own deprecation chatter
+        aws_port = o.aws_port or free_port(o.host)
+        self._moto = ThreadedMotoServer(ip_address=o.host, port=aws_port, verbose=False)
+        self._moto.start()
+        self.endpoint = f"http://{o.host}:{aws_port}"
+        self.provisioned = provision(self.blueprint, self.client, o.visibility_timeout)
+        self._function_environment()
+
+        self.outbox = Outbox(
+            data,
+            self.client("sqs"),
+            self.provisioned.notices_queue_url,
+            lambda: ses_sent_messages(self.blueprint.account_id, self.blueprint.region),
+            self.echo,
+        )
+        self.outbox.start()
+        source = self.blueprint.event_source
+        function = self.blueprint.function
+        self.poller = Poller(
+            sqs=self.client("sqs"),
+            queue_url=self.provisioned.url(self.blueprint.inbound_queue),
+            queue_arn=source.queue_arn,
+            region=self.blueprint.region,
+            handler=self.handler,
+            context=lambda: LambdaContext(
+                function.name, function.arn, function.memory_mb, function.timeout_seconds
+            ),
+            batch_size=source.batch_size,
+            window_seconds=source.window_seconds if o.batch_window is None else o.batch_window,
+            report_failures=source.report_batch_item_failures,
+        )
+        self.poller.start()
+
+        s3 = self.client("s3")
+        bucket = (
+            self.blueprint.receipt_rule.bucket
+            if self.blueprint.receipt_rule
+            else self.blueprint.incoming_bucket
+        )
+
+        def store(key: str, raw: bytes) -> None:
+            s3.put_object(Bucket=bucket, Key=key, Body=raw)
+
+        handler = smtp.ReceiptRuleHandler(
+            self.blueprint.recipients, store, self.blueprint.incoming_prefix, self._accepted
+        )
+        self.smtp_port = o.smtp_port or free_port(o.host)
+        self._smtp = smtp.controller(
+            handler, self.credentials, smtp.tls_context(data / "tls"), o.host, self.smtp_port
+        )
+        self._smtp.start()
+        self._write_state()
+        self._status_thread = threading.Thread(target=self._report_status, name="sandbox-status", daemon=True)
+        self._status_thread.start()
+
+    def stop(self) -> None:
+        """Reverse order: no new mail, finish the batch in hand, collect the last output, stop moto."""
+        if self._smtp:
+            self._smtp.stop()
+        if self.poller:
+            self.poller.stop()
+        self._stop_status.set()
+        if self._status_thread:
+            self._status_thread.join(5)
+        if self.outbox:
+            self.outbox.stop()
+        if self._moto:
+            self._moto.stop()
+        for name in (STATE_FILE, STATUS_FILE):
+            (self.options.data_dir / name).unlink(missing_ok=True)
+
+    # -- pieces ------------------------------------------------------------------------------------
+    def _function_environment(self) -> None:
+        """The function's environment as Lambda would set it, before the handler is first imported."""
+        stray = [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_")]  # would bypass moto
+        for name in [*stray, "AWS_PROFILE", "AWS_SESSION_TOKEN"]:
+            os.environ.pop(name, None)
+        function = self.blueprint.function
+        os.environ.update(function.environment)
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": DUMMY_KEY,
+                "AWS_SECRET_ACCESS_KEY": DUMMY_KEY,
+                "AWS_REGION": self.blueprint.region,
+                "AWS_DEFAULT_REGION": self.blueprint.region,
+                "AWS_LAMBDA_FUNCTION_NAME": function.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            }
+        )
+
+    def handler(self) -> Handler:
+        """Imported on first use, after the environment is in place (the settings are read once)."""
+        if self._handler is None:
+            module_name, _, attribute = self.options.handler.rpartition(".")
+            self._handler = getattr(importlib.import_module(module_name), attribute)
+        return self._handler
+
+    def _accepted(self, accepted: smtp.Accepted) -> None:
+        self.accepted.append(accepted)
+        self.echo(
+            f"received {accepted.mail_from or '<>'} -> {accepted.key} ({accepted.size} bytes,"
+            f" virus {accepted.virus_verdict})"
+        )
+
+    def status(self) -> status.Status:
+        if self.poller is None:
+            raise RuntimeError("the sandbox is not started")
+        return status.snapshot(self.blueprint, self.poller.stats)
+
+    def _report_status(self) -> None:
+        """status.json every two seconds; a status line every interval when something changed."""
+        interval = self.options.status_interval
+        last_line, last_echo = "", 0.0
+        while not self._stop_status.wait(STATUS_REFRESH_SECONDS):
+            try:
+                current = self.status()
+            except Exception:
+                log.exception("status: could not read the queues")
+                continue
+            (self.options.data_dir / STATUS_FILE).write_text(current.to_json(), "utf-8")
+            line = current.line()
+            if interval > 0 and current.time - last_echo >= interval and line != last_line:
+                self.echo(line)
+                last_line, last_echo = line, current.time
+
+    def _write_state(self) -> None:
+        """Where everything is, for tests, scripts and `python -m sandbox status`."""
+        if self.provisioned is None:
+            raise RuntimeError("the sandbox is not started")
+        b = self.blueprint
+        state = {
+            "endpoint": self.endpoint,
+            "region": b.region,
+            "account_id": b.account_id,
+            "smtp": {
+                "host": self.options.host,
+                "port": self.smtp_port,
+                "username": self.credentials.username,
+                "password": self.credentials.password,
+                "recipients": list(b.recipients),
+            },
+            "environment": b.function.environment,
+            "queues": {q.logical_id: self.provisioned.url(q) for q in b.queues},
+            "inbound_queue_url": self.provisioned.url(b.inbound_queue),
+            "dead_letter_queue_url": self.provisioned.url(b.dead_letter_queue)
+            if b.dead_letter_queue
+            else None,
+            "buckets": {bucket.logical_id: bucket.name for bucket in b.buckets},
+            "topics": {topic.logical_id: topic.arn for topic in b.topics},
+            "event_source": b.event_source.__dict__,
+            "not_emulated": b.not_emulated,
+        }
+        path = self.options.data_dir / STATE_FILE
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(state, indent=2), "utf-8")
+
+    def banner(self) -> str:
+        b = self.blueprint
+        c = self.credentials
+        recipient = b.recipients[0]
+        dlq = b.dead_letter_queue
+        lines = [
+            f"IoT Mail Relay sandbox (stack {b.stack_name!r} from {self.options.template})",
+            f"  AWS endpoint (moto) {self.endpoint}  region {b.region}  keys {DUMMY_KEY}/{DUMMY_KEY}",
+            f"  SMTP                {self.options.host}:{self.smtp_port}  STARTTLS + AUTH LOGIN/PLAIN",
+            f"                      user {c.username}  password {c.password}",
+            f"  receipt rule        {', '.join(b.recipients)} -> s3://{b.incoming_bucket}/{b.incoming_prefix}",
+            f"  inbound queue       {b.inbound_queue.name} (batch {b.event_source.batch_size},"
+            f" window {self.poller.window_seconds if self.poller else b.event_source.window_seconds} s,"
+            f" max receives {b.inbound_queue.max_receive_count})",
+            f"  dead-letter queue   {dlq.name if dlq else '-'}",
+            f"  sender              {b.function.environment.get('SENDER_EMAIL')}",
+            f"  outbox              {self.options.data_dir / 'outbox'}",
+            f"  notices             {self.options.data_dir / 'notices'}",
+            f"  not emulated        {', '.join(b.not_emulated) or '-'}",
+            "",
+            "Try:",
+            f"  swaks --server {self.options.host}:{self.smtp_port} --tls --auth LOGIN"
+            f" --auth-user {c.username} --auth-password '{c.password}' \\",
+            f"    --from sensor@plant.example.com --to {recipient} \\",
+            "    --body 'Email_Rxers_Code:[you@example.com]:Email_Rxers_Code:'"
+            " --attach-name README.md --attach @README.md",
+            "",
+            "Ctrl-C stops the sandbox.",
+        ]
+        return "\n".join(lines)

@@ -1,0 +1,149 @@
+"""The sandbox and template.yaml agree: what the sandbox creates in moto is what the template declares.
+
+The expectations are read here from the SAM translator's output on its own (literal values and parameter
+defaults), not from the sandbox's blueprint, so a sandbox that drifted from the template fails.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from app.config import ENVIRONMENT_VARIABLES, Settings
+from sandbox.resources import NOTICES_QUEUE, provision
+from sandbox.runner import SANDBOX_PARAMETERS
+from sandbox.template import Blueprint, load, translate
+from tests.sandbox.conftest import TEMPLATE
+
+pytestmark = pytest.mark.integration
+
+
+def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {lid: r.get("Properties", {}) for lid, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def _literal(template: dict[str, Any], value: Any) -> Any:
+    """A literal, or the default of the parameter it references."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return template["Parameters"][value["Ref"]]["Default"]
+    return value
+
+
+@pytest.fixture(scope="module")
+def translated() -> dict[str, Any]:
+    return translate(TEMPLATE)
+
+
+@pytest.fixture
+def provisioned(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Blueprint, Any]]:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    blueprint = load(TEMPLATE, {}, SANDBOX_PARAMETERS)
+    with mock_aws():
+
+        def clients(service: str) -> Any:
+            return boto3.client(service, region_name="us-east-1")
+
+        provision(blueprint, clients)
+        yield blueprint, clients
+
+
+def test_every_bucket_queue_and_topic_of_the_template_exists(
+    translated: dict[str, Any], provisioned: tuple[Blueprint, Any]
+) -> None:
+    _, clients = provisioned
+    buckets = clients("s3").list_buckets()["Buckets"]
+    queues = [u for u in clients("sqs").list_queues().get("QueueUrls", []) if NOTICES_QUEUE not in u]
+    topics = clients("sns").list_topics()["Topics"]
+    assert len(buckets) == len(_of_type(translated, "AWS::S3::Bucket"))
+    assert len(queues) == len(_of_type(translated, "AWS::SQS::Queue"))
+    assert len(topics) == len(_of_type(translated, "AWS::SNS::Topic"))
+
+
+def test_queue_settings_are_the_templates(
+    translated: dict[str, Any], provisioned: tuple[Blueprint, Any]
+) -> None:
+    blueprint, clients = provisioned
+    sqs = clients("sqs")
+    for lid, props in _of_type(translated, "AWS::SQS::Queue").items():
+        (queue,) = [q for q in blueprint.queues if q.logical_id == lid]
+        url = sqs.get_queue_url(QueueName=queue.name)["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        if "VisibilityTimeout" in props:
+            assert attributes["VisibilityTimeout"] == str(_literal(translated, props["VisibilityTimeout"]))
+        if "RedrivePolicy" in props:
+            redrive = json.loads(attributes["RedrivePolicy"])
+            assert int(redrive["maxReceiveCount"]) == int(props["RedrivePolicy"]["maxReceiveCount"])
+            dead_letter = props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            assert redrive["deadLetterTargetArn"].endswith(f"-{dead_letter}")
+
+
+def test_the_bucket_notification_feeds_the_event_source_queue(
+    translated: dict[str, Any], provisioned: tuple[Blueprint, Any]
+) -> None:
+    blueprint, clients = provisioned
+    (mapping,) = _of_type(translated, "AWS::Lambda::EventSourceMapping").values()
+    queue_id = mapping["EventSourceArn"]["Fn::GetAtt"][0]
+    for lid, props in _of_type(translated, "AWS::S3::Bucket").items():
+        declared = props.get("NotificationConfiguration", {}).get("QueueConfigurations", [])
+        (bucket,) = [b for b in blueprint.buckets if b.logical_id == lid]
+        actual = clients("s3").get_bucket_notification_configuration(Bucket=bucket.name)
+        assert len(actual.get("QueueConfigurations", [])) == len(declared)
+        for config, made in zip(declared, actual.get("QueueConfigurations", []), strict=True):
+            assert config["Queue"]["Fn::GetAtt"][0] == queue_id
+            assert made["QueueArn"] == blueprint.inbound_queue.arn
+            assert made["Events"] == [config["Event"]]
+    assert blueprint.event_source.batch_size == mapping["BatchSize"]
+    assert blueprint.event_source.window_seconds == mapping.get("MaximumBatchingWindowInSeconds", 0)
+
+
+def test_the_function_environment_is_the_templates_and_the_function_accepts_it(
+    translated: dict[str, Any], provisioned: tuple[Blueprint, Any]
+) -> None:
+    blueprint, _ = provisioned
+    (function,) = _of_type(translated, "AWS::Lambda::Function").values()
+    declared = function["Environment"]["Variables"]
+    assert set(blueprint.function.environment) == set(declared)
+    assert set(blueprint.function.environment) <= set(ENVIRONMENT_VARIABLES)
+    assert blueprint.function.timeout_seconds == _literal(translated, function["Timeout"])
+    settings = Settings.from_environ(blueprint.function.environment)
+    assert settings.recipient_email == SANDBOX_PARAMETERS["RecipientEmail"]
+    assert settings.max_recipients == int(translated["Parameters"]["MaxRecipients"]["Default"])
+    assert blueprint.recipients == (settings.recipient_email,)
+
+
+def test_the_alarm_thresholds_come_from_the_parameters(translated: dict[str, Any]) -> None:
+    blueprint = load(TEMPLATE, {"DlqAlarmThreshold": "3", "MaxRecipients": "9"}, SANDBOX_PARAMETERS)
+    alarms = _of_type(translated, "AWS::CloudWatch::Alarm")
+    assert {a.logical_id for a in blueprint.alarms} == set(alarms)
+    by_parameter = {
+        alarms[a.logical_id]["Threshold"].get("Ref"): a.threshold
+        for a in blueprint.alarms
+        if isinstance(alarms[a.logical_id]["Threshold"], dict)
+    }
+    assert by_parameter["DlqAlarmThreshold"] == 3.0
+    assert blueprint.function.environment["MAX_RECIPIENTS"] == "9"
+
+
+def test_a_visibility_override_touches_only_the_inbound_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    blueprint = load(TEMPLATE, {}, SANDBOX_PARAMETERS)
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        provisioned = provision(blueprint, lambda s: boto3.client(s, region_name="us-east-1"), 2)
+        timeouts = {
+            q.logical_id: sqs.get_queue_attributes(
+                QueueUrl=provisioned.url(q), AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]["VisibilityTimeout"]
+            for q in blueprint.queues
+        }
+    assert timeouts[blueprint.inbound_queue.logical_id] == "2"
+    others = [q for q in blueprint.queues if q.logical_id != blueprint.inbound_queue.logical_id]
+    assert all(timeouts[q.logical_id] == q.attributes.get("VisibilityTimeout", "30") for q in others)

@@ -1,0 +1,267 @@
+"""The sandbox as a user runs it: `python -m sandbox` in a subprocess, real SMTP with STARTTLS and AUTH,
+and what comes out the other end: the outbox, the notices, the links, and no mail lost or doubled."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from sandbox.smtp import EICAR
+from tests.sandbox.conftest import ROOT, TEMPLATE
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "e2e-password"
+SENDER = "sensor@plant.example.com"
+BURST = 200
+ATTACHMENT = os.urandom(256 * 1024) + b"end of the reading"
+START_TIMEOUT = 40
+SETTLE_TIMEOUT = 60
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[bytes]
+    state: dict[str, Any]
+    data: Path
+    log: Path
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.state["endpoint"],
+            region_name=self.state["region"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def output(self) -> str:
+        return self.log.read_text("utf-8", errors="replace")
+
+
+def mail(message_id: str, body: str, attachment: bytes | None = None, to: str = "") -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = SENDER
+    message["To"] = to
+    message["Subject"] = f"reading {message_id}"
+    message["Message-ID"] = f"<{message_id}@plant.example.com>"
+    message.set_content(body)
+    if attachment is not None:
+        message.add_attachment(
+            attachment, maintype="application", subtype="octet-stream", filename="reading.bin"
+        )
+    return message
+
+
+def smtp_session(running: Running) -> smtplib.SMTP:
+    """STARTTLS verified against the certificate the sandbox generated, then AUTH."""
+    smtp = running.state["smtp"]
+    context = ssl.create_default_context(cafile=str(running.data / "tls" / "smtp-cert.pem"))
+    client = smtplib.SMTP(smtp["host"], smtp["port"], timeout=30)
+    client.starttls(context=context)
+    client.login(smtp["username"], smtp["password"])
+    return client
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    data = tmp_path_factory.mktemp("sandbox")
+    log = data / "sandbox.log"
+    command = [
+        sys.executable,
+        "-m",
+        "sandbox",
+        "--template",
+        str(TEMPLATE),
+        "--data-dir",
+        str(data),
+        "--smtp-port",
+        "0",
+        "--aws-port",
+        "0",
+        "--smtp-password",
+        PASSWORD,
+        "--visibility-timeout",
+        "2",
+        "--batch-window",
+        "0.2",
+        "--status-interval",
+        "0",
+    ]
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        state_file = data / "sandbox.json"
+        deadline = time.monotonic() + START_TIMEOUT
+        while not state_file.exists() or not state_file.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the sandbox did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield Running(process, json.loads(state_file.read_text()), data, log)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def delivered(running: Running) -> dict[str, Any]:
+    """Send every kind of mail, wait until the pipeline is quiet, and gather what came out."""
+    recipient = running.state["smtp"]["recipients"][0]
+    sent = {
+        "normal": mail(
+            "normal",
+            "Pump 3 pressure high.\nEmail_Rxers_Code:[alice@example.com,bob@example.org]:Email_Rxers_Code:\n",
+            ATTACHMENT,
+            recipient,
+        ),
+        "no-code": mail("no-code", "Nobody is named in this mail.\n", None, recipient),
+        "virus": mail(
+            "virus",
+            EICAR.decode() + "\nEmail_Rxers_Code:[alice@example.com]:Email_Rxers_Code:\n",
+            None,
+            recipient,
+        ),
+    }
+    for i in range(BURST):
+        body = f"Burst reading {i}\nEmail_Rxers_Code:[ops@example.com]:Email_Rxers_Code:\n"
+        sent[f"burst-{i}"] = mail(f"burst-{i}", body, None, recipient)
+    with smtp_session(running) as client:
+        for message in sent.values():
+            client.send_message(message)
+
+    sqs = running.client("sqs")
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while True:
+        outbox = _outbox(running.data)
+        notices = _notices(running.data)
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=running.state["inbound_queue_url"],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        in_queue = int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+        if len(outbox) + len(notices) >= len(sent) and in_queue == 0:
+            break
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"{len(outbox)} sent + {len(notices)} notices of {len(sent)} mails, {in_queue} still queued:\n"
+                + running.output()[-4000:]
+            )
+        time.sleep(0.25)
+    time.sleep(0.5)  # anything late (a doubled send) would show up now
+    return {"sent": sent, "outbox": _outbox(running.data), "notices": _notices(running.data)}
+
+
+def _outbox(data: Path) -> list[dict[str, Any]]:
+    index = data / "outbox" / "index.jsonl"
+    if not index.exists():
+        return []
+    return [json.loads(line) for line in index.read_text("utf-8").splitlines() if line]
+
+
+def _notices(data: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text("utf-8")) for p in sorted((data / "notices").glob("*.json"))]
+
+
+def _bare(message_id: str) -> str:
+    return message_id.strip().strip("<>").partition("@")[0]
+
+
+def test_every_accepted_mail_ends_once_distributed_notified_or_dead_lettered(
+    running: Running, delivered: dict[str, Any]
+) -> None:
+    distributed = [_bare(m["original_message_id"]) for m in delivered["outbox"]]
+    notified = [_bare(n["notice"]["message_id"]) for n in delivered["notices"]]
+    dlq = running.client("sqs").receive_message(
+        QueueUrl=running.state["dead_letter_queue_url"], MaxNumberOfMessages=10
+    )
+    dead_lettered = [m["MessageId"] for m in dlq.get("Messages", [])]
+    ended = Counter(distributed + notified)
+    assert {k: v for k, v in ended.items() if v > 1} == {}, "a mail ended twice"
+    assert set(ended) == set(delivered["sent"]), f"lost: {set(delivered['sent']) - set(ended)}"
+    assert dead_lettered == []
+    stored = running.client("s3").list_objects_v2(
+        Bucket=running.state["environment"]["INCOMING_BUCKET"], Prefix="incoming/"
+    )
+    assert stored["KeyCount"] == len(delivered["sent"])
+
+
+def test_a_normal_mail_is_distributed_with_a_working_link(delivered: dict[str, Any]) -> None:
+    (normal,) = [m for m in delivered["outbox"] if _bare(m["original_message_id"]) == "normal"]
+    assert sorted(normal["destinations"]) == ["alice@example.com", "bob@example.org"]
+    assert normal["subject"] == "reading normal"
+    (link,) = normal["links"]
+    with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310 - the sandbox's own endpoint
+        assert response.read() == ATTACHMENT
+
+
+def test_the_burst_is_distributed_to_its_recipient(delivered: dict[str, Any]) -> None:
+    burst = [m for m in delivered["outbox"] if _bare(m["original_message_id"]).startswith("burst-")]
+    assert len(burst) == BURST
+    assert all(m["destinations"] == ["ops@example.com"] and m["links"] == [] for m in burst)
+
+
+def test_no_code_and_virus_become_notices(delivered: dict[str, Any]) -> None:
+    reasons = {_bare(n["notice"]["message_id"]): n["notice"]["reason"] for n in delivered["notices"]}
+    assert reasons == {"no-code": "no_recipients", "virus": "virus"}
+
+
+def test_the_smtp_front_door_refuses_other_recipients(running: Running) -> None:
+    with smtp_session(running) as client, pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        client.send_message(mail("stranger", "hello\n", None, "someone-else@relay.example.com"))
+    ((code, _),) = refused.value.recipients.values()
+    assert code == 550
+
+
+def test_status_reports_the_queues_and_the_burst_alarm(running: Running, delivered: dict[str, Any]) -> None:
+    settled = time.time()
+    status_file = running.data / "status.json"
+    while json.loads(status_file.read_text("utf-8"))["time"] < settled:  # refreshed every two seconds
+        time.sleep(0.2)
+    result = subprocess.run(
+        [sys.executable, "-m", "sandbox", "status", "--data-dir", str(running.data)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "0 waiting, 0 in flight" in result.stdout
+    assert "dead-letter queue" in result.stdout
+    firing = [line for line in result.stdout.splitlines() if "FIRING" in line]
+    # The burst is over the template's inbound-rate threshold (180 mails in 5 minutes) and nothing else.
+    assert len(firing) == 1
+    assert "FIRING (NumberOfMessagesSent = " in firing[0]
+
+
+def test_ctrl_c_stops_it_cleanly_even_with_a_client_connected(
+    running: Running, delivered: dict[str, Any]
+) -> None:
+    idle = smtp_session(running)
+    idle.noop()
+    running.process.send_signal(signal.SIGINT)
+    assert running.process.wait(timeout=15) == 0
+    assert running.output().rstrip().endswith("stopped")
+    assert not (running.data / "sandbox.json").exists()
