@@ -86,3 +86,14 @@ $(WHEELS)/.built: app/requirements.txt | $(STAMP)
 
 .PHONY: wheels
 wheels: $(WHEELS)/.built ## Wheels of the function's dependencies for the image test (tests/template/test_image.py)
+
+# The benchmark is not part of `make test`: it takes minutes and its figures depend on the machine.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): requirements-bench.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
+	@touch $@
+
+.PHONY: bench
+bench: $(BENCH_STAMP) ## Time and memory of the function against the raw limit, 1-40 MB mails (ARGS="--sizes 10 --repeat 1")
+	$(BIN)/python -m bench $(ARGS)

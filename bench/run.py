@@ -1,0 +1,437 @@
+"""`make bench`: the function against the raw limit of its work, side by side, on a local moto server.
+
+For every mail size, fresh child processes (bench.workloads) run the raw limit and the function in turn,
+alternating which goes first; the medians of their wall time and peak memory give the ratios the
+performance targets are set on: function time / limit time, and peak memory / mail size. Cold import
+time of `app.handler` is measured in fresh interpreters too. Everything stays on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import mails
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path("bench/results/latest.json")
+CHART = Path("docs/benchmark.png")
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+ENVIRONMENT = {
+    "INCOMING_BUCKET": "bench-incoming",
+    "ATTACHMENTS_BUCKET": "bench-attachments",
+    "SENDER_EMAIL": "relay@example.com",
+    "RECIPIENT_EMAIL": "inbox-7f3k9q@relay.example.com",
+    "FALLBACK_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:bench-fallback",
+    "URL_EXPIRY_SECONDS": "86400",
+}
+TARGETS = {"time_ratio": 1.5, "memory_multiple": 3.0, "cold_import_s": 0.5}
+WARMUP_CASE = mails.Case("warm-up", (4 * mails.KB,))
+IMPORT_PROBE = "import time; t = time.perf_counter(); import app.handler; print(time.perf_counter() - t)"
+
+
+def mail_digest(incoming_key: str) -> str:
+    """The function's name for one mail in attachment keys and markers (the storage contract)."""
+    return hashlib.sha256(incoming_key.encode("utf-8")).hexdigest()[:32]
+
+
+class BenchError(RuntimeError):
+    """A run that did not do the work it was timed for: its figures would mean nothing."""
+
+
+@dataclass
+class Stored:
+    case: mails.Case
+    key: str
+    boundary: str
+    mail_bytes: int
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--sizes",
+        default=mails.DEFAULT_SIZES,
+        help="comma-separated attachment sizes in MB (or 64k), 'max' for a 40 MB mail, 'many' for 50 "
+        f"small attachments (default {mails.DEFAULT_SIZES})",
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each workload per size (default 5)")
+    parser.add_argument("--import-runs", type=int, default=5, help="cold imports of app.handler (default 5)")
+    parser.add_argument(
+        "--workloads", default="limit,function", help="limit, function or both (default limit,function)"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    parser.add_argument("--chart", type=Path, default=CHART, help=f"PNG chart (default {CHART})")
+    parser.add_argument("--no-chart", action="store_true", help="write no chart (no matplotlib needed)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    if not args.workloads or set(args.workloads) - {"limit", "function"}:
+        parser.error("--workloads takes limit, function or limit,function")
+    if args.repeat < 1 or args.import_runs < 0:
+        parser.error("--repeat must be at least 1 and --import-runs at least 0")
+    try:
+        args.cases = mails.cases_from(args.sizes)
+    except ValueError as e:
+        parser.error(str(e))
+    return args
+
+
+# -- the local AWS ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LocalAws:
+    """A moto server in this process (threads), with the relay's buckets, sender identity and topic."""
+
+    def __init__(self) -> None:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+
+    def __enter__(self) -> LocalAws:
+        self._server.start()
+        self.s3 = self.client("s3")
+        self.s3.create_bucket(Bucket=ENVIRONMENT["INCOMING_BUCKET"])
+        self.s3.create_bucket(Bucket=ENVIRONMENT["ATTACHMENTS_BUCKET"])
+        self.client("sesv2").create_email_identity(EmailIdentity=ENVIRONMENT["SENDER_EMAIL"])
+        self.client("sns").create_topic(Name=ENVIRONMENT["FALLBACK_TOPIC_ARN"].rsplit(":", 1)[-1])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
+
+    def client(self, service: str) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+            config=Config(signature_version="s3v4") if service == "s3" else None,
+        )
+
+    def child_environment(self) -> dict[str, str]:
+        """The parent's environment without any AWS settings, pointed at this server."""
+        from app.config import ENVIRONMENT_VARIABLES
+
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AWS_", "_X_AMZN", "LAMBDA_")) and k not in ENVIRONMENT_VARIABLES
+        }
+        env.update(ENVIRONMENT)
+        env.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            }
+        )
+        return env
+
+    def store(self, case: mails.Case, key: str) -> Stored:
+        mail = mails.build(case)
+        self.s3.put_object(Bucket=ENVIRONMENT["INCOMING_BUCKET"], Key=key, Body=mail.raw)
+        return Stored(case, key, mail.boundary, len(mail.raw))
+
+    def copy(self, source: str, target: str) -> None:
+        bucket = ENVIRONMENT["INCOMING_BUCKET"]
+        self.s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": source})
+
+    def objects(self, bucket: str, prefix: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            found.update({item["Key"]: item["Size"] for item in page.get("Contents", [])})
+        return found
+
+    def delete(self, bucket: str, prefix: str) -> None:
+        keys = list(self.objects(bucket, prefix))
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            self.s3.delete_objects(Bucket=bucket, Delete={"Objects": batch})
+
+    def sent_count(self) -> int:
+        from moto.ses.models import ses_backends
+
+        return len(ses_backends[ACCOUNT][REGION].sent_messages)
+
+    def notices(self) -> list[str]:
+        """The fallback notices published so far (why a mail was not sent)."""
+        from moto.sns.models import sns_backends
+
+        topic = sns_backends[ACCOUNT][REGION].topics[ENVIRONMENT["FALLBACK_TOPIC_ARN"]]
+        return [str(message) for _, message, *_ in topic.sent_notifications]
+
+
+# -- runs -------------------------------------------------------------------------------------------
+
+
+def run_child(kind: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.workloads", kind, json.dumps(spec)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise BenchError(f"the {kind} workload failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["log"] = done.stderr[-4000:]  # shown when a check below finds the work undone
+    return result
+
+
+class Runner:
+    """Runs one workload on one stored mail and checks that it really did the work."""
+
+    def __init__(self, aws: LocalAws, warmup: Stored) -> None:
+        self.aws = aws
+        self.warmup = warmup
+        self.env = aws.child_environment()
+        self.runs = 0
+
+    def run(self, kind: str, stored: Stored) -> dict[str, Any]:
+        self.runs += 1
+        return self.limit(stored) if kind == "limit" else self.function(stored)
+
+    def limit(self, stored: Stored) -> dict[str, Any]:
+        prefix = f"bench-limit/{self.runs}"
+        spec = {
+            **self._buckets(),
+            "key": stored.key,
+            "boundary": stored.boundary,
+            "warmup_key": self.warmup.key,
+            "warmup_boundary": self.warmup.boundary,
+            "output_prefix": prefix,
+        }
+        try:
+            result = run_child("limit", spec, self.env)
+            if tuple(result["attachment_sizes"]) != stored.case.attachment_sizes:
+                raise BenchError(f"the limit decoded {result['attachment_sizes']} for {stored.case.name}")
+        finally:
+            self.aws.delete(ENVIRONMENT["ATTACHMENTS_BUCKET"], prefix + "/")
+        return result
+
+    def function(self, stored: Stored) -> dict[str, Any]:
+        key = f"{stored.key}/run-{self.runs}"
+        warmup_key = f"{self.warmup.key}/run-{self.runs}"
+        self.aws.copy(stored.key, key)
+        self.aws.copy(self.warmup.key, warmup_key)
+        sent_before = self.aws.sent_count()
+        spec = {**self._buckets(), "key": key, "warmup_key": warmup_key}
+        try:
+            result = run_child("function", spec, self.env)
+            self._check_function(stored, key, self.aws.sent_count() - sent_before, result)
+        finally:
+            for incoming in (key, warmup_key):
+                digest = mail_digest(incoming)
+                self.aws.delete(ENVIRONMENT["ATTACHMENTS_BUCKET"], f"attachments/{digest}/")
+                self.aws.delete(ENVIRONMENT["INCOMING_BUCKET"], f"markers/{digest}/")
+                self.aws.s3.delete_object(Bucket=ENVIRONMENT["INCOMING_BUCKET"], Key=incoming)
+        return result
+
+    def _check_function(self, stored: Stored, key: str, sent: int, result: dict[str, Any]) -> None:
+        if result["batch_item_failures"]:
+            raise BenchError(f"the function asked to retry {key}; its log:\n{result['log']}")
+        if sent != 2:
+            raise BenchError(
+                f"SES got {sent} mails, not the warm-up and the measured one; fallback notices: "
+                f"{self.aws.notices()[-2:]}; log:\n{result['log']}"
+            )
+        objects = self.aws.objects(ENVIRONMENT["ATTACHMENTS_BUCKET"], f"attachments/{mail_digest(key)}/")
+        sizes = sorted(size for name, size in objects.items() if not name.endswith("/manifest.json"))
+        if sizes != sorted(stored.case.attachment_sizes):
+            raise BenchError(f"the function stored attachments of {sizes} bytes for {stored.case.name}")
+
+    @staticmethod
+    def _buckets() -> dict[str, str]:
+        return {
+            "incoming_bucket": ENVIRONMENT["INCOMING_BUCKET"],
+            "attachments_bucket": ENVIRONMENT["ATTACHMENTS_BUCKET"],
+        }
+
+
+def cold_imports(runs: int, env: dict[str, str]) -> list[float]:
+    """Seconds to import app.handler in a fresh interpreter (bytecode and flanker tables already built)."""
+    command = [sys.executable, "-c", IMPORT_PROBE]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)  # noqa: S603 - builds caches
+    times = []
+    for _ in range(runs):
+        done = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True)  # noqa: S603
+        times.append(float(done.stdout.strip().splitlines()[-1]))
+    return times
+
+
+# -- figures ----------------------------------------------------------------------------------------
+
+
+def summarise(stored: Stored, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    case = stored.case
+    entry: dict[str, Any] = {
+        "case": case.name,
+        "mail_bytes": stored.mail_bytes,
+        "attachments": len(case.attachment_sizes),
+        "attachment_bytes": sum(case.attachment_sizes),
+        "time_target": case.time_target,
+        "memory_target": case.memory_target,
+    }
+    for kind, results in runs.items():
+        wall = [r["wall_s"] for r in results]
+        peak = [r["peak_above_baseline_bytes"] for r in results]
+        entry[kind] = {
+            "wall_s": statistics.median(wall),
+            "cpu_s": statistics.median(r["cpu_s"] for r in results),
+            "peak_bytes": statistics.median(peak),
+            "memory_multiple": statistics.median(peak) / stored.mail_bytes,
+            "baseline_rss_bytes": statistics.median(r["baseline_rss_bytes"] for r in results),
+            "runs": [{k: r[k] for k in ("wall_s", "cpu_s", "peak_above_baseline_bytes")} for r in results],
+        }
+    if "limit" in entry and "function" in entry:
+        entry["time_ratio"] = entry["function"]["wall_s"] / entry["limit"]["wall_s"]
+        # Each repetition ran the two side by side: their ratio cancels slow drift in the machine's load.
+        pairs = zip(runs["function"], runs["limit"], strict=True)
+        entry["paired_time_ratio"] = statistics.median(f["wall_s"] / lim["wall_s"] for f, lim in pairs)
+        entry["cpu_ratio"] = entry["function"]["cpu_s"] / entry["limit"]["cpu_s"]
+    return entry
+
+
+def verdicts(report: dict[str, Any]) -> list[tuple[str, bool]]:
+    """Each target the run can judge, with whether it was met."""
+    found = []
+    for entry in report["cases"]:
+        if entry["time_target"] and "time_ratio" in entry:
+            ratio = entry["time_ratio"]
+            found.append((f"{entry['case']}: time {ratio:.2f}x <= 1.5x", ratio <= TARGETS["time_ratio"]))
+        if entry["memory_target"] and "function" in entry:
+            multiple = entry["function"]["memory_multiple"]
+            found.append(
+                (f"{entry['case']}: memory {multiple:.2f}x <= 3x", multiple <= TARGETS["memory_multiple"])
+            )
+    if report["cold_import_s"]:
+        median = report["cold_import_s"]["median"]
+        found.append((f"cold import {median:.3f} s <= 0.5 s", median <= TARGETS["cold_import_s"]))
+    return found
+
+
+def table(report: dict[str, Any]) -> str:
+    mb = 1024 * 1024
+    header = (
+        f"{'case':<12} {'mail MB':>8} {'limit s':>8} {'func s':>8} {'time x':>7} {'cpu x':>6} "
+        f"{'limit MB':>9} {'func MB':>8} {'limit mem':>10} {'func mem':>9}"
+    )
+    lines = [header, "-" * len(header)]
+
+    def cell(entry: dict[str, Any], kind: str, field: str, fmt: str, scale: float = 1) -> str:
+        return format(entry[kind][field] / scale, fmt) if kind in entry else "-"
+
+    for e in report["cases"]:
+        lines.append(
+            f"{e['case']:<12} {e['mail_bytes'] / mb:>8.1f} {cell(e, 'limit', 'wall_s', '8.3f'):>8} "
+            f"{cell(e, 'function', 'wall_s', '8.3f'):>8} "
+            f"{format(e['time_ratio'], '6.2f') + 'x' if 'time_ratio' in e else '-':>7} "
+            f"{format(e['cpu_ratio'], '5.2f') + 'x' if 'cpu_ratio' in e else '-':>6} "
+            f"{cell(e, 'limit', 'peak_bytes', '9.1f', mb):>9} "
+            f"{cell(e, 'function', 'peak_bytes', '8.1f', mb):>8} "
+            f"{cell(e, 'limit', 'memory_multiple', '9.2f') + 'x':>10} "
+            f"{cell(e, 'function', 'memory_multiple', '8.2f') + 'x':>9}"
+        )
+    if report["cold_import_s"]:
+        lines.append(f"\ncold import of app.handler: median {report['cold_import_s']['median']:.3f} s")
+    lines.append(
+        f"medians of {report['repeat']} runs; time x = function / limit (wall), cpu x = the same in CPU "
+        "time; MB = peak RSS above the baseline after warm-up; mem = that peak / mail size"
+    )
+    for text, met in verdicts(report):
+        lines.append(f"{'PASS' if met else 'MISS'}  {text}")
+    return "\n".join(lines)
+
+
+def measure_all(args: argparse.Namespace) -> dict[str, Any]:
+    with LocalAws() as aws:
+        print(f"moto server on {aws.endpoint}; generating and storing {len(args.cases)} mails", flush=True)
+        warmup = aws.store(WARMUP_CASE, "incoming/bench/warm-up")
+        stored = [aws.store(case, f"incoming/bench/{case.name}") for case in args.cases]
+        runner = Runner(aws, warmup)
+        runs: dict[str, dict[str, list[dict[str, Any]]]] = {s.case.name: {} for s in stored}
+        for repetition in range(args.repeat):
+            for n, item in enumerate(stored):
+                # Alternate which workload goes first, so drift in the machine's load favours neither.
+                order = args.workloads if (repetition + n) % 2 == 0 else args.workloads[::-1]
+                for kind in order:
+                    result = runner.run(kind, item)
+                    runs[item.case.name].setdefault(kind, []).append(result)
+                    print(
+                        f"  run {repetition + 1}/{args.repeat} {item.case.name:<10} {kind:<8} "
+                        f"{result['wall_s']:7.3f} s {result['peak_above_baseline_bytes'] / 2**20:8.1f} MB",
+                        flush=True,
+                    )
+                    if not result["peak_reset"]:
+                        print("  warning: could not reset the peak RSS; memory includes imports", flush=True)
+        imports = cold_imports(args.import_runs, aws.child_environment()) if args.import_runs else []
+    return {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "repeat": args.repeat,
+        "targets": TARGETS,
+        "cases": [summarise(s, runs[s.case.name]) for s in stored],
+        "cold_import_s": {"median": statistics.median(imports), "runs": imports} if imports else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    try:
+        report = measure_all(args)
+    except BenchError as e:
+        print(f"benchmark failed: {e}", file=sys.stderr)
+        return 2
+    report["duration_s"] = round(time.perf_counter() - started, 1)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print()
+    print(table(report))
+    print(f"\nwrote {args.output}", end="")
+    if not args.no_chart:
+        from bench import chart
+
+        chart.draw(report, args.chart)
+        print(f" and {args.chart}", end="")
+    print(f" in {report['duration_s']:.0f} s")
+    missed = [text for text, met in verdicts(report) if not met]
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
