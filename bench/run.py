@@ -279,7 +279,10 @@ class Runner:
 
 
 def cold_imports(runs: int, env: dict[str, str]) -> list[float]:
-    """Seconds to import app.handler in a fresh interpreter (bytecode and flanker tables already built)."""
+    """Seconds to import app.handler in a fresh interpreter (bytecode and flanker tables already built),
+    as Lambda's runtime does: LAMBDA_TASK_ROOT set, so the X-Ray SDK takes its Lambda path (no sampling
+    client of its own)."""
+    env = {**env, "LAMBDA_TASK_ROOT": str(ROOT), "AWS_LAMBDA_FUNCTION_NAME": "bench"}
     command = [sys.executable, "-c", IMPORT_PROBE]
     subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)  # noqa: S603 - builds caches
     times = []
