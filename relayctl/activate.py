@@ -1,0 +1,42 @@
+"""activate: make the stack's receipt rule set the active one.
+
+An account has one active rule set per region and activating another silently stops the rules of the
+previous one, so a different active set is replaced only with `--force`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from botocore.exceptions import ClientError
+
+from relayctl.aws import Aws, CommandError, describe, error_code
+from relayctl.report import Report
+from relayctl.resources import Resources
+from relayctl.status import active_rule_set
+
+
+def run(args: argparse.Namespace, aws: Aws) -> Report:
+    rule_set = Resources.from_args(args, aws).require("rule_set")
+    ses = aws.client("ses")
+    try:
+        ses.describe_receipt_rule_set(RuleSetName=rule_set)
+        active = active_rule_set(ses)
+    except ClientError as e:
+        if error_code(e) == "RuleSetDoesNotExist":
+            raise CommandError(f"receipt rule set {rule_set!r} does not exist in this region") from e
+        raise CommandError(f"reading receipt rule sets: {describe(e)}") from e
+    data = {"rule_set": rule_set, "previously_active": active}
+    if active == rule_set:
+        return Report({**data, "changed": False}, [f"receipt rule set {rule_set} is already active"])
+    if active and not args.force:
+        raise CommandError(
+            f"receipt rule set {active!r} is active; activating {rule_set!r} would stop its rules "
+            "(an account has one active set per region). Move its rules over, or re-run with --force"
+        )
+    try:
+        ses.set_active_receipt_rule_set(RuleSetName=rule_set)
+    except ClientError as e:
+        raise CommandError(f"activating {rule_set!r}: {describe(e)}") from e
+    line = f"receipt rule set {rule_set} is now active" + (f" (replaced {active})" if active else "")
+    return Report({**data, "changed": True}, [line])

@@ -1,0 +1,74 @@
+"""links: a mail's attachments with size, link expiry and state (active, revoked, expired, missing)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from relayctl import mails
+from relayctl.aws import Aws, CommandError, describe, error_code
+from relayctl.report import Report, size_text
+from relayctl.resources import Resources
+from relayctl.revoke import TAG
+
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+def run(args: argparse.Namespace, aws: Aws) -> Report:
+    bucket = Resources.from_args(args, aws).require("attachments_bucket")
+    s3 = aws.client("s3")
+    now = datetime.now(UTC)
+    results = []
+    lines: list[str] = []
+    for mail in mails.select(args, s3, bucket, whole_mail=True):
+        summary = mail.summary()
+        expires = _time(summary.get("expires_at"))
+        lines.append(mail.label)
+        lines.append(
+            f"  incoming {summary.get('incoming_key') or '?'}  created {summary.get('created_at') or '?'}"
+            f"  links expire {summary.get('expires_at') or '?'}"
+        )
+        attachments = []
+        for attachment in mail.attachments:
+            state = _state(s3, bucket, attachment.key, expires, now)
+            attachments.append(
+                {
+                    "key": attachment.key,
+                    "filename": attachment.filename,
+                    "size": attachment.size,
+                    "content_type": attachment.content_type,
+                    "expires_at": summary.get("expires_at"),
+                    "state": state,
+                }
+            )
+            lines.append(
+                f"  {state:<8} {size_text(attachment.size):>9}  {attachment.filename}  ({attachment.key})"
+            )
+        if not mail.attachments:
+            lines.append("  (no attachments)")
+        results.append({**summary, "attachments": attachments})
+    return Report({"bucket": bucket, "mails": results}, lines)
+
+
+def _state(s3: Any, bucket: str, key: str, expires: datetime | None, now: datetime) -> str:
+    try:
+        tags = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+    except ClientError as e:
+        if error_code(e) in _MISSING:
+            return "missing"
+        raise CommandError(f"reading tags of s3://{bucket}/{key}: {describe(e)}") from e
+    if any(t["Key"] == TAG and t["Value"] == "true" for t in tags):
+        return "revoked"
+    if expires is not None and expires <= now:
+        return "expired"
+    return "active"
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return mails.timestamp(str(value)) if value else None
+    except argparse.ArgumentTypeError:
+        return None

@@ -1,0 +1,103 @@
+"""Which bucket, queue or rule set a command acts on: explicit options first, else the stack's outputs.
+
+The output keys are the template's (`Outputs:` in template.yaml); a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from relayctl.aws import Aws, CommandError, describe, error_code
+
+STACK_ENVIRONMENT_VARIABLE = "RELAYCTL_STACK"
+
+
+@dataclass(frozen=True)
+class Resource:
+    attribute: str
+    option: str
+    output: str
+    what: str
+
+
+RESOURCES = {
+    r.attribute: r
+    for r in (
+        Resource("incoming_bucket", "--incoming-bucket", "IncomingBucketName", "incoming bucket"),
+        Resource("attachments_bucket", "--attachments-bucket", "AttachmentsBucketName", "attachments bucket"),
+        Resource("queue_url", "--queue-url", "InboundQueueUrl", "inbound queue URL"),
+        Resource("dlq_url", "--dlq-url", "DeadLetterQueueUrl", "dead-letter queue URL"),
+        Resource("rule_set", "--rule-set", "ReceiptRuleSetName", "receipt rule set"),
+    )
+}
+
+
+def add_options(parser: argparse.ArgumentParser, *attributes: str) -> None:
+    """`--stack` plus an explicit option per resource; those the command does not use are accepted (one
+    set of options or an alias serves every command) but left out of its help."""
+    group = parser.add_argument_group("resources (explicit options win over the stack's outputs)")
+    group.add_argument(
+        "--stack",
+        default=os.environ.get(STACK_ENVIRONMENT_VARIABLE) or None,
+        help=f"CloudFormation stack to read the resources from (default: ${STACK_ENVIRONMENT_VARIABLE})",
+    )
+    for attribute, resource in RESOURCES.items():
+        used = attribute in attributes
+        group.add_argument(
+            resource.option,
+            dest=attribute,
+            metavar="VALUE",
+            help=f"the {resource.what} ({resource.output})" if used else argparse.SUPPRESS,
+        )
+
+
+@dataclass
+class Resources:
+    aws: Aws
+    stack: str | None
+    explicit: dict[str, str | None]
+    _outputs: dict[str, str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, aws: Aws) -> Resources:
+        explicit = {name: getattr(args, name, None) for name in RESOURCES}
+        return cls(aws=aws, stack=getattr(args, "stack", None), explicit=explicit)
+
+    def get(self, attribute: str) -> str | None:
+        value = self.explicit.get(attribute)
+        if value:
+            return value
+        if self.stack:
+            return self.outputs().get(RESOURCES[attribute].output) or None
+        return None
+
+    def require(self, attribute: str) -> str:
+        value = self.get(attribute)
+        if value:
+            return value
+        resource = RESOURCES[attribute]
+        if self.stack:
+            raise CommandError(
+                f"stack {self.stack!r} has no output {resource.output}; pass {resource.option}"
+            )
+        raise CommandError(f"no {resource.what}: pass {resource.option} or --stack NAME")
+
+    def outputs(self) -> dict[str, str]:
+        if self._outputs is None:
+            try:
+                stacks: list[dict[str, Any]] = self.aws.client("cloudformation").describe_stacks(
+                    StackName=self.stack
+                )["Stacks"]
+            except ClientError as e:
+                if error_code(e) == "ValidationError" and "does not exist" in str(e):
+                    raise CommandError(
+                        f"stack {self.stack!r} does not exist in this account and region"
+                    ) from e
+                raise CommandError(f"reading stack {self.stack!r}: {describe(e)}") from e
+            self._outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+        return self._outputs

@@ -1,0 +1,163 @@
+"""status: queue depths and the age of their oldest message, the relay's alarms, the active rule set.
+
+The oldest message's age comes from CloudWatch (`ApproximateAgeOfOldestMessage`, what the alarm
+watches). Where CloudWatch has no figure (the sandbox, a quiet queue) `--sample` receives a few messages
+and puts them straight back; that counts as a receive towards the inbound queue's maxReceiveCount, so it
+is not done by default. The relay's alarms are those watching its queues.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from relayctl.aws import Aws, CommandError, describe
+from relayctl.report import Report
+from relayctl.resources import Resources
+
+COUNTS = {
+    "visible": "ApproximateNumberOfMessages",
+    "in_flight": "ApproximateNumberOfMessagesNotVisible",
+    "delayed": "ApproximateNumberOfMessagesDelayed",
+}
+
+
+def run(args: argparse.Namespace, aws: Aws) -> Report:
+    resources = Resources.from_args(args, aws)
+    queues = {"inbound": resources.require("queue_url"), "dead_letter": resources.require("dlq_url")}
+    rule_set = resources.get("rule_set")
+    sqs, cloudwatch = aws.client("sqs"), aws.client("cloudwatch")
+    now = datetime.now(UTC)
+    report = Report({"queues": {}, "alarms": [], "receipt_rule_set": {}})
+    for role, url in queues.items():
+        figures = _queue(sqs, cloudwatch, url, now, args.sample)
+        report.data["queues"][role] = figures
+        age = figures["oldest_age_seconds"]
+        age_text = (
+            "unknown (no CloudWatch data; --sample reads a few messages)" if age is None else f"{age} s"
+        )
+        if figures["age_source"] == "sample":
+            age_text += " (sampled, at least)"
+        report.lines.append(
+            f"{role.replace('_', '-') + ' queue':<18} {figures['visible']} waiting,"
+            f" {figures['in_flight']} in flight, {figures['delayed']} delayed; oldest {age_text}"
+            f"  [{figures['name']}]"
+        )
+    try:
+        alarms = _alarms(cloudwatch, {q["name"] for q in report.data["queues"].values()})
+        report.data["alarms"] = alarms
+        if not alarms:
+            report.lines.append("alarms             none watch these queues")
+        for alarm in alarms:
+            report.lines.append(
+                f"alarm              {alarm['state']:<17} {alarm['name']} ({alarm['metric']})"
+            )
+    except (ClientError, BotoCoreError) as e:
+        report.ok = False
+        report.data["alarms"] = None
+        report.lines.append(f"alarms             unavailable: {_reason(e)}")
+    try:
+        active = active_rule_set(aws.client("ses"))
+        report.data["receipt_rule_set"] = {
+            "active": active,
+            "stack": rule_set,
+            "is_active": active == rule_set,
+        }
+        text = active or "none (no mail is received)"
+        if rule_set and active != rule_set:
+            text += f"; the stack's {rule_set} is NOT active (relayctl activate)"
+        report.lines.append(f"active rule set    {text}")
+    except (ClientError, BotoCoreError) as e:
+        report.ok = False
+        report.data["receipt_rule_set"] = None
+        report.lines.append(f"active rule set    unavailable: {_reason(e)}")
+    return report
+
+
+def active_rule_set(ses: Any) -> str | None:
+    metadata = ses.describe_active_receipt_rule_set().get("Metadata") or {}
+    return str(metadata["Name"]) if metadata.get("Name") else None
+
+
+def _queue(sqs: Any, cloudwatch: Any, url: str, now: datetime, sample: bool) -> dict[str, Any]:
+    try:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(COUNTS.values()))[
+            "Attributes"
+        ]
+    except ClientError as e:
+        raise CommandError(f"reading queue {url}: {describe(e)}") from e
+    figures: dict[str, Any] = {"url": url, "name": url.rstrip("/").rsplit("/", 1)[-1]}
+    figures.update({k: int(attributes.get(v, 0)) for k, v in COUNTS.items()})
+    age: int | None = None
+    source = "empty"
+    if figures["visible"] + figures["in_flight"] + figures["delayed"] > 0:
+        age, source = _cloudwatch_age(cloudwatch, figures["name"], now), "cloudwatch"
+        if age is None and sample:
+            age, source = _sampled_age(sqs, url, now), "sample"
+        if age is None:
+            source = "unavailable"
+    else:
+        age = 0
+    figures.update(oldest_age_seconds=age, age_source=source)
+    return figures
+
+
+def _cloudwatch_age(cloudwatch: Any, queue_name: str, now: datetime) -> int | None:
+    try:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/SQS",
+            MetricName="ApproximateAgeOfOldestMessage",
+            Dimensions=[{"Name": "QueueName", "Value": queue_name}],
+            StartTime=now - timedelta(minutes=15),
+            EndTime=now + timedelta(minutes=1),
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+    except ClientError:
+        return None
+    if not points:
+        return None
+    return int(max(points, key=lambda p: p["Timestamp"])["Maximum"])
+
+
+def _sampled_age(sqs: Any, url: str, now: datetime) -> int | None:
+    messages = sqs.receive_message(
+        QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, AttributeNames=["SentTimestamp"]
+    ).get("Messages", [])
+    if not messages:
+        return None
+    sqs.change_message_visibility_batch(
+        QueueUrl=url,
+        Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+            for i, m in enumerate(messages)
+        ],
+    )
+    oldest = min(int(m["Attributes"]["SentTimestamp"]) for m in messages) / 1000
+    return max(0, int(now.timestamp() - oldest))
+
+
+def _alarms(cloudwatch: Any, queue_names: set[str]) -> list[dict[str, Any]]:
+    found = []
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
+        for alarm in page.get("MetricAlarms", []):
+            dimensions = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+            if dimensions.get("QueueName") in queue_names:
+                found.append(
+                    {
+                        "name": alarm["AlarmName"],
+                        "state": alarm.get("StateValue"),
+                        "metric": alarm.get("MetricName"),
+                        "queue": dimensions["QueueName"],
+                        "reason": alarm.get("StateReason"),
+                        "since": alarm.get("StateUpdatedTimestamp"),
+                    }
+                )
+    return sorted(found, key=lambda a: a["name"])
+
+
+def _reason(error: Exception) -> str:
+    return describe(error) if isinstance(error, ClientError) else str(error)

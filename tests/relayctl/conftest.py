@@ -1,0 +1,215 @@
+"""relayctl against moto in process: the template's queues, buckets and alarms (provisioned the way the
+sandbox does, from template.yaml), and mails stored as the function stores them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from app.mail import attachments
+from relayctl.cli import main
+from sandbox.resources import provision
+from sandbox.runner import SANDBOX_PARAMETERS
+from sandbox.template import Blueprint, load
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+STACK = "relay"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/relayctl/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def blueprint() -> Blueprint:
+    return load(TEMPLATE, {}, SANDBOX_PARAMETERS, stack_name=STACK)
+
+
+@dataclass
+class StoredMail:
+    incoming_key: str
+    keys: list[str]
+    manifest_key: str
+
+
+@dataclass
+class Relay:
+    """The relay's resources in moto, and `run` to call relayctl as a user would."""
+
+    blueprint: Blueprint
+    capsys: pytest.CaptureFixture[str]
+    region: str
+    s3: Any = field(init=False)
+    sqs: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.s3 = boto3.client("s3", region_name=self.region)
+        self.sqs = boto3.client("sqs", region_name=self.region)
+
+    @property
+    def attachments_bucket(self) -> str:
+        return self.blueprint.function.environment["ATTACHMENTS_BUCKET"]
+
+    @property
+    def queue_url(self) -> str:
+        return str(self.sqs.get_queue_url(QueueName=self.blueprint.inbound_queue.name)["QueueUrl"])
+
+    @property
+    def dlq_url(self) -> str:
+        dlq = self.blueprint.dead_letter_queue
+        assert dlq is not None
+        return str(self.sqs.get_queue_url(QueueName=dlq.name)["QueueUrl"])
+
+    @property
+    def rule_set(self) -> str:
+        return f"{STACK}-rules"  # the template's RuleSetName: ${AWS::StackName}-rules
+
+    def resource_options(self) -> list[str]:
+        return [
+            "--attachments-bucket",
+            self.attachments_bucket,
+            "--queue-url",
+            self.queue_url,
+            "--dlq-url",
+            self.dlq_url,
+            "--rule-set",
+            self.rule_set,
+        ]
+
+    def run(self, *argv: str) -> tuple[int, str, str]:
+        """relayctl's exit status, stdout and stderr."""
+        self.capsys.readouterr()
+        code = main(list(argv))
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def run_json(self, *argv: str) -> dict[str, Any]:
+        code, out, err = self.run(*argv, "--json")
+        assert code == 0, err
+        document: dict[str, Any] = json.loads(out)
+        return document
+
+    def store_mail(
+        self,
+        incoming_key: str,
+        message_id: str,
+        recipients: Sequence[str],
+        files: Sequence[tuple[str, bytes]] = (("report.csv", b"t,v\n1,2\n"),),
+        created_at: datetime | None = None,
+        expiry: timedelta = timedelta(days=1),
+    ) -> StoredMail:
+        """Attachment objects and manifest.json exactly as the function writes them."""
+        created = created_at or datetime.now(UTC)
+        keys = []
+        entries = []
+        for index, (name, body) in enumerate(files, start=1):
+            key = attachments.object_key(incoming_key, index, name)
+            self.s3.put_object(
+                Bucket=self.attachments_bucket,
+                Key=key,
+                Body=body,
+                ContentType="text/csv",
+                ContentDisposition=attachments.content_disposition(name),
+                Metadata={
+                    "incoming-key": quote(incoming_key, safe=""),
+                    "message-id": quote(message_id, safe=""),
+                },
+            )
+            keys.append(key)
+            entries.append({"key": key, "filename": name, "size": len(body), "content_type": "text/csv"})
+        manifest_key = attachments.manifest_key(incoming_key)
+        manifest = {
+            "incoming_key": incoming_key,
+            "message_id": message_id,
+            "subject": f"Readings {incoming_key}",
+            "created_at": created.isoformat(),
+            "expires_at": (created + expiry).isoformat(),
+            "recipient_digests": [attachments.recipient_digest(r) for r in recipients],
+            "attachments": entries,
+        }
+        self.s3.put_object(
+            Bucket=self.attachments_bucket, Key=manifest_key, Body=json.dumps(manifest).encode()
+        )
+        return StoredMail(incoming_key, keys, manifest_key)
+
+    def tags(self, key: str) -> dict[str, str]:
+        tag_set = self.s3.get_object_tagging(Bucket=self.attachments_bucket, Key=key)["TagSet"]
+        return {t["Key"]: t["Value"] for t in tag_set}
+
+    def exists(self, key: str) -> bool:
+        listed = self.s3.list_objects_v2(Bucket=self.attachments_bucket, Prefix=key).get("Contents", [])
+        return any(o["Key"] == key for o in listed)
+
+    def depth(self, url: str) -> int:
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        return sum(int(attributes[n]) for n in names)
+
+    def drain(self, url: str) -> list[dict[str, Any]]:
+        """Every message in the queue (received with a long visibility timeout, so each once)."""
+        found: list[dict[str, Any]] = []
+        while batch := self.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=300, MessageAttributeNames=["All"]
+        ).get("Messages", []):
+            found.extend(batch)
+        return found
+
+
+@pytest.fixture
+def relay(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], blueprint: Blueprint
+) -> Iterator[Relay]:
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL_SQS",
+        "AWS_PROFILE",
+        "RELAYCTL_STACK",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": blueprint.region,
+        "AWS_REGION": blueprint.region,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        made: dict[str, Any] = {}
+
+        def client(service: str) -> Any:
+            if service not in made:
+                made[service] = boto3.client(service, region_name=blueprint.region)
+            return made[service]
+
+        provision(blueprint, client)
+        sqs = client("sqs")
+        inbound = sqs.get_queue_url(QueueName=blueprint.inbound_queue.name)["QueueUrl"]
+        sqs.purge_queue(QueueUrl=inbound)  # S3's s3:TestEvent from setting up the notification
+        cloudwatch = client("cloudwatch")
+        for alarm in blueprint.alarms:
+            cloudwatch.put_metric_alarm(
+                AlarmName=alarm.name,
+                Namespace=alarm.namespace,
+                MetricName=alarm.metric,
+                Dimensions=[{"Name": k, "Value": v} for k, v in alarm.dimensions.items()],
+                Statistic=alarm.statistic,
+                Period=alarm.period_seconds,
+                EvaluationPeriods=1,
+                Threshold=alarm.threshold,
+                ComparisonOperator=alarm.comparison,
+            )
+        client("ses").create_receipt_rule_set(RuleSetName=f"{STACK}-rules")
+        yield Relay(blueprint, capsys, blueprint.region)

@@ -1,0 +1,135 @@
+"""The entry point: resources from a stack's outputs, one-line errors and exit statuses, help."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import boto3
+import pytest
+from cfnlint.decode import decode  # type: ignore[import-untyped]
+
+from relayctl.cli import main
+from relayctl.resources import RESOURCES
+from tests.relayctl.conftest import STACK, TEMPLATE, Relay
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMANDS = ("revoke", "unrevoke", "links", "redrive", "status", "activate")
+
+
+def _create_stack(relay: Relay) -> None:
+    """A stack whose outputs carry the template's output keys with this moto account's names."""
+    values = {
+        "IncomingBucketName": relay.blueprint.incoming_bucket,
+        "AttachmentsBucketName": relay.attachments_bucket,
+        "InboundQueueUrl": relay.queue_url,
+        "DeadLetterQueueUrl": relay.dlq_url,
+        "ReceiptRuleSetName": relay.rule_set,
+    }
+    body = {
+        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {key: {"Value": value} for key, value in values.items()},
+    }
+    boto3.client("cloudformation", region_name=relay.region).create_stack(
+        StackName=STACK, TemplateBody=json.dumps(body)
+    )
+
+
+def test_every_output_the_tool_reads_exists_in_the_template() -> None:
+    template, matches = decode(str(TEMPLATE))
+    assert template is not None, matches
+    assert {r.output for r in RESOURCES.values()} <= set(template["Outputs"])
+
+
+def test_the_console_script_points_at_main() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    assert project["project"]["scripts"]["relayctl"] == "relayctl.cli:main"
+    assert "relayctl*" in project["tool"]["setuptools"]["packages"]["find"]["include"]
+
+
+def test_commands_find_their_resources_through_the_stack(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _create_stack(relay)
+    mail = relay.store_mail("incoming/a1", "<a1@sensor>", ["ops@example.com"])
+    relay.sqs.send_message(QueueUrl=relay.dlq_url, MessageBody="failed once")
+
+    assert relay.run_json("revoke", "--stack", STACK, "--incoming-key", "incoming/a1")["counts"] == {
+        "revoked": 1
+    }
+    assert relay.tags(mail.keys[0]) == {"revoked": "true"}
+    status = relay.run_json("status", "--stack", STACK)
+    assert status["queues"]["dead_letter"]["visible"] == 1
+    assert status["receipt_rule_set"]["stack"] == relay.rule_set
+    monkeypatch.setenv("RELAYCTL_STACK", STACK)
+    assert relay.run_json("redrive")["moved"] == 1
+    assert relay.run_json("activate")["changed"] is True
+
+
+def test_an_explicit_option_wins_over_the_stack(relay: Relay) -> None:
+    _create_stack(relay)
+    code, _, err = relay.run(
+        "links", "--stack", STACK, "--attachments-bucket", "no-such-bucket", "--message-id", "x"
+    )
+    assert code == 1
+    assert "no-such-bucket" in err
+    assert "NoSuchBucket" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["revoke", "--incoming-key", "incoming/a"],
+            "no attachments bucket: pass --attachments-bucket or --stack NAME",
+        ),
+        (["status", "--stack", "missing"], "stack 'missing' does not exist in this account and region"),
+        (["redrive", "--queue-url", "q"], "no dead-letter queue URL: pass --dlq-url or --stack NAME"),
+        (["links", "--attachments-bucket", "b", "--recipient", "a@example.com"], "--recipient needs --since"),
+        (["revoke", "--attachments-bucket", "b", "--url", "ftp://x/y"], "--url must be an http(s) link"),
+    ],
+)
+def test_errors_are_one_line_with_exit_status_1(
+    relay: Relay, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    capsys.readouterr()
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("relayctl: error: ")
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_an_aws_error_is_one_line_naming_the_operation(relay: Relay) -> None:
+    code, _, err = relay.run(
+        "redrive", "--queue-url", relay.queue_url, "--dlq-url", relay.queue_url + "-gone"
+    )
+    assert code == 1
+    assert "GetQueueAttributes failed" in err
+    assert err.count("\n") == 1
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["links", "--attachments-bucket", "b", "--recipient", "a@b.c", "--since", "yesterday"],
+        ["revoke", "--message-id", "a", "--incoming-key", "b"],
+        ["redrive", "--max", "0"],
+        [],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2, argv
+    assert "not an ISO 8601 time: 'yesterday'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "--stack" in help_text
+    assert "--json" in help_text

@@ -1,0 +1,80 @@
+"""status: figures that match what the queues hold, the relay's alarms, the active rule set."""
+
+from __future__ import annotations
+
+import boto3
+
+from tests.relayctl.conftest import Relay
+
+
+def test_status_reports_depths_ages_alarms_and_rule_set(relay: Relay) -> None:
+    for i in range(3):
+        relay.sqs.send_message(QueueUrl=relay.queue_url, MessageBody=f"inbound {i}")
+    relay.sqs.receive_message(QueueUrl=relay.queue_url, MaxNumberOfMessages=1, VisibilityTimeout=300)
+    for i in range(2):
+        relay.sqs.send_message(QueueUrl=relay.dlq_url, MessageBody=f"dead {i}")
+    cloudwatch = boto3.client("cloudwatch", region_name=relay.region)
+    cloudwatch.put_metric_data(
+        Namespace="AWS/SQS",
+        MetricData=[
+            {
+                "MetricName": "ApproximateAgeOfOldestMessage",
+                "Dimensions": [{"Name": "QueueName", "Value": relay.blueprint.inbound_queue.name}],
+                "Value": 420,
+                "Unit": "Seconds",
+            }
+        ],
+    )
+    dead_letter_alarm = next(a.name for a in relay.blueprint.alarms if a.logical_id == "DeadLetterAlarm")
+    cloudwatch.set_alarm_state(AlarmName=dead_letter_alarm, StateValue="ALARM", StateReason="2 > 0")
+    cloudwatch.put_metric_alarm(  # someone else's alarm: not listed
+        AlarmName="unrelated",
+        Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible",
+        Dimensions=[{"Name": "QueueName", "Value": "other-queue"}],
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+
+    report = relay.run_json("status", *relay.resource_options())
+
+    inbound, dead = report["queues"]["inbound"], report["queues"]["dead_letter"]
+    assert (inbound["visible"], inbound["in_flight"], inbound["delayed"]) == (2, 1, 0)
+    assert (inbound["oldest_age_seconds"], inbound["age_source"]) == (420, "cloudwatch")
+    assert (dead["visible"], dead["in_flight"]) == (2, 0)
+    assert (dead["oldest_age_seconds"], dead["age_source"]) == (None, "unavailable")
+    states = {a["name"]: a["state"] for a in report["alarms"]}
+    assert set(states) == {a.name for a in relay.blueprint.alarms}
+    assert states[dead_letter_alarm] == "ALARM"
+    assert report["receipt_rule_set"] == {"active": None, "stack": relay.rule_set, "is_active": False}
+
+    code, out, _ = relay.run("status", *relay.resource_options())
+    assert code == 0
+    assert "2 waiting, 1 in flight, 0 delayed; oldest 420 s" in out
+    assert f"the stack's {relay.rule_set} is NOT active" in out
+
+
+def test_sampling_reads_the_age_and_puts_the_messages_back(relay: Relay) -> None:
+    for i in range(2):
+        relay.sqs.send_message(QueueUrl=relay.dlq_url, MessageBody=f"dead {i}")
+
+    report = relay.run_json("status", *relay.resource_options(), "--sample")
+
+    dead = report["queues"]["dead_letter"]
+    assert dead["age_source"] == "sample"
+    assert 0 <= dead["oldest_age_seconds"] < 60
+    visible = relay.sqs.get_queue_attributes(
+        QueueUrl=relay.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    assert visible["Attributes"]["ApproximateNumberOfMessages"] == "2"
+
+
+def test_empty_queues_have_no_age_and_an_active_stack_rule_set_is_reported(relay: Relay) -> None:
+    boto3.client("ses", region_name=relay.region).set_active_receipt_rule_set(RuleSetName=relay.rule_set)
+    report = relay.run_json("status", *relay.resource_options())
+    assert report["queues"]["inbound"]["oldest_age_seconds"] == 0
+    assert report["queues"]["dead_letter"]["visible"] == 0
+    assert report["receipt_rule_set"]["is_active"] is True
