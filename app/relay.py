@@ -215,19 +215,15 @@ def _send(
     digest = attachments.mail_digest(ref.key)
     rejected: list[str] = []
     for number, batch in enumerate(batches, start=1):
-        key = marker_key(digest, f"send-{number}-of-{len(batches)}")
-        if not markers.claim(key):
-            continue  # sent by an earlier delivery of this record
-        try:
-            ses_id = mailer.send(message, batch, settings.sender_email, settings.configuration_set_name)
-        except SendRejected as e:
-            markers.complete(key, f"rejected: {e}")
-            rejected.append(f"chunk {number}: {e}")
-            continue
-        except Exception:
-            markers.release(key)
-            raise
-        markers.complete(key, ses_id)
+
+        def send_chunk(number: int = number, batch: tuple[str, ...] = batch) -> str:
+            try:
+                return mailer.send(message, batch, settings.sender_email, settings.configuration_set_name)
+            except SendRejected as e:
+                rejected.append(f"chunk {number}: {e}")
+                return f"rejected: {e}"
+
+        markers.once(marker_key(digest, f"send-{number}-of-{len(batches)}"), send_chunk)
     return rejected
 
 
@@ -242,15 +238,13 @@ def _notify(ref: records.MailRef, settings: Settings, mail: Mail | None, refusal
         subject=mail.subject if mail else None,
         invalid_recipients=refusal.invalid,
     )
-    markers = Markers(settings.incoming_bucket)
+
+    def publish() -> str:
+        notices.publish(settings.fallback_topic_arn, notice)
+        return "published"
+
     key = marker_key(attachments.mail_digest(ref.key), f"notice-{refusal.reason}")
-    if markers.claim(key):
-        try:
-            notices.publish(settings.fallback_topic_arn, notice)
-        except Exception:
-            markers.release(key)
-            raise
-        markers.complete(key, "published")
+    Markers(settings.incoming_bucket).once(key, publish)
     return Result(
         Outcome.FALLBACK, reason=refusal.reason, detail=refusal.detail, message_id=notice.message_id
     )

@@ -10,12 +10,16 @@ longest possible invocation; only a crash inside that one SES call can then repe
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.aws import clients
 from app.errors import InFlight, RetryableError
+
+log = logging.getLogger("iot_mail_relay")
 
 MARKERS_PREFIX = "markers/"
 LEASE_SECONDS = 15 * 60  # Lambda's maximum timeout: a pending claim older than this was abandoned
@@ -29,6 +33,22 @@ def marker_key(mail_digest: str, step: str) -> str:
 class Markers:
     def __init__(self, bucket: str) -> None:
         self._bucket = bucket
+
+    def once(self, key: str, action: Callable[[], str]) -> None:
+        """Run `action` unless an earlier delivery already did; its result is noted in the marker."""
+        if not self.claim(key):
+            return
+        try:
+            note = action()
+        except Exception:
+            self.release(key)
+            raise
+        try:
+            self.complete(key, note)
+        except RetryableError:
+            # The action took effect: failing the record now could only repeat it or dead-letter a
+            # mail that was handled. The claim stays pending; a duplicate delivery waits out the lease.
+            log.error("%s done (%s) but its marker stayed pending", key, note)
 
     def claim(self, key: str) -> bool:
         """True: go ahead (then `complete` or `release`). False: the step was already done."""

@@ -12,6 +12,7 @@ import io
 from collections.abc import Callable, Iterator
 
 from flanker.mime.message import charsets
+from flanker.mime.message.errors import MimeError
 
 CHUNK = 6 * 1024 * 1024  # encoded bytes decoded per step; a multiple of 4 and of typical line lengths
 
@@ -36,8 +37,13 @@ def decode_all(view: memoryview, encoding: str) -> bytes:
 
 
 def decode_text(view: memoryview, encoding: str, charset: str | None) -> str:
-    """A text body as Unicode; unknown or wrong charsets fall back the way flanker does (guessing)."""
-    return str(charsets.convert_to_unicode(charset or "us-ascii", decode_all(view, encoding)))
+    """A text body as Unicode; unknown or wrong charsets fall back the way flanker does (guessing),
+    and bytes no charset fits are replaced rather than costing the mail its distribution."""
+    data = decode_all(view, encoding)
+    try:
+        return str(charsets.convert_to_unicode(charset or "us-ascii", data))
+    except (MimeError, UnicodeError, LookupError, ValueError):
+        return data.decode("utf-8", "replace")
 
 
 class DecodingReader(io.RawIOBase):
