@@ -38,7 +38,7 @@ venv: $(STAMP) ## Create .venv with Python 3.12 and the dev tools
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app relayctl sandbox
+	$(BIN)/mypy app relayctl sandbox demo
 
 .PHONY: test
 test: lint scan template-check wheels ## Lint, scan, check the template, run every test

@@ -21,9 +21,6 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote_plus
-
-REGION = "us-east-1"
 
 
 def read_status() -> dict[str, int]:
@@ -115,38 +112,12 @@ def limit(spec: dict[str, Any]) -> dict[str, Any]:
 # -- the function -----------------------------------------------------------------------------------
 
 
-def sqs_event(bucket: str, key: str) -> dict[str, Any]:
-    """An SQS event as Lambda delivers it: one record whose body is the S3 ObjectCreated notification."""
-    notification = {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": REGION,
-                "eventName": "ObjectCreated:Put",
-                "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="/")}},
-            }
-        ]
-    }
-    return {
-        "Records": [
-            {
-                "messageId": "bench-1",
-                "receiptHandle": "bench-handle-1",
-                "body": json.dumps(notification),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "eventSource": "aws:sqs",
-                "awsRegion": REGION,
-            }
-        ]
-    }
-
-
 def function(spec: dict[str, Any]) -> dict[str, Any]:
     from app.handler import lambda_handler
+    from demo.events import sqs_event
 
     def invoke(key: str) -> dict[str, Any]:
-        response = lambda_handler(sqs_event(spec["incoming_bucket"], key), None)
+        response = lambda_handler(sqs_event(key, bucket=spec["incoming_bucket"]), None)
         return {"batch_item_failures": len(response["batchItemFailures"])}
 
     warm_up = invoke(spec["warmup_key"])

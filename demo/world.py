@@ -18,14 +18,15 @@ from urllib.parse import unquote, urlsplit
 
 import boto3
 from moto import mock_aws
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
 from app.aws import clients
 from app.config import load_settings
+from demo import events
 
-REGION = "us-east-1"
+REGION = events.REGION
 ENVIRONMENT = {
     "INCOMING_BUCKET": "relay-incoming-example",
     "ATTACHMENTS_BUCKET": "relay-attachments-example",
@@ -110,33 +111,8 @@ class World:
 
 
 def sqs_event(*keys: str, bucket: str | None = None, first_id: int = 1) -> dict[str, Any]:
-    """An SQS event as Lambda delivers it, one S3 ObjectCreated notification per record."""
-    bucket = bucket or ENVIRONMENT["INCOMING_BUCKET"]
-    return {"Records": [_sqs_record(str(first_id + n), bucket, key) for n, key in enumerate(keys)]}
-
-
-def _sqs_record(message_id: str, bucket: str, key: str) -> dict[str, Any]:
-    from urllib.parse import quote_plus
-
-    notification = {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": REGION,
-                "eventName": "ObjectCreated:Put",
-                "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="/")}},
-            }
-        ]
-    }
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"handle-{message_id}",
-        "body": json.dumps(notification),
-        "attributes": {"ApproximateReceiveCount": "1"},
-        "eventSource": "aws:sqs",
-        "awsRegion": REGION,
-    }
+    """An SQS event for objects of the incoming bucket (another bucket when given)."""
+    return events.sqs_event(*keys, bucket=bucket or ENVIRONMENT["INCOMING_BUCKET"], first_id=first_id)
 
 
 @contextmanager
