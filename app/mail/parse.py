@@ -82,8 +82,7 @@ def parse(raw: bytes) -> Mail:
     """Parse one raw mail; raises MalformedMail for anything that is not a mail."""
     if not raw or raw.isspace():
         raise MalformedMail("the object is empty")
-    header_end = raw.find(b"\n\r\n", 0, MAX_HEADER_BYTES)
-    if header_end == -1 and raw.find(b"\n\n", 0, MAX_HEADER_BYTES) == -1 and len(raw) > MAX_HEADER_BYTES:
+    if len(raw) > MAX_HEADER_BYTES and not skeleton.HEADER_END.search(raw, 0, MAX_HEADER_BYTES):
         raise MalformedMail(f"the header block is longer than {MAX_HEADER_BYTES} bytes")
     stripped, offsets = skeleton.build(raw)
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 ELIDE_AT_LEAST = 16 * 1024  # smaller bodies are cheaper to keep than to elide
 PLACEHOLDER = b"AAAA"  # valid base64, so even a decode by mistake cannot fail
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
+HEADER_END = re.compile(rb"\r?\n\r?\n")  # the blank line that ends a header block
 _BASE64_CTE = re.compile(rb"^content-transfer-encoding:[ \t]*base64[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _MAX_HEADER_BLOCK = 64 * 1024
 
@@ -55,7 +55,7 @@ def build(raw: bytes) -> tuple[bytes, OffsetMap]:
     skeleton_length = 0
     dash_lines = _dash_lines(raw)
     for number, header_start in enumerate([0, *(end + 1 for _, end in dash_lines)]):
-        header_end = _HEADER_END.search(raw, header_start, header_start + _MAX_HEADER_BLOCK)
+        header_end = HEADER_END.search(raw, header_start, header_start + _MAX_HEADER_BLOCK)
         if header_end is None or not _BASE64_CTE.search(raw, header_start, header_end.start()):
             continue
         body_start = header_end.end()
