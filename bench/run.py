@@ -9,7 +9,6 @@ time of `app.handler` is measured in fresh interpreters too. Everything stays on
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -23,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.aws.markers import MARKERS_PREFIX
+from app.mail.attachments import ATTACHMENTS_PREFIX, mail_digest
 from bench import mails
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,11 +42,6 @@ ENVIRONMENT = {
 TARGETS = {"time_ratio": 1.5, "memory_multiple": 3.0, "cold_import_s": 0.5}
 WARMUP_CASE = mails.Case("warm-up", (4 * mails.KB,))
 IMPORT_PROBE = "import time; t = time.perf_counter(); import app.handler; print(time.perf_counter() - t)"
-
-
-def mail_digest(incoming_key: str) -> str:
-    """The function's name for one mail in attachment keys and markers (the storage contract)."""
-    return hashlib.sha256(incoming_key.encode("utf-8")).hexdigest()[:32]
 
 
 class BenchError(RuntimeError):
@@ -252,8 +248,8 @@ class Runner:
         finally:
             for incoming in (key, warmup_key):
                 digest = mail_digest(incoming)
-                self.aws.delete(ENVIRONMENT["ATTACHMENTS_BUCKET"], f"attachments/{digest}/")
-                self.aws.delete(ENVIRONMENT["INCOMING_BUCKET"], f"markers/{digest}/")
+                self.aws.delete(ENVIRONMENT["ATTACHMENTS_BUCKET"], f"{ATTACHMENTS_PREFIX}{digest}/")
+                self.aws.delete(ENVIRONMENT["INCOMING_BUCKET"], f"{MARKERS_PREFIX}{digest}/")
                 self.aws.s3.delete_object(Bucket=ENVIRONMENT["INCOMING_BUCKET"], Key=incoming)
         return result
 
@@ -265,7 +261,9 @@ class Runner:
                 f"SES got {sent} mails, not the warm-up and the measured one; fallback notices: "
                 f"{self.aws.notices()[-2:]}; log:\n{result['log']}"
             )
-        objects = self.aws.objects(ENVIRONMENT["ATTACHMENTS_BUCKET"], f"attachments/{mail_digest(key)}/")
+        objects = self.aws.objects(
+            ENVIRONMENT["ATTACHMENTS_BUCKET"], f"{ATTACHMENTS_PREFIX}{mail_digest(key)}/"
+        )
         sizes = sorted(size for name, size in objects.items() if not name.endswith("/manifest.json"))
         if sizes != sorted(stored.case.attachment_sizes):
             raise BenchError(f"the function stored attachments of {sizes} bytes for {stored.case.name}")
