@@ -10,9 +10,12 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cache
 
 from flanker.addresslib import address
+
+from app.mail import fence
 
 ENVIRONMENT_VARIABLES = (
     "INCOMING_BUCKET",
@@ -25,6 +28,8 @@ ENVIRONMENT_VARIABLES = (
     "MAX_RECIPIENTS",
     "ALLOWED_SENDERS",
     "LINK_SIGNING_SECRET_ARN",
+    "ALLOWED_RECIPIENTS",
+    "SENDER_AUTH",
 )
 
 MAX_URL_EXPIRY_SECONDS = 7 * 24 * 3600  # SigV4 pre-signed URLs cannot outlive seven days.
@@ -33,6 +38,13 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 _CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class SenderAuth(StrEnum):
+    """Whether an allowed sender must also be authenticated by SES (aligned DKIM or SPF, or DMARC)."""
+
+    REQUIRED = "required"
+    OFF = "off"  # the From address alone decides: for devices that cannot authenticate (see README)
 
 
 class ConfigError(ValueError):
@@ -49,8 +61,15 @@ class Settings:
     url_expiry_seconds: int = 86400
     configuration_set_name: str | None = None
     max_recipients: int = 50
-    allowed_senders: tuple[str, ...] = ()
+    allowed_senders: fence.Fence = ()
     link_signing_secret_arn: str | None = None
+    allowed_recipients: fence.Fence = ()
+    sender_auth: SenderAuth = SenderAuth.REQUIRED
+
+    @property
+    def is_open(self) -> bool:
+        """Anyone who knows the receiving address can make the relay send to anyone."""
+        return not self.allowed_senders and not self.allowed_recipients
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -73,10 +92,12 @@ class Settings:
                 "CONFIGURATION_SET_NAME", _CONFIGURATION_SET, "an SES configuration set name"
             ),
             max_recipients=env.integer("MAX_RECIPIENTS", 50, 1, 10000),
-            allowed_senders=env.allowed_senders("ALLOWED_SENDERS"),
+            allowed_senders=env.fence("ALLOWED_SENDERS"),
             link_signing_secret_arn=env.optional(
                 "LINK_SIGNING_SECRET_ARN", _SECRET_ARN, "a Secrets Manager secret ARN"
             ),
+            allowed_recipients=env.fence("ALLOWED_RECIPIENTS"),
+            sender_auth=env.choice("SENDER_AUTH", SenderAuth, SenderAuth.REQUIRED),
         )
 
 
@@ -129,11 +150,18 @@ class _Reader:
             raise ConfigError(f"{name}: {value} is outside {low}..{high}")
         return value
 
-    def allowed_senders(self, name: str) -> tuple[str, ...]:
-        entries = [entry.strip().lower() for entry in self._value(name).split(",") if entry.strip()]
-        for entry in entries:
-            candidate = "x" + entry if entry.startswith("@") else entry
-            parsed = address.parse(candidate, addr_spec_only=True)
-            if parsed is None or parsed.addr_type != "email":
-                raise ConfigError(f"{name}: {entry!r} is neither an address nor an @domain entry")
-        return tuple(entries)
+    def fence(self, name: str) -> fence.Fence:
+        try:
+            return fence.parse(self._value(name))
+        except ValueError as e:
+            raise ConfigError(f"{name}: {e}") from None
+
+    def choice[E: StrEnum](self, name: str, kind: type[E], default: E) -> E:
+        raw = self._value(name).lower()
+        if not raw:
+            return default
+        try:
+            return kind(raw)
+        except ValueError:
+            allowed = " or ".join(repr(str(member)) for member in kind)
+            raise ConfigError(f"{name}: {raw!r} is not {allowed}") from None

@@ -9,12 +9,25 @@ from typing import Any
 
 from app import records, relay
 from app.aws.storage import LinkSigner
-from app.config import load_settings
+from app.config import Settings, load_settings
 from app.outcomes import Outcome
 
 DEADLINE_RESERVE_MS = 30_000  # stop starting mails this close to the timeout; they are retried instead
 
 logging.getLogger("iot_mail_relay").setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper())
+
+
+log = logging.getLogger("iot_mail_relay")
+
+
+@cache
+def _warn_if_open(settings: Settings) -> None:
+    """Once per container: an operator reading the logs must learn that the relay is open."""
+    if settings.is_open:
+        log.warning(
+            "ALLOWED_SENDERS and ALLOWED_RECIPIENTS are both empty: anyone who knows the receiving "
+            "address can make this relay send any text and any file to anyone"
+        )
 
 
 @cache
@@ -24,6 +37,7 @@ def _signer(secret_arn: str | None) -> LinkSigner:
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     settings = load_settings()
+    _warn_if_open(settings)
     signer = _signer(settings.link_signing_secret_arn)
     failures: list[dict[str, str]] = []
     for record in event.get("Records", []):

@@ -15,9 +15,9 @@ from urllib.parse import quote
 from app import records, tracing
 from app.aws import mailer, notices, storage
 from app.aws.markers import Markers, marker_key
-from app.config import Settings
+from app.config import SenderAuth, Settings
 from app.errors import RetryableError, SendRejected
-from app.mail import attachments, decode, rewrite
+from app.mail import attachments, authentication, decode, fence, rewrite
 from app.mail.parse import Mail, MalformedMail, TooManyParts, parse
 from app.mail.recipients import extract
 from app.outcomes import Notice, Outcome, Reason
@@ -40,6 +40,7 @@ class Refusal:
 class Distribution:
     recipients: tuple[str, ...]
     invalid: tuple[str, ...]  # rejected entries: the mail still goes out, and a notice lists them
+    refused: tuple[str, ...] = ()  # valid addresses outside ALLOWED_RECIPIENTS: a notice lists them
 
 
 @dataclass
@@ -53,13 +54,23 @@ class Result:
 
 
 def screen(mail: Mail, settings: Settings) -> Refusal | Distribution:
-    """Decide, without AWS, whether and to whom the mail may be distributed."""
+    """Decide, without AWS, whether and to whom the mail may be distributed.
+
+    Only SES's own block speaks for the verdicts and the sender's authentication (`mail.ses`); the
+    order is the order of harm: nothing of a mail SES did not scan is stored, nothing of an unvouched
+    sender is sent, and the fence decides last who, of the listed recipients, may receive it.
+    """
     if mail.virus_verdict == "FAIL":
         return Refusal(Reason.VIRUS, "SES's virus scan failed the mail")
+    if mail.virus_verdict != "PASS":
+        return Refusal(
+            Reason.UNSCANNED, f"SES's virus verdict is {mail.virus_verdict or 'missing'}, not PASS"
+        )
     if mail.spam_verdict == "FAIL":
         return Refusal(Reason.SPAM, "SES's spam scan failed the mail")
-    if settings.allowed_senders and not _sender_allowed(mail.sender, settings.allowed_senders):
-        return Refusal(Reason.SENDER_NOT_ALLOWED, f"{mail.sender or 'an unreadable sender'} is not allowed")
+    refusal = _screen_sender(mail, settings)
+    if refusal:
+        return refusal
     found = extract(mail.bodies, drop=settings.recipient_email)
     if not found.found:
         return Refusal(Reason.NO_RECIPIENTS, "the body has no Email_Rxers_Code recipient list")
@@ -67,12 +78,44 @@ def screen(mail: Mail, settings: Settings) -> Refusal | Distribution:
         return Refusal(Reason.NO_RECIPIENTS, "the recipient list is empty")
     if not found.valid:
         return Refusal(Reason.INVALID_RECIPIENTS, "no entry of the recipient list is valid", found.invalid)
-    if len(found.valid) > settings.max_recipients:
+    inside, refused = found.valid, tuple[str, ...]()
+    if settings.allowed_recipients:
+        inside = tuple(r for r in found.valid if fence.admits(settings.allowed_recipients, r))
+        refused = tuple(r for r in found.valid if r not in inside)
+    if not inside:
+        return Refusal(Reason.RECIPIENT_NOT_ALLOWED, "no recipient is inside ALLOWED_RECIPIENTS", refused)
+    if len(inside) > settings.max_recipients:
         return Refusal(
             Reason.TOO_MANY_RECIPIENTS,
-            f"{len(found.valid)} recipients, more than MAX_RECIPIENTS={settings.max_recipients}",
+            f"{len(inside)} recipients, more than MAX_RECIPIENTS={settings.max_recipients}",
         )
-    return Distribution(recipients=found.valid, invalid=found.invalid)
+    return Distribution(recipients=inside, invalid=found.invalid, refused=refused)
+
+
+def _screen_sender(mail: Mail, settings: Settings) -> Refusal | None:
+    if not settings.allowed_senders:
+        return None
+    if not mail.sender:
+        return Refusal(Reason.SENDER_NOT_ALLOWED, f"{_no_sender(mail)}: no sender to match ALLOWED_SENDERS")
+    if not fence.admits(settings.allowed_senders, mail.sender):
+        return Refusal(Reason.SENDER_NOT_ALLOWED, f"{mail.sender} is not in ALLOWED_SENDERS")
+    if settings.sender_auth is SenderAuth.REQUIRED:
+        domain = mail.sender.rpartition("@")[2]
+        verification = authentication.verify(mail.ses, domain)
+        if not verification.authenticated:
+            return Refusal(
+                Reason.SENDER_NOT_AUTHENTICATED,
+                f"SES authenticated no aligned domain for {domain}: it reported {verification.summary}",
+            )
+    return None
+
+
+def _no_sender(mail: Mail) -> str:
+    if mail.from_count == 0:
+        return "the mail has no From"
+    if mail.from_count > 1:
+        return f"the mail has {mail.from_count} From headers"
+    return "the From does not name exactly one address"
 
 
 def process(item: records.Item, settings: Settings, signer: storage.LinkSigner) -> Outcome:
@@ -148,12 +191,23 @@ def _relay(ref: records.MailRef, settings: Settings, signer: storage.LinkSigner)
             decision.invalid,
         )
         _notify(ref, settings, mail, refusal)
+    if decision.refused:
+        refusal = Refusal(
+            Reason.RECIPIENT_NOT_ALLOWED,
+            "sent to the recipients inside ALLOWED_RECIPIENTS only; these were refused",
+            decision.refused,
+        )
+        _notify(ref, settings, mail, refusal)
     return Result(
         Outcome.DISTRIBUTED,
         message_id=mail.message_id,
         recipients=len(decision.recipients),
         attachments=len(links),
-        detail=f"{len(decision.invalid)} invalid recipients" if decision.invalid else "",
+        detail=", ".join(
+            f"{count} {what} recipients"
+            for count, what in ((len(decision.invalid), "invalid"), (len(decision.refused), "refused"))
+            if count
+        ),
     )
 
 
@@ -234,7 +288,7 @@ def _notify(ref: records.MailRef, settings: Settings, mail: Mail | None, refusal
         bucket=ref.bucket,
         key=ref.key,
         message_id=mail.message_id if mail else None,
-        sender=mail.sender if mail else None,
+        sender=(mail.sender or mail.from_header or None) if mail else None,
         subject=mail.subject if mail else None,
         invalid_recipients=refusal.invalid,
     )
@@ -248,9 +302,3 @@ def _notify(ref: records.MailRef, settings: Settings, mail: Mail | None, refusal
     return Result(
         Outcome.FALLBACK, reason=refusal.reason, detail=refusal.detail, message_id=notice.message_id
     )
-
-
-def _sender_allowed(sender: str | None, allowed: tuple[str, ...]) -> bool:
-    if not sender:
-        return False
-    return sender in allowed or "@" + sender.rpartition("@")[2] in allowed

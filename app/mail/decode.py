@@ -16,6 +16,9 @@ from flanker.mime.message.errors import MimeError
 
 CHUNK = 6 * 1024 * 1024  # encoded bytes decoded per step; a multiple of 4 and of typical line lengths
 
+# Older DVRs and PLCs label uuencoded parts so; the body is `begin <mode> <name>`, lines, `end`.
+UUENCODE = frozenset({"x-uuencode", "uuencode", "x-uue", "uue"})
+
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _NOT_BASE64 = bytes(byte for byte in range(256) if byte not in _BASE64_ALPHABET)
 
@@ -27,6 +30,8 @@ def decoded_chunks(view: memoryview, encoding: str) -> Iterator[bytes]:
         yield from _base64_chunks(view)
     elif encoding == "quoted-printable":
         yield from _line_chunks(view, binascii.a2b_qp)
+    elif encoding in UUENCODE:
+        yield from _line_chunks(view, _uudecode_lines)
     else:  # 7bit, 8bit, binary and unknown encodings are taken as they are
         for start in range(0, len(view), CHUNK):
             yield bytes(view[start : start + CHUNK])
@@ -140,3 +145,20 @@ def _line_chunks(view: memoryview, decode: Callable[[bytes], bytes]) -> Iterator
                 end = start + window.rindex(b"=", len(window) - 2)
         yield decode(bytes(view[start:end]))
         start = end
+
+
+def _uudecode_lines(data: bytes) -> bytes:
+    """Decode whole uuencoded lines; `begin`/`end` lines and lines that are not uuencoding are skipped."""
+    decoded = bytearray()
+    for line in data.splitlines():
+        if not line.strip() or line.startswith((b"begin ", b"end")):
+            continue
+        length = (line[0] - 32) & 63  # the first character gives the line's decoded length
+        if length == 0:
+            continue
+        encoded = line[: 1 + (length + 2) // 3 * 4]  # some encoders pad lines past their length
+        try:
+            decoded += binascii.a2b_uu(encoded)
+        except binascii.Error:
+            continue
+    return bytes(decoded)

@@ -1,4 +1,4 @@
-"""Raw mail bytes -> the small model the relay works with: verdicts, sender, text bodies, attachments.
+"""Raw mail bytes -> the small model the relay works with: SES's report, sender, text bodies, attachments.
 
 flanker finds the structure and decodes the headers; bodies are decoded from the raw bytes by `decode`.
 The raw mail is viewed as Latin-1 so that every byte survives and flanker's offsets are byte offsets
@@ -7,7 +7,6 @@ The raw mail is viewed as Latin-1 so that every byte survives and flanker's offs
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +14,9 @@ from flanker import mime
 from flanker.addresslib import address
 from flanker.mime.message.errors import MimeError
 
-from app.mail import decode, skeleton
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
+from app.mail import authentication, decode, skeleton
+from app.mail.authentication import SesReport
+from app.mail.header_text import one_line
 
 # Abuse limits: a sensor mail has a handful of parts; these bound the work a hostile one can cause.
 MAX_PARTS = 100
@@ -69,13 +67,23 @@ class AttachmentPart:
 @dataclass(frozen=True)
 class Mail:
     message_id: str | None
-    sender: str | None  # the From addr-spec, lower-cased; None when From is missing or unreadable
-    from_header: str
+    # The one From address, lower-cased. None when there is no From, more than one From header, or a
+    # From naming more than one address: such a mail has no sender an allow-list could match.
+    sender: str | None
+    from_header: str  # every From as written (one line each, joined by ", "): for notices
     subject: str
-    spam_verdict: str | None
-    virus_verdict: str | None
+    ses: SesReport  # verdicts and authentication results from SES's own block, never the sender's
     bodies: tuple[TextBody, ...]
     attachments: tuple[AttachmentPart, ...]
+    from_count: int = 1  # From headers in the mail
+
+    @property
+    def spam_verdict(self) -> str | None:
+        return self.ses.spam_verdict
+
+    @property
+    def virus_verdict(self) -> str | None:
+        return self.ses.virus_verdict
 
 
 def parse(raw: bytes) -> Mail:
@@ -98,15 +106,16 @@ def parse(raw: bytes) -> Mail:
         attachments: list[AttachmentPart] = []
         for index, part in enumerate(parts):
             _classify(raw, offsets, index, part, bodies, attachments)
+        froms = [_clean(value) for value in headers.getall("From")]
         return Mail(
             message_id=_header(message, "Message-ID"),
-            sender=_sender(message),
-            from_header=_header(message, "From") or "",
-            subject=_repair(str(message.subject or "")),
-            spam_verdict=_verdict(message, "X-SES-Spam-Verdict"),
-            virus_verdict=_verdict(message, "X-SES-Virus-Verdict"),
+            sender=_sender(froms),
+            from_header=", ".join(value for value in froms if value),
+            subject=_clean(message.subject or ""),
+            ses=authentication.read((str(name), _repair(str(value))) for name, value in headers.items()),
             bodies=tuple(bodies),
             attachments=tuple(attachments),
+            from_count=len(froms),
         )
     except (MalformedMail, TooManyParts):
         raise
@@ -169,26 +178,24 @@ def _body(raw: bytes, offsets: skeleton.OffsetMap, part: Any) -> Body:
 
 
 def _header(message: Any, name: str) -> str | None:
-    value = message.headers.get(name)
-    if value is None:
+    """The first occurrence, as one clean line (flanker's `get` would return the last)."""
+    values = message.headers.getall(name)
+    return (_clean(values[0]) or None) if values else None
+
+
+def _clean(value: Any) -> str:
+    return one_line(_repair(str(value)))
+
+
+def _sender(froms: list[str]) -> str | None:
+    """The single address of the single From header, or None (a display name is never the sender:
+    `"boss@plant.example.com" <x@evil.example>` is x@evil.example)."""
+    if len(froms) != 1:
         return None
-    text = _CONTROL.sub(" ", _repair(str(value))).strip()
-    return text or None
-
-
-def _verdict(message: Any, name: str) -> str | None:
-    value = _header(message, name)
-    return value.upper() if value else None
-
-
-def _sender(message: Any) -> str | None:
-    value = _header(message, "From")
-    if not value:
+    parsed, unparsed = address.parse_list(froms[0], as_tuple=True)
+    if unparsed or len(parsed) != 1 or parsed[0].addr_type != "email":
         return None
-    parsed = address.parse(value)
-    if parsed is None or parsed.addr_type != "email":
-        return None
-    return str(parsed.address).lower()
+    return str(parsed[0].address).lower()
 
 
 def _content_id(part: Any) -> str | None:

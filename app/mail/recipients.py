@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from flanker.addresslib import address
 
+from app.mail.header_text import one_line
 from app.mail.parse import TextBody
 
 CODE = re.compile(r"Email_Rxers_Code:\s*\[(?P<entries>[^\[\]]*)\]\s*:\s*Email_Rxers_Code:", re.IGNORECASE)
 _SEPARATORS = re.compile(r"[,;]")
 _TAG = re.compile(r"<[^>]*>")
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 _ODD_DISPLAY_NAME = re.compile(r"[@:<>]")
 _MAX_ENTRY = 320  # 64 local part + @ + 255 domain
 
@@ -45,7 +45,7 @@ def extract(bodies: Iterable[TextBody], drop: str) -> Recipients:
     for entry in entries:
         addr = _validate(entry)
         if addr is None:
-            invalid.append(_UNSAFE.sub("", entry)[:_MAX_ENTRY])
+            invalid.append(one_line(entry)[:_MAX_ENTRY])
         elif addr not in seen:
             seen.add(addr)
             valid.append(addr)
@@ -71,7 +71,7 @@ def _html_to_text(markup: str) -> str:
 
 
 def _validate(entry: str) -> str | None:
-    if len(entry) > _MAX_ENTRY or _UNSAFE.search(entry):
+    if len(entry) > _MAX_ENTRY or one_line(entry) != entry:
         return None
     parsed = address.parse(entry)
     if parsed is None or parsed.addr_type != "email":

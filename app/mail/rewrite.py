@@ -18,11 +18,12 @@ from email.utils import format_datetime, make_msgid
 
 from flanker.addresslib import address
 
+from app.mail.header_text import one_line
 from app.mail.parse import Mail
 from app.mail.recipients import remove_codes
 
 RELAY_NAME = "IoT Mail Relay"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_ADDRESS_LIKE = re.compile(r"[@<>]")
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
@@ -43,7 +44,7 @@ def build(mail: Mail, links: list[Link], expires_at: datetime, sender_email: str
     reply_to = _reply_to(mail)
     if reply_to:
         message["Reply-To"] = reply_to
-    message["Subject"] = _CONTROL.sub(" ", mail.subject).strip()
+    message["Subject"] = one_line(mail.subject)
     message["Date"] = format_datetime(now)
     message["Message-ID"] = make_msgid(domain=sender_email.rpartition("@")[2])
     if mail.message_id:
@@ -112,10 +113,15 @@ def _html(documents: list[str], links: list[Link], expires_at: datetime) -> str:
 
 
 def _display_name(mail: Mail) -> str:
-    parsed = address.parse(mail.from_header) if mail.from_header else None
-    name = str(getattr(parsed, "display_name", "") or "") or (mail.sender or "")
-    name = _CONTROL.sub(" ", name).strip()
-    return f"{name} via {RELAY_NAME}" if name else RELAY_NAME
+    """The sender's display name, unless it looks like an address (`"boss@bank.example" <x@evil>`
+    would show as boss@bank.example): then, and without a name, the sender's real address."""
+    if not mail.sender:
+        return RELAY_NAME
+    parsed = address.parse(mail.from_header)
+    name = one_line(str(getattr(parsed, "display_name", "") or ""))
+    if not name or _ADDRESS_LIKE.search(name):
+        name = mail.sender
+    return f"{name} via {RELAY_NAME}"
 
 
 def _reply_to(mail: Mail) -> Address | None:

@@ -35,6 +35,11 @@ HOSTILE_TEXT = [
     "<script>alert(1)</script>",
     "=?utf-8?q?nested?=",
     "\x00\x1b[31m",
+    "Kessel\u0085Alarm",  # NEL: once sent the mail to the DLQ (found with 400 examples)
+    "line\u2028separator\u2029paragraph",
+    "invoice \u202egpj.exe",
+    "boss@bank.example",  # a display name that looks like an address
+    "zero\u200bwidth\ufeff",
 ]
 _text = st.text(st.characters(codec="utf-8"), max_size=60)
 names = st.one_of(st.sampled_from(HOSTILE_NAMES), _text)
@@ -124,6 +129,8 @@ def mail(tree: Node, subject: str, display_name: str, code: str) -> bytes:
     """A whole mail: the code in a first text part, then the generated tree."""
     root = Multipart("mixed", (Leaf("text/plain", None, code.encode(), "8bit"), tree))
     headers = [
+        "X-SES-Spam-Verdict: PASS",  # what SES prepends; without it the relay holds the mail unscanned
+        "X-SES-Virus-Verdict: PASS",
         f"From: {encoded_word(display_name)} <plc-7@plant.example.com>",
         "To: inbox-7f3k9q@relay.example.com",
         f"Subject: {encoded_word(subject)}",

@@ -32,7 +32,14 @@ def nested(levels: int) -> bytes:
     node: hostile.Node = hostile.Leaf("text/plain", None, CODE.encode(), "7bit")
     for _ in range(levels):
         node = hostile.Multipart("mixed", (node,))
-    lines = ["From: plc-7@plant.example.com", "Subject: deep", "MIME-Version: 1.0", *hostile.render(node)]
+    lines = [
+        "X-SES-Spam-Verdict: PASS",
+        "X-SES-Virus-Verdict: PASS",
+        "From: plc-7@plant.example.com",
+        "Subject: deep",
+        "MIME-Version: 1.0",
+        *hostile.render(node),
+    ]
     return "\r\n".join(lines).encode()
 
 
@@ -63,19 +70,19 @@ def test_nesting_deeper_than_the_cap_is_refused_as_malformed(world: World) -> No
 
 def test_a_header_block_over_the_cap_is_refused_unread(world: World) -> None:
     filler = "".join(f"X-Filler-{n}: {'y' * 990}\r\n" for n in range(MAX_HEADER_BYTES // 1000 + 10))
-    raw = f"From: plc-7@plant.example.com\r\n{filler}\r\n{CODE}\r\n".encode()
+    raw = f"X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\nFrom: plc-7@plant.example.com\r\n{filler}\r\n{CODE}\r\n".encode()
     assert refused(world, raw) == "malformed"
 
 
 def test_a_single_giant_subject_is_distributed_or_refused_never_crashes(world: World) -> None:
-    raw = f"From: plc-7@plant.example.com\r\nSubject: {'S' * 200_000}\r\n\r\n{CODE}\r\n".encode()
+    raw = f"X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\nFrom: plc-7@plant.example.com\r\nSubject: {'S' * 200_000}\r\n\r\n{CODE}\r\n".encode()
     result = relay(world, KEY, raw)
     assert result.outcome in {"distributed", "fallback"}
 
 
 def test_more_recipients_than_max_recipients_are_refused(world: World) -> None:
     entries = ",".join(f"r{n}@example.com" for n in range(51))
-    raw = f"From: plc-7@plant.example.com\r\nSubject: many\r\n\r\nEmail_Rxers_Code:[{entries}]:Email_Rxers_Code:\r\n"
+    raw = f"X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\nFrom: plc-7@plant.example.com\r\nSubject: many\r\n\r\nEmail_Rxers_Code:[{entries}]:Email_Rxers_Code:\r\n"
     result = relay(world, KEY, raw.encode())
     assert result.outcome == "fallback"
     assert result.notices[0]["reason"] == "too_many_recipients"
@@ -178,7 +185,7 @@ def test_base64_garbage_in_an_attachment_is_stored_not_fatal(world: World) -> No
 @pytest.mark.parametrize("max_recipients", ["1", "3"])
 def test_the_recipient_cap_follows_the_setting(environment: dict[str, str], max_recipients: str) -> None:
     entries = ",".join(f"r{n}@example.com" for n in range(3))
-    raw = f"From: plc-7@plant.example.com\r\nSubject: s\r\n\r\nEmail_Rxers_Code:[{entries}]:Email_Rxers_Code:\r\n"
+    raw = f"X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\nFrom: plc-7@plant.example.com\r\nSubject: s\r\n\r\nEmail_Rxers_Code:[{entries}]:Email_Rxers_Code:\r\n"
     with moto_world({**environment, "MAX_RECIPIENTS": max_recipients}) as world:
         result = relay(world, KEY, raw.encode())
         assert result.outcome == ("distributed" if max_recipients == "3" else "fallback")

@@ -18,6 +18,7 @@ from tests.fuzz.conftest import relay
 CORPUS = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data"
 MESSAGES = sorted(CORPUS.glob("msg_*.txt")) if CORPUS.is_dir() else []
 CODE = b"\nEmail_Rxers_Code:[corpus@example.com]:Email_Rxers_Code:\n"
+SES = b"X-SES-Spam-Verdict: PASS\nX-SES-Virus-Verdict: PASS\n"  # as SES prepends them: scanned and clean
 
 
 @pytest.mark.skipif(not MESSAGES, reason="this Python ships without Lib/test/test_email/data")
@@ -26,9 +27,9 @@ def test_each_corpus_message_is_classified(shared_world: World, path: Path) -> N
     raw = path.read_bytes()
     as_is = relay(shared_world, f"incoming/corpus/{path.name}", raw)
     assert as_is.outcome in {"distributed", "fallback"}
-    # The same message with a recipient code appended to its last body line: still exactly one outcome,
-    # and when it goes out, only to the coded recipient.
-    coded = relay(shared_world, f"incoming/corpus-coded/{path.name}", raw + CODE)
+    # The same message as SES would store it (verdicts above) with a recipient code appended to its last
+    # body line: still exactly one outcome, and when it goes out, only to the coded recipient.
+    coded = relay(shared_world, f"incoming/corpus-coded/{path.name}", SES + raw + CODE)
     if coded.outcome == "distributed":
         assert {a for sent in coded.sent for a in sent.destinations} <= {"corpus@example.com"}
 

@@ -23,7 +23,7 @@ from tests.fuzz import strategies as hostile
 from tests.fuzz.conftest import relay
 
 FUZZ = settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "40")),  # raise it for a longer hunt
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "400")),  # raise it for a longer hunt
     deadline=None,
     database=None,  # no example database in the work tree; failures print their reproducer
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -24,7 +24,7 @@ class Context:
 
 with moto_world() as world:
     world.put_mail("incoming/camera.eml", fixture_mail("camera-jpeg-name-param-no-disposition.eml"))
-    world.put_mail("incoming/no-code.eml", b"From: s@plant.example.com\\r\\nSubject: x\\r\\n\\r\\nno code\\r\\n")
+    world.put_mail("incoming/no-code.eml", b"X-SES-Virus-Verdict: PASS\\r\\nFrom: s@plant.example.com\\r\\nSubject: x\\r\\n\\r\\nno code\\r\\n")
     print(lambda_handler(sqs_event("incoming/camera.eml", "incoming/no-code.eml"), Context()))
 """
 

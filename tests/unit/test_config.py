@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import ENVIRONMENT_VARIABLES, ConfigError, Settings
+from app.config import ENVIRONMENT_VARIABLES, ConfigError, SenderAuth, Settings
 
 VALID = {
     "INCOMING_BUCKET": "relay-incoming",
@@ -19,6 +19,9 @@ def test_defaults_and_normalisation() -> None:
     assert settings.max_recipients == 50
     assert settings.configuration_set_name is None
     assert settings.allowed_senders == ()
+    assert settings.allowed_recipients == ()
+    assert settings.sender_auth is SenderAuth.REQUIRED
+    assert settings.is_open
     assert settings.sender_email == "relay@example.com"
 
 
@@ -30,6 +33,8 @@ def test_every_variable_is_declared() -> None:
         "MAX_RECIPIENTS": "120",
         "ALLOWED_SENDERS": " Sensor@Plant.example.com , @cameras.example.com ",
         "LINK_SIGNING_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:relay-links-AbCdEf",
+        "ALLOWED_RECIPIENTS": "Ops@Example.com, @example.org, @*.Example.NET",
+        "SENDER_AUTH": "Off",
     }
     assert set(full) == set(ENVIRONMENT_VARIABLES)
     settings = Settings.from_environ(full)
@@ -38,6 +43,9 @@ def test_every_variable_is_declared() -> None:
     assert settings.max_recipients == 120
     assert settings.allowed_senders == ("sensor@plant.example.com", "@cameras.example.com")
     assert settings.link_signing_secret_arn is not None
+    assert settings.allowed_recipients == ("ops@example.com", "@example.org", "@*.example.net")
+    assert settings.sender_auth is SenderAuth.OFF
+    assert not settings.is_open
 
 
 @pytest.mark.parametrize(
@@ -67,6 +75,11 @@ def test_missing_or_empty_required_variable_is_named(name: str, value: str | Non
         ("MAX_RECIPIENTS", "0"),
         ("CONFIGURATION_SET_NAME", "has spaces"),
         ("ALLOWED_SENDERS", "ok@example.com, not an entry"),
+        ("ALLOWED_SENDERS", "@*example.com"),
+        ("ALLOWED_RECIPIENTS", "@"),
+        ("ALLOWED_RECIPIENTS", "@*."),
+        ("ALLOWED_RECIPIENTS", "a@b.com;c@d.com"),
+        ("SENDER_AUTH", "yes"),
         ("LINK_SIGNING_SECRET_ARN", "arn:aws:s3:::bucket"),
     ],
 )
@@ -82,3 +95,8 @@ def test_sender_must_not_be_the_receiving_address() -> None:
 
 def test_upper_bound_of_expiry_is_seven_days() -> None:
     assert Settings.from_environ({**VALID, "URL_EXPIRY_SECONDS": "604800"}).url_expiry_seconds == 604800
+
+
+def test_only_one_fence_closes_the_relay() -> None:
+    assert not Settings.from_environ({**VALID, "ALLOWED_SENDERS": "@plant.example.com"}).is_open
+    assert not Settings.from_environ({**VALID, "ALLOWED_RECIPIENTS": "@example.com"}).is_open

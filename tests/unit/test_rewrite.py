@@ -4,6 +4,9 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
+import pytest
+
+from app.mail.authentication import SesReport
 from app.mail.parse import Mail, TextBody, parse
 from app.mail.rewrite import Link, build
 from tests.conftest import fixture_mail
@@ -28,8 +31,7 @@ def mail(
         sender="s@plant.example.com",
         from_header=from_header,
         subject=subject,
-        spam_verdict="PASS",
-        virus_verdict="PASS",
+        ses=SesReport(spam_verdict="PASS", virus_verdict="PASS"),
         bodies=bodies,
         attachments=(),
     )
@@ -103,6 +105,42 @@ def test_header_values_from_the_mail_cannot_inject_headers() -> None:
     assert "Bcc" not in message
     assert b"\r\nBcc:" not in raw
     assert b"\r\nX: y" not in raw
+
+
+@pytest.mark.parametrize("breaker", ["\u0085", "\u2028", "\u2029", "\x0b", "\x1c"])
+def test_line_separators_of_any_kind_in_the_subject_and_name_become_spaces(breaker: str) -> None:
+    hostile = mail(
+        TextBody("plain", "x"),
+        subject=f"Pump{breaker}3 alarm",
+        from_header=f'"Plant{breaker}Sensor" <s@plant.example.com>',
+    )
+    raw, message = rebuilt(hostile, [])
+    assert message["Subject"] == "Pump 3 alarm"
+    assert message["From"].addresses[0].display_name == "Plant Sensor via IoT Mail Relay"
+    assert raw.isascii()
+
+
+def test_bidi_overrides_are_removed_from_the_subject() -> None:
+    _, message = rebuilt(mail(TextBody("plain", "x"), subject="invoice \u202egpj.exe"), [])
+    assert message["Subject"] == "invoice gpj.exe"
+
+
+@pytest.mark.parametrize(
+    "from_header",
+    ['"boss@bank.example" <s@plant.example.com>', '"Boss <boss@bank.example>" <s@plant.example.com>'],
+)
+def test_a_display_name_that_looks_like_an_address_shows_the_real_sender(from_header: str) -> None:
+    _, message = rebuilt(mail(TextBody("plain", "x"), from_header=from_header), [])
+    assert message["From"].addresses[0].display_name == "s@plant.example.com via IoT Mail Relay"
+
+
+def test_a_mail_without_a_single_sender_is_sent_in_the_relay_s_name_without_reply_to() -> None:
+    from dataclasses import replace
+
+    hostile = replace(mail(TextBody("plain", "x"), from_header="a@x.example, b@y.example"), sender=None)
+    _, message = rebuilt(hostile, [])
+    assert message["From"].addresses[0].display_name == "IoT Mail Relay"
+    assert "Reply-To" not in message
 
 
 def test_a_real_mail_end_to_end() -> None:

@@ -4,7 +4,9 @@ from dataclasses import replace
 
 import pytest
 
-from app.config import Settings
+from app.config import SenderAuth, Settings
+from app.mail.auth_results import Result
+from app.mail.authentication import SesReport
 from app.mail.parse import Mail, TextBody
 from app.outcomes import Reason
 from app.relay import Distribution, Refusal, screen
@@ -19,17 +21,27 @@ SETTINGS = Settings(
 )
 
 
+# SES's report for a mail from plant.example.com that passed everything.
+PASSING = SesReport(
+    spam_verdict="PASS",
+    virus_verdict="PASS",
+    results=(Result("dkim", "pass", {"header.i": "@plant.example.com"}),),
+)
+
+
 def mail(code: str = "Email_Rxers_Code:[a@example.com]:Email_Rxers_Code:", **changes: object) -> Mail:
     base = Mail(
         message_id="<m@x>",
         sender="sensor@plant.example.com",
         from_header="sensor@plant.example.com",
         subject="s",
-        spam_verdict="PASS",
-        virus_verdict="PASS",
+        ses=PASSING,
         bodies=(TextBody("plain", code),),
         attachments=(),
     )
+    verdicts = {name: changes.pop(name) for name in ("spam_verdict", "virus_verdict") if name in changes}
+    if verdicts:
+        changes["ses"] = replace(base.ses, **verdicts)  # type: ignore[arg-type]
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -47,8 +59,16 @@ def test_verdicts(changes: dict[str, str], reason: Reason) -> None:
     assert decision.reason is reason
 
 
-def test_gray_or_missing_verdicts_are_not_failures() -> None:
-    assert isinstance(screen(mail(spam_verdict="GRAY", virus_verdict=None), SETTINGS), Distribution)
+def test_a_gray_or_missing_spam_verdict_is_not_a_failure() -> None:
+    assert isinstance(screen(mail(spam_verdict="GRAY"), SETTINGS), Distribution)
+    assert isinstance(screen(mail(spam_verdict=None), SETTINGS), Distribution)
+
+
+@pytest.mark.parametrize("verdict", ["GRAY", "PROCESSING_FAILED", None, "pass?"])
+def test_a_virus_verdict_other_than_pass_means_unscanned(verdict: str | None) -> None:
+    decision = screen(mail(virus_verdict=verdict), SETTINGS)
+    assert isinstance(decision, Refusal)
+    assert decision.reason is Reason.UNSCANNED
 
 
 @pytest.mark.parametrize(
@@ -57,6 +77,9 @@ def test_gray_or_missing_verdicts_are_not_failures() -> None:
         (("sensor@plant.example.com",), "sensor@plant.example.com", True),
         (("@plant.example.com",), "sensor@plant.example.com", True),
         (("@plant.example.com",), "sensor@evil.example.com", False),
+        (("@plant.example.com",), "sensor@sub.plant.example.com", False),
+        (("@*.example.com",), "sensor@plant.example.com", True),
+        (("@*.plant.example.com",), "sensor@plant.example.com", False),
         (("@plant.example.com",), None, False),
         ((), None, True),
     ],
@@ -92,3 +115,99 @@ def test_recipient_refusals(code: str, reason: Reason) -> None:
 def test_partly_invalid_list_is_distributed_and_keeps_the_rejects() -> None:
     decision = screen(mail("Email_Rxers_Code:[a@x.com, bogus, b@x.com]:Email_Rxers_Code:"), SETTINGS)
     assert decision == Distribution(recipients=("a@x.com", "b@x.com"), invalid=("bogus",))
+
+
+AUTH = replace(SETTINGS, allowed_senders=("@plant.example.com",))
+
+
+def results(*items: tuple[str, str, dict[str, str]]) -> SesReport:
+    return replace(PASSING, results=tuple(Result(method, result, props) for method, result, props in items))
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        results(("dkim", "pass", {"header.i": "@plant.example.com"})),
+        results(("dkim", "pass", {"header.d": "mail.plant.example.com"})),  # relaxed alignment
+        results(("spf", "pass", {"envelope-from": "bounce@plant.example.com"})),
+        results(("spf", "pass", {"smtp.mailfrom": "plant.example.com"})),
+        results(("dmarc", "pass", {"header.from": "plant.example.com"})),
+    ],
+)
+def test_an_aligned_pass_authenticates_the_sender(report: SesReport) -> None:
+    assert isinstance(screen(mail(ses=report), AUTH), Distribution)
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        results(),
+        results(("dkim", "pass", {"header.i": "@amazonses.com"})),  # SES's own signature: any sender has it
+        results(("spf", "pass", {"envelope-from": "x@eu-west-1.amazonses.com"})),
+        results(("spf", "pass", {"envelope-from": "x@attacker.example"})),  # unaligned envelope domain
+        results(("dkim", "fail", {"header.d": "plant.example.com"})),
+        results(("spf", "softfail", {"envelope-from": "x@plant.example.com"})),
+        results(("dmarc", "pass", {"header.from": "example.com"})),  # DMARC for another domain
+        results(("dkim", "pass", {"header.d": "example.com.attacker.example"})),
+    ],
+)
+def test_without_an_aligned_pass_the_sender_is_not_authenticated(report: SesReport) -> None:
+    decision = screen(mail(ses=report), AUTH)
+    assert isinstance(decision, Refusal)
+    assert decision.reason is Reason.SENDER_NOT_AUTHENTICATED
+    assert "plant.example.com" in decision.detail
+
+
+def test_sender_auth_off_matches_the_from_alone() -> None:
+    settings = replace(AUTH, sender_auth=SenderAuth.OFF)
+    assert isinstance(screen(mail(ses=results()), settings), Distribution)
+
+
+def test_authentication_is_not_asked_without_an_allow_list() -> None:
+    assert isinstance(screen(mail(ses=results()), SETTINGS), Distribution)
+
+
+@pytest.mark.parametrize(("from_count", "words"), [(0, "no From"), (2, "2 From headers"), (1, "exactly one")])
+def test_a_mail_without_one_sender_is_not_allowed(from_count: int, words: str) -> None:
+    decision = screen(mail(sender=None, from_count=from_count), AUTH)
+    assert isinstance(decision, Refusal)
+    assert decision.reason is Reason.SENDER_NOT_ALLOWED
+    assert words in decision.detail
+
+
+FENCED = replace(
+    SETTINGS, allowed_recipients=("ops@example.com", "@example.org", "@*.example.net"), max_recipients=3
+)
+
+
+def test_the_fence_passes_the_inside_and_lists_the_refused() -> None:
+    code = "Email_Rxers_Code:[ops@example.com, x@example.com, y@example.org, z@plant.example.net, w@example.net]:Email_Rxers_Code:"
+    decision = screen(mail(code), FENCED)
+    assert decision == Distribution(
+        recipients=("ops@example.com", "y@example.org", "z@plant.example.net"),
+        invalid=(),
+        refused=("x@example.com", "w@example.net"),
+    )
+
+
+def test_a_fence_with_nobody_inside_refuses_the_mail() -> None:
+    decision = screen(mail("Email_Rxers_Code:[x@example.com, y@sub.example.org]:Email_Rxers_Code:"), FENCED)
+    assert decision == Refusal(
+        Reason.RECIPIENT_NOT_ALLOWED,
+        "no recipient is inside ALLOWED_RECIPIENTS",
+        ("x@example.com", "y@sub.example.org"),
+    )
+
+
+def test_the_cap_counts_the_recipients_inside_the_fence() -> None:
+    code = (
+        "Email_Rxers_Code:[a@example.org,b@example.org,c@example.org,d@elsewhere.example]:Email_Rxers_Code:"
+    )
+    decision = screen(mail(code), FENCED)
+    assert isinstance(decision, Distribution)
+    assert decision.refused == ("d@elsewhere.example",)
+
+
+def test_the_fence_matches_case_insensitively() -> None:
+    decision = screen(mail("Email_Rxers_Code:[OPS@Example.COM]:Email_Rxers_Code:"), FENCED)
+    assert decision == Distribution(recipients=("ops@example.com",), invalid=())
