@@ -103,13 +103,13 @@ def build(case: Case, tag: str = "") -> Mail:
     filenames = tuple(f"recording-{n + 1:02d}.bin" for n in range(len(case.attachment_sizes)))
     head = (
         f"Return-Path: <{SENDER}>\r\n"
+        "X-SES-Spam-Verdict: PASS\r\n"  # SES's block comes first: the relay reads verdicts only there
+        "X-SES-Virus-Verdict: PASS\r\n"
         f"From: Camera 7 <{SENDER}>\r\n"
         "To: inbox-7f3k9q@relay.example.com\r\n"
         f"Subject: Motion recording ({case.name})\r\n"
         "Date: Sun, 29 Nov 2026 09:58:00 +0000\r\n"
         f"Message-ID: <bench-{case.name}-{tag}@plant.example.com>\r\n"
-        "X-SES-Spam-Verdict: PASS\r\n"
-        "X-SES-Virus-Verdict: PASS\r\n"
         "MIME-Version: 1.0\r\n"
         f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n'
         "\r\n"

@@ -41,6 +41,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="template parameter override, like sam deploy --parameter-overrides (repeatable)",
     )
+    p.add_argument(
+        "--authenticated-domain",
+        action="append",
+        metavar="DOMAIN",
+        help="a From domain SES authenticates (aligned dkim/spf/dmarc=pass); repeatable"
+        f" (default: {', '.join(smtp.DEFAULT_AUTHENTICATED_DOMAINS)})",
+    )
     p.add_argument("--stack-name", default="sandbox", help="resource names derive from it (default sandbox)")
     p.add_argument("--visibility-timeout", type=int, help="override the inbound queue's (faster redelivery)")
     p.add_argument("--batch-window", type=float, help="override MaximumBatchingWindowInSeconds")
@@ -75,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         visibility_timeout=args.visibility_timeout,
         batch_window=args.batch_window,
         status_interval=args.status_interval,
+        authenticated_domains=tuple(args.authenticated_domain or smtp.DEFAULT_AUTHENTICATED_DOMAINS),
     )
 
     def echo(line: str) -> None:

@@ -48,6 +48,7 @@ class Options:
     batch_window: float | None = None
     status_interval: float = 30.0
     handler: str = "app.handler.lambda_handler"
+    authenticated_domains: tuple[str, ...] = smtp.DEFAULT_AUTHENTICATED_DOMAINS
 
 
 def free_port(host: str) -> int:
@@ -142,7 +143,11 @@ class Sandbox:
             s3.put_object(Bucket=bucket, Key=key, Body=raw)
 
         handler = smtp.ReceiptRuleHandler(
-            self.blueprint.recipients, store, self.blueprint.incoming_prefix, self._accepted
+            self.blueprint.recipients,
+            store,
+            self.blueprint.incoming_prefix,
+            self._accepted,
+            authenticated_domains=o.authenticated_domains,
         )
         self.smtp_port = o.smtp_port or free_port(o.host)
         self._smtp = smtp.controller(
@@ -261,6 +266,7 @@ class Sandbox:
         c = self.credentials
         recipient = b.recipients[0]
         dlq = b.dead_letter_queue
+        environment = b.function.environment
         lines = [
             f"IoT Mail Relay sandbox (stack {b.stack_name!r} from {self.options.template})",
             f"  AWS endpoint (moto) {self.endpoint}  region {b.region}  keys {DUMMY_KEY}/{DUMMY_KEY}",
@@ -272,6 +278,11 @@ class Sandbox:
             f" max receives {b.inbound_queue.max_receive_count})",
             f"  dead-letter queue   {dlq.name if dlq else '-'}",
             f"  sender              {b.function.environment.get('SENDER_EMAIL')}",
+            f"  allowed senders     {environment.get('ALLOWED_SENDERS') or 'anyone'}"
+            f" (SENDER_AUTH {environment.get('SENDER_AUTH') or 'required'})",
+            f"  allowed recipients  {environment.get('ALLOWED_RECIPIENTS') or 'anyone'}",
+            f"  SES authenticates   {', '.join(self.options.authenticated_domains) or '-'}"
+            " (From domains that get aligned dkim/spf/dmarc=pass)",
             f"  outbox              {self.options.data_dir / 'outbox'}",
             f"  notices             {self.options.data_dir / 'notices'}",
             f"  not emulated        {', '.join(b.not_emulated) or '-'}",

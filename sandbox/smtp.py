@@ -2,13 +2,19 @@
 
 STARTTLS with a certificate made at start-up, AUTH (LOGIN/PLAIN) required after TLS, SES's 40 MB limit,
 550 for recipients no rule accepts, and each accepted mail written to the incoming bucket under the rule's
-prefix with the headers SES adds (Return-Path, Received, spam and virus verdicts). The S3 -> SQS
-notification in moto does the rest, as it would in AWS.
+prefix with the block SES prepends (Return-Path, Received, verdicts, Received-SPF, Authentication-Results,
+X-SES-RECEIPT, X-SES-DKIM-SIGNATURE: same names, order and syntax). The S3 -> SQS notification in moto
+does the rest, as it would in AWS.
+
+The sandbox checks no DNS: a `From` domain listed as authenticated gets aligned `spf=pass`, `dkim=pass`
+and `dmarc=pass` results, as a sensor whose domain is verified in SES with Easy DKIM would; any other
+gets `none` for all three, as a sensor that cannot authenticate does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import hmac
 import ipaddress
@@ -18,7 +24,8 @@ import string
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import format_datetime
+from email.parser import BytesHeaderParser
+from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +39,7 @@ from cryptography.x509.oid import NameOID
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024  # SES receiving: 40 MB per mail, headers included
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 SERVER_NAME = "inbound-smtp.sandbox.localhost"
+DEFAULT_AUTHENTICATED_DOMAINS = ("plant.example.com",)  # the README's example sensor domain
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -116,6 +124,27 @@ def object_id() -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(40))
 
 
+def from_domain(raw: bytes) -> str | None:
+    """The domain of the mail's single From address, as SES's DMARC check would see it."""
+    headers = BytesHeaderParser().parsebytes(raw[: 256 * 1024])
+    values = headers.get_all("From") or []
+    addresses = getaddresses([str(value) for value in values])
+    if len(values) != 1 or len(addresses) != 1 or "@" not in addresses[0][1]:
+        return None
+    return addresses[0][1].rpartition("@")[2].lower()
+
+
+def authentication_results(mail_from: str, domain: str | None, authenticated: bool) -> str:
+    """SES's Authentication-Results value: aligned passes for an authenticated domain, else none."""
+    if authenticated and domain:
+        return (
+            f"amazonses.com;\r\n spf=pass (spfCheck: domain of {domain} designates 127.0.0.1 as permitted"
+            f" sender) client-ip=127.0.0.1; envelope-from={mail_from};\r\n"
+            f" dkim=pass header.i=@{domain};\r\n dmarc=pass header.from={domain};"
+        )
+    return "amazonses.com;\r\n spf=none; dkim=none; dmarc=none;"
+
+
 def ses_headers(
     mail_from: str,
     recipient: str,
@@ -124,9 +153,13 @@ def ses_headers(
     smtp_id: str,
     virus: str,
     when: datetime.datetime | None = None,
+    domain: str | None = None,
+    authenticated: bool = False,
 ) -> bytes:
-    """What SES prepends to the stored mail; the function reads the verdicts from here."""
+    """The block SES prepends to the stored mail; the function reads verdicts and results only here."""
     when = when or datetime.datetime.now(datetime.UTC)
+    spf = "pass" if authenticated and domain else "none"
+    receipt = base64.b64encode(smtp_id.encode()).decode()
     lines = [
         f"Return-Path: <{mail_from}>",
         f"Received: from {helo or 'unknown'} ([{peer_ip}])",
@@ -135,6 +168,11 @@ def ses_headers(
         f" {format_datetime(when)}",
         "X-SES-Spam-Verdict: PASS",
         f"X-SES-Virus-Verdict: {virus}",
+        f"Received-SPF: {spf} (spfCheck: sandbox, no DNS checked) client-ip={peer_ip};"
+        f" envelope-from={mail_from}; helo={helo or 'unknown'};",
+        f"Authentication-Results: {authentication_results(mail_from, domain, authenticated)}",
+        f"X-SES-RECEIPT: {receipt}",
+        f"X-SES-DKIM-SIGNATURE: a=rsa-sha256; q=dns/txt; c=relaxed/simple; s=sandbox; d={SERVER_NAME};",
     ]
     return ("\r\n".join(lines) + "\r\n").encode("ascii", "replace")
 
@@ -148,11 +186,13 @@ class ReceiptRuleHandler:
         store: Callable[[str, bytes], None],
         prefix: str,
         on_accepted: Callable[[Accepted], None] = lambda accepted: None,
+        authenticated_domains: tuple[str, ...] = DEFAULT_AUTHENTICATED_DOMAINS,
     ) -> None:
         self.recipients = recipients
         self.store = store
         self.prefix = prefix
         self.on_accepted = on_accepted
+        self.authenticated_domains = tuple(domain.lower() for domain in authenticated_domains)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -168,8 +208,16 @@ class ReceiptRuleHandler:
         smtp_id = object_id()
         verdict = virus_verdict(raw)
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        domain = from_domain(raw)
         headers = ses_headers(
-            envelope.mail_from or "", envelope.rcpt_tos[0], session.host_name or "", peer, smtp_id, verdict
+            envelope.mail_from or "",
+            envelope.rcpt_tos[0],
+            session.host_name or "",
+            peer,
+            smtp_id,
+            verdict,
+            domain=domain,
+            authenticated=domain in self.authenticated_domains,
         )
         key = self.prefix + smtp_id
         loop = asyncio.get_running_loop()

@@ -240,6 +240,8 @@ def mail(
     """
     code = f"Email_Rxers_Code:[{','.join(recipients)}]:Email_Rxers_Code:" if recipients else ""
     lines = [
+        "X-SES-Spam-Verdict: PASS",
+        "X-SES-Virus-Verdict: PASS",
         "From: plc-7@plant.example.com",
         "To: inbox-7f3k9q@relay.example.com",
         f"Subject: {subject}",

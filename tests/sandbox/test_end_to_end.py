@@ -55,9 +55,11 @@ class Running:
         return self.log.read_text("utf-8", errors="replace")
 
 
-def mail(message_id: str, body: str, attachment: bytes | None = None, to: str = "") -> EmailMessage:
+def mail(
+    message_id: str, body: str, attachment: bytes | None = None, to: str = "", sender: str = SENDER
+) -> EmailMessage:
     message = EmailMessage()
-    message["From"] = SENDER
+    message["From"] = sender
     message["To"] = to
     message["Subject"] = f"reading {message_id}"
     message["Message-ID"] = f"<{message_id}@plant.example.com>"
@@ -103,6 +105,10 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         "0.2",
         "--status-interval",
         "0",
+        # Closed, as recommended for production: plant.example.com is the sandbox's default authenticated
+        # domain; cameras.example.com is allowed but not authenticated.
+        "--param",
+        "AllowedSenders=@plant.example.com,@cameras.example.com",
     ]
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
@@ -136,6 +142,13 @@ def delivered(running: Running) -> dict[str, Any]:
             recipient,
         ),
         "no-code": mail("no-code", "Nobody is named in this mail.\n", None, recipient),
+        "unauthenticated": mail(
+            "unauthenticated",
+            "Email_Rxers_Code:[alice@example.com]:Email_Rxers_Code:\n",
+            None,
+            recipient,
+            sender="cam-9@cameras.example.com",
+        ),
         "virus": mail(
             "virus",
             EICAR.decode() + "\nEmail_Rxers_Code:[alice@example.com]:Email_Rxers_Code:\n",
@@ -223,9 +236,15 @@ def test_the_burst_is_distributed_to_its_recipient(delivered: dict[str, Any]) ->
     assert all(m["destinations"] == ["ops@example.com"] and m["links"] == [] for m in burst)
 
 
-def test_no_code_and_virus_become_notices(delivered: dict[str, Any]) -> None:
-    reasons = {_bare(n["notice"]["message_id"]): n["notice"]["reason"] for n in delivered["notices"]}
-    assert reasons == {"no-code": "no_recipients", "virus": "virus"}
+def test_no_code_virus_and_unauthenticated_become_notices(delivered: dict[str, Any]) -> None:
+    notices = {_bare(n["notice"]["message_id"]): n["notice"] for n in delivered["notices"]}
+    reasons = {name: notice["reason"] for name, notice in notices.items()}
+    assert reasons == {
+        "no-code": "no_recipients",
+        "virus": "virus",
+        "unauthenticated": "sender_not_authenticated",
+    }
+    assert "spf=none, dkim=none, dmarc=none" in notices["unauthenticated"]["detail"]
 
 
 def test_the_smtp_front_door_refuses_other_recipients(running: Running) -> None:
