@@ -5,15 +5,50 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from sandbox import smtp, status
+from sandbox.claim import Unavailable
 from sandbox.runner import STATUS_FILE, Options, Sandbox
 from sandbox.template import TemplateError
+
+EXIT_NOT_STARTED = 1  # a port or the data directory taken, a failed start-up, a signal while starting
+EXIT_USAGE = 2  # like argparse: the options or the template are wrong
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived while the sandbox was starting."""
+
+
+class StopSignals:
+    """SIGINT and SIGTERM always stop the sandbox. While it starts, the handler raises `Interrupted` in
+    the main thread (wherever start-up is, even in a blocking call), and `Sandbox.start` stops what it had
+    started; once it runs, the handler only asks for the orderly stop the main thread waits for. A second
+    signal while stopping ends the process at once: the kernel then releases its ports and its lock."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._starting = True
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._on_signal)
+
+    def started(self) -> None:
+        self._starting = False
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.requested.is_set():
+            os._exit(1)
+        self.requested.set()
+        if self._starting:
+            raise Interrupted(signal.Signals(signum).name)
 
 
 def _param(text: str) -> tuple[str, str]:
@@ -84,20 +119,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         sandbox = Sandbox(options, echo)
     except (TemplateError, OSError) as e:
         print(f"sandbox: {e}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        return EXIT_USAGE
+    signals = StopSignals()
+    signals.install()
     try:
         sandbox.start()
+        signals.started()
         echo(sandbox.banner())
-        stop.wait()
+        signals.requested.wait()
         echo("stopping ...")
-    except OSError as e:  # a port in use, most likely
+    except Unavailable as e:  # another sandbox has the directory, or a port is taken
         print(f"sandbox: {e}", file=sys.stderr)
-        return 2
+        return EXIT_NOT_STARTED
+    except Interrupted as e:
+        print(f"sandbox: {e} while starting; stopped what had started", file=sys.stderr)
+        return EXIT_NOT_STARTED
+    except Exception as e:
+        logging.getLogger("sandbox").debug("start-up failed", exc_info=True)  # the traceback with -v
+        print(f"sandbox: could not start: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_NOT_STARTED
     finally:
-        sandbox.stop()
+        sandbox.stop()  # also after a failed start: Sandbox.start stopped its pieces, this is a no-op
     echo("stopped")
     return 0
 
