@@ -13,10 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from sandbox import smtp, status
-from sandbox.claim import Unavailable
-from sandbox.runner import STATUS_FILE, Options, Sandbox
-from sandbox.template import TemplateError
+from sandbox.claim import Claim, Unavailable, claim
 
 EXIT_NOT_STARTED = 1  # a port or the data directory taken, a failed start-up, a signal while starting
 EXIT_USAGE = 2  # like argparse: the options or the template are wrong
@@ -87,52 +84,79 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "status":
+        from sandbox import status
+        from sandbox.runner import STATUS_FILE
+
         print(status.show(args.data_dir / STATUS_FILE))
         return 0
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    credentials = smtp.Credentials.generate()
-    if args.smtp_password:
-        credentials = smtp.Credentials(args.smtp_user, args.smtp_password)
-    elif args.smtp_user != credentials.username:
-        credentials = smtp.Credentials(args.smtp_user, credentials.password)
-    options = Options(
-        template=args.template,
-        data_dir=args.data_dir,
-        host=args.host,
-        smtp_port=args.smtp_port,
-        aws_port=args.aws_port,
-        credentials=credentials,
-        params=dict(args.param),
-        stack_name=args.stack_name,
-        visibility_timeout=args.visibility_timeout,
-        batch_window=args.batch_window,
-        status_interval=args.status_interval,
-    )
+    signals = StopSignals()
+    signals.install()
+    # The claim comes before the seconds of importing moto and the SAM translator: a start that cannot
+    # have its directory or ports says so at once.
+    try:
+        claimed = claim(args.data_dir, args.host, args.smtp_port, args.aws_port)
+    except Unavailable as e:  # another sandbox has the directory, or a port is taken
+        print(f"sandbox: {e}", file=sys.stderr)
+        return EXIT_NOT_STARTED
+    except Interrupted as e:
+        print(f"sandbox: stopped by {e} while starting", file=sys.stderr)
+        return EXIT_NOT_STARTED
+    try:
+        return run(args, claimed, signals)
+    finally:
+        claimed.release()  # already done by Sandbox.stop when it got that far
 
+
+def run(args: argparse.Namespace, claimed: Claim, signals: StopSignals) -> int:
     def echo(line: str) -> None:
         print(line, flush=True)
 
     try:
-        sandbox = Sandbox(options, echo)
-    except (TemplateError, OSError) as e:
-        print(f"sandbox: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    signals = StopSignals()
-    signals.install()
+        from sandbox import smtp
+        from sandbox.runner import Options, Sandbox
+        from sandbox.template import TemplateError
+
+        credentials = smtp.Credentials.generate()
+        if args.smtp_password:
+            credentials = smtp.Credentials(args.smtp_user, args.smtp_password)
+        elif args.smtp_user != credentials.username:
+            credentials = smtp.Credentials(args.smtp_user, credentials.password)
+        options = Options(
+            template=args.template,
+            data_dir=args.data_dir,
+            host=args.host,
+            smtp_port=claimed.smtp_port,
+            aws_port=claimed.aws_port,
+            credentials=credentials,
+            params=dict(args.param),
+            stack_name=args.stack_name,
+            visibility_timeout=args.visibility_timeout,
+            batch_window=args.batch_window,
+            status_interval=args.status_interval,
+        )
+        try:
+            sandbox = Sandbox(options, echo, claimed)
+        except (TemplateError, OSError) as e:
+            print(f"sandbox: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    except Interrupted as e:
+        print(f"sandbox: stopped by {e} while starting", file=sys.stderr)
+        return EXIT_NOT_STARTED
     try:
         sandbox.start()
         signals.started()
         echo(sandbox.banner())
         signals.requested.wait()
         echo("stopping ...")
-    except Unavailable as e:  # another sandbox has the directory, or a port is taken
+    except Unavailable as e:  # a port taken in the instant between the claim and its server's bind
         print(f"sandbox: {e}", file=sys.stderr)
         return EXIT_NOT_STARTED
     except Interrupted as e:
-        print(f"sandbox: {e} while starting; stopped what had started", file=sys.stderr)
+        print(f"sandbox: stopped by {e} while starting", file=sys.stderr)
         return EXIT_NOT_STARTED
     except Exception as e:
         logging.getLogger("sandbox").debug("start-up failed", exc_info=True)  # the traceback with -v

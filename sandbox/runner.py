@@ -85,7 +85,10 @@ class MotoServer:
 
 
 class Sandbox:
-    def __init__(self, options: Options, echo: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, options: Options, echo: Callable[[str], None] = print, claimed: Claim | None = None
+    ) -> None:
+        """`claimed`: the data directory and ports, when the caller has claimed them already."""
         self.options = options
         self.echo = echo
         self.blueprint: Blueprint = load(
@@ -95,7 +98,7 @@ class Sandbox:
         self.endpoint = ""
         self.smtp_port = 0
         self.accepted: list[smtp.Accepted] = []
-        self._claim: Claim | None = None
+        self._claim = claimed
         self._moto: MotoServer | None = None
         self._smtp: Any = None
         self._handler: Handler | None = None
@@ -123,7 +126,8 @@ class Sandbox:
         another sandbox or program has one of them (nothing is touched then); on any failure, or an
         exception from a signal handler, what had started is stopped again before the error propagates."""
         o = self.options
-        self._claim = claim(o.data_dir, o.host, o.smtp_port, o.aws_port)
+        if self._claim is None:
+            self._claim = claim(o.data_dir, o.host, o.smtp_port, o.aws_port)
         try:
             self._start(self._claim)
         except BaseException:

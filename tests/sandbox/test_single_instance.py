@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +30,7 @@ from tests.sandbox.test_end_to_end import Running, mail, smtp_session
 HOST = "127.0.0.1"
 PASSWORD = "single-instance"
 START_TIMEOUT = 40
-REFUSAL_SECONDS = 20  # a refused start loads the template and exits; generous for a busy machine
+REFUSAL_SECONDS = 10  # the claim comes before the heavy imports: well under a second on a quiet machine
 STOP_SECONDS = 10
 DELIVERY_TIMEOUT = 30
 
@@ -65,6 +67,17 @@ def refused(
         command(data, smtp_port, aws_port), cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
     )
     return result, time.monotonic() - began
+
+
+def answers(port: int) -> bool:
+    """Whether an HTTP server answers on the port (the claim listens before moto serves)."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/moto-api/", timeout=0.2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
 
 
 def holder(data: Path) -> dict[str, Any]:
@@ -104,7 +117,7 @@ def delivered_to_outbox(running: Running, message_id: str) -> Path:
 
 @pytest.fixture(scope="module")
 def first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    """One sandbox on free ports, shared by the tests below (the last one stops it with SIGTERM)."""
+    """One sandbox on free ports, shared by the tests below."""
     data = tmp_path_factory.mktemp("first")
     log = tmp_path_factory.mktemp("logs") / "first.log"
     with log.open("wb") as output:
@@ -119,8 +132,12 @@ def first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         yield Running(process, json.loads(state_file.read_text()), data, log)
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @integration
@@ -174,30 +191,22 @@ def test_a_deleted_outbox_is_recreated_for_the_next_mail(first: Running) -> None
 
 
 @integration
-def test_sigterm_while_idle_stops_it_and_releases_ports_and_lock(first: Running) -> None:
-    ports = holder(first.data)
-    first.process.send_signal(signal.SIGTERM)
-    assert first.process.wait(timeout=STOP_SECONDS) == 0
-    assert first.output().rstrip().endswith("stopped")
-    assert not (first.data / "sandbox.json").exists()
-    assert_released(HOST, [ports["smtp_port"], ports["aws_port"]], first.data)
-    assert (first.data / LOCK_FILE).read_text() == ""
-
-
-@integration
-def test_sigterm_during_start_up_stops_what_had_started(tmp_path: Path) -> None:
+def test_sigterm_during_start_up_stops_what_had_started(first: Running, tmp_path: Path) -> None:
+    """Next to the running sandbox, as a second one with its own directory and free ports."""
     data = tmp_path / "starting"
     process = subprocess.Popen(
         command(data), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not (data / LOCK_FILE).exists() or not (data / LOCK_FILE).read_text():  # claimed: starting
+        while not (data / LOCK_FILE).exists() or not (data / LOCK_FILE).read_text():  # claimed
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "the sandbox never claimed its directory"
             time.sleep(0.01)
         ports = holder(data)
-        time.sleep(0.3)  # into moto and provisioning
+        while not answers(ports["aws_port"]):  # moto serves: provisioning and the rest are still ahead
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "moto never answered"
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=STOP_SECONDS)
     finally:
@@ -205,10 +214,41 @@ def test_sigterm_during_start_up_stops_what_had_started(tmp_path: Path) -> None:
             process.kill()
             process.communicate()
     assert process.returncode == 1, out + err
-    assert err.splitlines()[-1] == "sandbox: SIGTERM while starting; stopped what had started"
+    assert err.splitlines()[-1] == "sandbox: stopped by SIGTERM while starting"
     assert "IoT Mail Relay sandbox" not in out  # it had not started
     assert not (data / "sandbox.json").exists()
     assert_released(HOST, [ports["smtp_port"], ports["aws_port"]], data)
+
+
+@integration
+def test_a_sandbox_with_its_own_directory_and_free_ports_runs_alongside_and_sigterm_stops_it(
+    first: Running, tmp_path: Path
+) -> None:
+    """The README's second sandbox (`--data-dir ... --smtp-port 0 --aws-port 0`), stopped while idle."""
+    data = tmp_path / "alongside"
+    log = tmp_path / "alongside.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command(data), cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not (data / "sandbox.json").exists() or not (data / "sandbox.json").read_text():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        ports = holder(data)
+        assert ports["pid"] == process.pid
+        assert {ports["smtp_port"], ports["aws_port"]}.isdisjoint(holder(first.data).values())
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=STOP_SECONDS) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert log.read_text().rstrip().endswith("stopped")
+    assert not (data / "sandbox.json").exists()
+    assert_released(HOST, [ports["smtp_port"], ports["aws_port"]], data)
+    assert (data / LOCK_FILE).read_text() == ""
+    assert first.process.poll() is None
 
 
 @integration
