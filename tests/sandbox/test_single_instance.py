@@ -252,6 +252,22 @@ def test_a_sandbox_with_its_own_directory_and_free_ports_runs_alongside_and_sigt
 
 
 @integration
+def test_an_invalid_parameter_exits_2_and_gives_up_the_claim(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*command(tmp_path), "--param", "NoSuchParameter=1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("sandbox: unknown parameter(s) NoSuchParameter;")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_FILE]
+    assert (tmp_path / LOCK_FILE).read_text() == ""
+
+
+@integration
 def test_claim_refuses_a_held_directory_and_a_taken_port_and_keeps_nothing(tmp_path: Path) -> None:
     held = claim(tmp_path, HOST, 0, 0)
     try:
