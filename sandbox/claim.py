@@ -75,6 +75,10 @@ class Claim:
 
 def claim(data_dir: Path, host: str, smtp_port: int, aws_port: int) -> Claim:
     """The directory, then each port (`0`: a free one). Raises `Unavailable`; on failure nothing is kept."""
+    if smtp_port and smtp_port == aws_port:
+        raise Unavailable(
+            f"--smtp-port and --aws-port are both {smtp_port}; give one another port, or 0 for a free one"
+        )
     lock = lock_directory(data_dir)
     held: list[socket.socket] = []
     try:

@@ -67,11 +67,15 @@ class MotoServer:
             MotoRequestHandler,
             create_backend_app,
         )
-        from werkzeug.serving import make_server
+        from werkzeug.serving import ThreadedWSGIServer
 
         app = DomainDispatcherApplication(create_backend_app)
-        # fd: werkzeug serves on a duplicate of the descriptor instead of binding (no bind, no listen).
-        self._server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler, fd=fd)
+        # What make_server(threaded=True) builds; with fd, werkzeug serves on a duplicate of the claim's
+        # listening socket instead of binding one.
+        self._server = ThreadedWSGIServer(host, port, app, handler=MotoRequestHandler, fd=fd)
+        # Request threads are daemons serving keep-alive connections of the sandbox's own clients;
+        # server_close() would otherwise wait for every one of them to end.
+        self._server.block_on_close = False
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-moto", daemon=True)
 
     def start(self) -> None:

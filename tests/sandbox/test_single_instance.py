@@ -280,6 +280,8 @@ def test_claim_refuses_a_held_directory_and_a_taken_port_and_keeps_nothing(tmp_p
     finally:
         held.release()
     held.release()  # twice is fine
+    with pytest.raises(Unavailable, match="--smtp-port and --aws-port are both 2525;"):
+        claim(tmp_path, HOST, 2525, 2525)
     again = claim(tmp_path, HOST, held.smtp_port, held.aws_port)
     again.release()
 
