@@ -112,7 +112,6 @@ class Outbox:
             self._seen += 1
             data = raw.raw_data.encode("utf-8") if isinstance(raw.raw_data, str) else raw.raw_data
             name = f"{time.strftime('%Y%m%d-%H%M%S')}-{self._seen:05d}.eml"
-            (self.mail_dir / name).write_bytes(data)
             message = email.message_from_bytes(data, _class=EmailMessage, policy=email.policy.default)
             entry = SentMail(
                 file=name,
@@ -123,11 +122,14 @@ class Outbox:
                 links=links_in(message),
             )
             self.mails.append(entry)
-            with (self.mail_dir / "index.jsonl").open("a", encoding="utf-8") as index:
-                index.write(json.dumps(entry.__dict__) + "\n")
+            index_line = (json.dumps(entry.__dict__) + "\n").encode("utf-8")
+            failure = _write(self.mail_dir, name, data) or _write(
+                self.mail_dir, "index.jsonl", index_line, append=True
+            )
             self.echo(
                 f"sent     {entry.subject!r} to {', '.join(entry.destinations)}"
-                f" ({len(entry.links)} link{'s' if len(entry.links) != 1 else ''}) -> outbox/{name}"
+                f" ({len(entry.links)} link{'s' if len(entry.links) != 1 else ''}) -> "
+                + (f"outbox/{name}" if failure is None else f"NOT WRITTEN to outbox/ ({failure})")
             )
             for url in entry.links:
                 self.echo(f"         {url}")
@@ -153,10 +155,25 @@ class Outbox:
             self.notices.append(record)
             reason = notice.get("reason", "notice")
             name = f"{time.strftime('%Y%m%d-%H%M%S')}-{len(self.notices):05d}-{reason}.json"
-            (self.notice_dir / name).write_text(json.dumps(record, indent=2, ensure_ascii=False), "utf-8")
+            text = json.dumps(record, indent=2, ensure_ascii=False)
+            failure = _write(self.notice_dir, name, text.encode("utf-8"))
             self.echo(
-                f"notice   {notice.get('reason')}: {record['subject']!r} ({notice.get('detail', '')})"
-                f" -> notices/{name}"
+                f"notice   {notice.get('reason')}: {record['subject']!r} ({notice.get('detail', '')}) -> "
+                + (f"notices/{name}" if failure is None else f"NOT WRITTEN to notices/ ({failure})")
             )
+            # Deleted even when not written: a redelivered notice would only fail (and be reported) again.
             self.sqs.delete_message(QueueUrl=self.notices_queue_url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
+
+
+def _write(directory: Path, name: str, data: bytes, append: bool = False) -> str | None:
+    """Write (or append to) one file, recreating the directory if it vanished (someone cleaned up under a
+    running sandbox). Returns the error's text when it cannot, for the caller to report once, with the
+    mail or notice it concerns, instead of failing the collector."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with (directory / name).open("ab" if append else "wb") as file:
+            file.write(data)
+    except OSError as e:
+        return f"{name}: {type(e).__name__}: {e.strerror or e}"
+    return None

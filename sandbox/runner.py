@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config
 
 from sandbox import smtp, status
+from sandbox.claim import Claim, claim, unavailable_port
 from sandbox.outbox import Outbox, ses_sent_messages
 from sandbox.poller import Handler, LambdaContext, Poller
 from sandbox.resources import Provisioned, provision
@@ -57,8 +58,42 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
+class MotoServer:
+    """moto's server on a socket the claim already listens on. (moto's `ThreadedMotoServer` binds inside
+    its thread and, when the port is taken, waits forever for a server that will never be ready.)"""
+
+    def __init__(self, host: str, port: int, fd: int) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import ThreadedWSGIServer
+
+        app = DomainDispatcherApplication(create_backend_app)
+        # What make_server(threaded=True) builds; with fd, werkzeug serves on a duplicate of the claim's
+        # listening socket instead of binding one.
+        self._server = ThreadedWSGIServer(host, port, app, handler=MotoRequestHandler, fd=fd)
+        # Request threads are daemons serving keep-alive connections of the sandbox's own clients;
+        # server_close() would otherwise wait for every one of them to end.
+        self._server.block_on_close = False
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-moto", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()  # returns once serve_forever has seen it (it polls every 0.5 s)
+            self._thread.join(5)
+        self._server.server_close()
+
+
 class Sandbox:
-    def __init__(self, options: Options, echo: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, options: Options, echo: Callable[[str], None] = print, claimed: Claim | None = None
+    ) -> None:
+        """`claimed`: the data directory and ports, when the caller has claimed them already."""
         self.options = options
         self.echo = echo
         self.blueprint: Blueprint = load(
@@ -68,7 +103,8 @@ class Sandbox:
         self.endpoint = ""
         self.smtp_port = 0
         self.accepted: list[smtp.Accepted] = []
-        self._moto: Any = None
+        self._claim = claimed
+        self._moto: MotoServer | None = None
         self._smtp: Any = None
         self._handler: Handler | None = None
         self._stop_status = threading.Event()
@@ -91,19 +127,28 @@ class Sandbox:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        from moto.server import ThreadedMotoServer
+        """Claim the data directory and the ports, then start the pieces. Raises `claim.Unavailable` when
+        another sandbox or program has one of them (nothing is touched then); on any failure, or an
+        exception from a signal handler, what had started is stopped again before the error propagates."""
+        o = self.options
+        if self._claim is None:
+            self._claim = claim(o.data_dir, o.host, o.smtp_port, o.aws_port)
+        try:
+            self._start(self._claim)
+        except BaseException:
+            self.stop()
+            raise
 
+    def _start(self, claimed: Claim) -> None:
         o = self.options
         data = o.data_dir
         for sub in ("outbox", "notices"):
             shutil.rmtree(data / sub, ignore_errors=True)  # a new moto account: last run's output is stale
-        data.mkdir(parents=True, exist_ok=True)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto request otherwise
         logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd's own deprecation chatter
-        aws_port = o.aws_port or free_port(o.host)
-        self._moto = ThreadedMotoServer(ip_address=o.host, port=aws_port, verbose=False)
+        self._moto = MotoServer(o.host, claimed.aws_port, claimed.aws_fd())
         self._moto.start()
-        self.endpoint = f"http://{o.host}:{aws_port}"
+        self.endpoint = f"http://{o.host}:{claimed.aws_port}"
         self.provisioned = provision(self.blueprint, self.client, o.visibility_timeout)
         self._function_environment()
 
@@ -149,30 +194,39 @@ class Sandbox:
             self._accepted,
             authenticated_domains=o.authenticated_domains,
         )
-        self.smtp_port = o.smtp_port or free_port(o.host)
-        self._smtp = smtp.controller(
-            handler, self.credentials, smtp.tls_context(data / "tls"), o.host, self.smtp_port
-        )
-        self._smtp.start()
+        tls = smtp.tls_context(data / "tls")
+        self.smtp_port = claimed.smtp_port
+        self._smtp = smtp.controller(handler, self.credentials, tls, o.host, self.smtp_port)
+        claimed.hand_over_smtp()
+        try:
+            self._smtp.start()
+        except OSError as e:  # another program took the port in the instant since the claim closed it
+            raise unavailable_port(o.host, self.smtp_port, "--smtp-port", e) from e
         self._write_state()
         self._status_thread = threading.Thread(target=self._report_status, name="sandbox-status", daemon=True)
         self._status_thread.start()
 
     def stop(self) -> None:
-        """Reverse order: no new mail, finish the batch in hand, collect the last output, stop moto."""
-        if self._smtp:
-            self._smtp.stop()
-        if self.poller:
-            self.poller.stop()
+        """Reverse order: no new mail, finish the batch in hand, collect the last output, stop moto, give
+        up the ports and the directory. Also after a failed or interrupted start, and more than once;
+        a piece that fails to stop is logged and does not keep the others running."""
         self._stop_status.set()
-        if self._status_thread:
-            self._status_thread.join(5)
-        if self.outbox:
-            self.outbox.stop()
-        if self._moto:
-            self._moto.stop()
-        for name in (STATE_FILE, STATUS_FILE):
-            (self.options.data_dir / name).unlink(missing_ok=True)
+        for piece in ("_smtp", "poller", "_status_thread", "outbox", "_moto"):
+            running = getattr(self, piece)
+            setattr(self, piece, None)  # stopped once, even if stopping is interrupted
+            if running is None:
+                continue
+            try:
+                if isinstance(running, threading.Thread):
+                    running.join(5)
+                else:
+                    running.stop()
+            except Exception:
+                log.exception("stopping %s failed", piece.lstrip("_"))
+        if self._claim is not None and not self._claim.released:
+            for name in (STATE_FILE, STATUS_FILE):  # ours only while the claim holds
+                (self.options.data_dir / name).unlink(missing_ok=True)
+            self._claim.release()
 
     # -- pieces ------------------------------------------------------------------------------------
     def _function_environment(self) -> None:

@@ -4,7 +4,6 @@ the handler with senders fenced and authentication required."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
