@@ -30,6 +30,8 @@ ENVIRONMENT_VARIABLES = (
     "LINK_SIGNING_SECRET_ARN",
     "ALLOWED_RECIPIENTS",
     "SENDER_AUTH",
+    "ADDITIONAL_RECIPIENT_EMAILS",
+    "RECIPIENTS_CONFIG",
 )
 
 MAX_URL_EXPIRY_SECONDS = 7 * 24 * 3600  # SigV4 pre-signed URLs cannot outlive seven days.
@@ -38,6 +40,7 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 _CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\s]{1,1024})$")
 
 
 class SenderAuth(StrEnum):
@@ -65,6 +68,13 @@ class Settings:
     link_signing_secret_arn: str | None = None
     allowed_recipients: fence.Fence = ()
     sender_auth: SenderAuth = SenderAuth.REQUIRED
+    additional_recipient_emails: tuple[str, ...] = ()  # per-device receiving addresses
+    recipients_config: tuple[str, str] | None = None  # (bucket, key) of the groups and routes document
+
+    @property
+    def receiving_addresses(self) -> tuple[str, ...]:
+        """Every address the receipt rule accepts: never a recipient (the relay would mail itself)."""
+        return (self.recipient_email, *self.additional_recipient_emails)
 
     @property
     def is_open(self) -> bool:
@@ -98,6 +108,8 @@ class Settings:
             ),
             allowed_recipients=env.fence("ALLOWED_RECIPIENTS"),
             sender_auth=env.choice("SENDER_AUTH", SenderAuth, SenderAuth.REQUIRED),
+            additional_recipient_emails=env.emails("ADDITIONAL_RECIPIENT_EMAILS", exclude=sender),
+            recipients_config=env.s3_uri("RECIPIENTS_CONFIG"),
         )
 
 
@@ -137,6 +149,29 @@ class _Reader:
         if parsed is None or parsed.addr_type != "email" or str(parsed.address).lower() != value.lower():
             raise ConfigError(f"{name}: {value!r} is not an email address")
         return str(parsed.address).lower()
+
+    def emails(self, name: str, exclude: str) -> tuple[str, ...]:
+        found: list[str] = []
+        for entry in (entry.strip() for entry in self._value(name).split(",")):
+            if not entry:
+                continue
+            parsed = address.parse(entry, addr_spec_only=True)
+            if parsed is None or parsed.addr_type != "email":
+                raise ConfigError(f"{name}: {entry!r} is not an email address")
+            addr = str(parsed.address).lower()
+            if addr == exclude:
+                raise ConfigError(f"{name}: {entry!r} is SENDER_EMAIL (the relay would mail itself)")
+            found.append(addr)
+        return tuple(dict.fromkeys(found))
+
+    def s3_uri(self, name: str) -> tuple[str, str] | None:
+        value = self._value(name)
+        if not value:
+            return None
+        match = _S3_URI.match(value)
+        if not match:
+            raise ConfigError(f"{name}: {value!r} is not an s3://bucket/key URI")
+        return match["bucket"], match["key"]
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         raw = self._value(name)

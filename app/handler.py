@@ -8,6 +8,7 @@ from functools import cache
 from typing import Any
 
 from app import records, relay
+from app.aws.recipients_config import RecipientsConfig
 from app.aws.storage import LinkSigner
 from app.config import Settings, load_settings
 from app.outcomes import Outcome
@@ -31,21 +32,33 @@ def _warn_if_open(settings: Settings) -> None:
 
 
 @cache
+def _recipients_config(location: tuple[str, str] | None) -> RecipientsConfig:
+    return RecipientsConfig(location)
+
+
+@cache
 def _signer(secret_arn: str | None) -> LinkSigner:
     return LinkSigner(secret_arn)
+
+
+def reset() -> None:
+    """Forget what a container keeps between invocations (tests start a fresh account each time)."""
+    for cached in (_warn_if_open, _recipients_config, _signer):
+        cached.cache_clear()
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     settings = load_settings()
     _warn_if_open(settings)
     signer = _signer(settings.link_signing_secret_arn)
+    directory = _recipients_config(settings.recipients_config).directory
     failures: list[dict[str, str]] = []
     for record in event.get("Records", []):
         if context is not None and context.get_remaining_time_in_millis() < DEADLINE_RESERVE_MS:
             outcomes = [Outcome.RETRY]
         else:
             items = records.items(record, settings.incoming_bucket)
-            outcomes = [relay.process(item, settings, signer) for item in items]
+            outcomes = [relay.process(item, settings, signer, directory) for item in items]
         if Outcome.RETRY in outcomes:
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}

@@ -8,7 +8,8 @@ AWS live in `screen`; everything that does goes through the adapters in `app.aws
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -19,8 +20,10 @@ from app.config import SenderAuth, Settings
 from app.errors import RetryableError, SendRejected
 from app.mail import attachments, authentication, decode, fence, rewrite
 from app.mail.parse import Mail, MalformedMail, TooManyParts, parse
-from app.mail.recipients import extract
+from app.mail.recipients import classify, extract
 from app.outcomes import Notice, Outcome, Reason
+from app.routing.document import EMPTY, Directory
+from app.routing.expand import expand, receiving_address
 
 log = logging.getLogger("iot_mail_relay")
 
@@ -34,6 +37,7 @@ class Refusal:
     reason: Reason
     detail: str
     invalid: tuple[str, ...] = ()
+    source: str = "none"  # how the recipients were found: "code", "route" or "none"
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class Distribution:
     recipients: tuple[str, ...]
     invalid: tuple[str, ...]  # rejected entries: the mail still goes out, and a notice lists them
     refused: tuple[str, ...] = ()  # valid addresses outside ALLOWED_RECIPIENTS: a notice lists them
+    source: str = "code"  # "code" or "route"
+    from_groups: int = 0  # recipients that only a group put there
 
 
 @dataclass
@@ -51,14 +57,19 @@ class Result:
     message_id: str | None = None
     recipients: int = 0
     attachments: int = 0
+    source: str = "none"  # how the recipients were found: code, route or none
+    from_groups: int = 0
 
 
-def screen(mail: Mail, settings: Settings) -> Refusal | Distribution:
+def screen(
+    mail: Mail, settings: Settings, directory: Callable[[], Directory] = lambda: EMPTY
+) -> Refusal | Distribution:
     """Decide, without AWS, whether and to whom the mail may be distributed.
 
     Only SES's own block speaks for the verdicts and the sender's authentication (`mail.ses`); the
     order is the order of harm: nothing of a mail SES did not scan is stored, nothing of an unvouched
     sender is sent, and the fence decides last who, of the listed recipients, may receive it.
+    `directory` gives the groups and routes; it is asked only when the mail names a group or has no code.
     """
     if mail.virus_verdict == "FAIL":
         return Refusal(Reason.VIRUS, "SES's virus scan failed the mail")
@@ -71,17 +82,13 @@ def screen(mail: Mail, settings: Settings) -> Refusal | Distribution:
     refusal = _screen_sender(mail, settings)
     if refusal:
         return refusal
-    found = extract(mail.bodies, drop=settings.recipient_email)
-    if not found.found:
-        return Refusal(Reason.NO_RECIPIENTS, "the body has no Email_Rxers_Code recipient list")
-    if not found.valid and not found.invalid:
-        return Refusal(Reason.NO_RECIPIENTS, "the recipient list is empty")
-    if not found.valid:
-        return Refusal(Reason.INVALID_RECIPIENTS, "no entry of the recipient list is valid", found.invalid)
-    inside, refused = found.valid, tuple[str, ...]()
+    listed = _recipients(mail, settings, directory)
+    if isinstance(listed, Refusal):
+        return listed
+    inside, refused = listed.recipients, tuple[str, ...]()
     if settings.allowed_recipients:
-        inside = tuple(r for r in found.valid if fence.admits(settings.allowed_recipients, r))
-        refused = tuple(r for r in found.valid if r not in inside)
+        inside = tuple(r for r in listed.recipients if fence.admits(settings.allowed_recipients, r))
+        refused = tuple(r for r in listed.recipients if r not in inside)
     if not inside:
         return Refusal(Reason.RECIPIENT_NOT_ALLOWED, "no recipient is inside ALLOWED_RECIPIENTS", refused)
     if len(inside) > settings.max_recipients:
@@ -89,7 +96,30 @@ def screen(mail: Mail, settings: Settings) -> Refusal | Distribution:
             Reason.TOO_MANY_RECIPIENTS,
             f"{len(inside)} recipients, more than MAX_RECIPIENTS={settings.max_recipients}",
         )
-    return Distribution(recipients=inside, invalid=found.invalid, refused=refused)
+    return replace(listed, recipients=inside, refused=refused)
+
+
+def _recipients(mail: Mail, settings: Settings, directory: Callable[[], Directory]) -> Refusal | Distribution:
+    """The code decides when there is one; else the route of the address the mail was received for.
+    Groups expand, and the relay's own addresses are dropped; the fence and the cap come after."""
+    drop = settings.receiving_addresses
+    found = extract(mail.bodies, drop=drop)
+    source = "code"
+    if not found.found:
+        address = receiving_address(mail.ses.envelope_recipient, mail.addressed_to, drop)
+        route = directory().routes.get(address) if address else None
+        if not route:
+            return Refusal(
+                Reason.NO_RECIPIENTS, "the body has no Email_Rxers_Code recipient list", source="none"
+            )
+        found, source = classify(route, drop), "route"
+    if not found.entries and not found.invalid:
+        return Refusal(Reason.NO_RECIPIENTS, "the recipient list is empty", source=source)
+    expansion = expand(found.entries, directory() if found.groups else EMPTY, drop)
+    invalid = found.invalid + tuple(f"{name} (unknown group)" for name in expansion.unknown_groups)
+    if not expansion.recipients:
+        return Refusal(Reason.INVALID_RECIPIENTS, "no entry of the recipient list is valid", invalid, source)
+    return Distribution(expansion.recipients, invalid, source=source, from_groups=expansion.from_groups)
 
 
 def _screen_sender(mail: Mail, settings: Settings) -> Refusal | None:
@@ -118,7 +148,12 @@ def _no_sender(mail: Mail) -> str:
     return "the From does not name exactly one address"
 
 
-def process(item: records.Item, settings: Settings, signer: storage.LinkSigner) -> Outcome:
+def process(
+    item: records.Item,
+    settings: Settings,
+    signer: storage.LinkSigner,
+    directory: Callable[[], Directory] = lambda: EMPTY,
+) -> Outcome:
     """Handle one item of a record; never raises, so one mail cannot fail its batch-mates."""
     if isinstance(item, records.Ignored):
         level = logging.WARNING if item.refused else logging.INFO
@@ -127,7 +162,7 @@ def process(item: records.Item, settings: Settings, signer: storage.LinkSigner) 
         return outcome
     with tracing.mail_subsegment(item.key) as trace:
         try:
-            result = _relay(item, settings, signer)
+            result = _relay(item, settings, signer, directory)
         except RetryableError as e:
             result = Result(Outcome.RETRY, detail=str(e))
         except Exception as e:  # a bug must not lose the mail: retry, and in the end the DLQ keeps it
@@ -139,6 +174,8 @@ def process(item: records.Item, settings: Settings, signer: storage.LinkSigner) 
             message_id=result.message_id or "",
             recipients=result.recipients,
             attachments=result.attachments,
+            recipients_source=result.source,
+            group_recipients=result.from_groups,
         )
     log.info(
         "mail %s",
@@ -151,12 +188,19 @@ def process(item: records.Item, settings: Settings, signer: storage.LinkSigner) 
             "message_id": result.message_id,
             "recipients": result.recipients,
             "attachments": result.attachments,
+            "recipients_source": result.source,
+            "group_recipients": result.from_groups,
         },
     )
     return result.outcome
 
 
-def _relay(ref: records.MailRef, settings: Settings, signer: storage.LinkSigner) -> Result:
+def _relay(
+    ref: records.MailRef,
+    settings: Settings,
+    signer: storage.LinkSigner,
+    directory: Callable[[], Directory],
+) -> Result:
     raw = storage.read_object(ref.bucket, ref.key, MAX_RAW_BYTES)
     if raw is None:
         return _notify(ref, settings, None, Refusal(Reason.TOO_LARGE, f"larger than {MAX_RAW_BYTES} bytes"))
@@ -166,9 +210,9 @@ def _relay(ref: records.MailRef, settings: Settings, signer: storage.LinkSigner)
         return _notify(ref, settings, None, Refusal(Reason.MALFORMED, str(e)))
     except TooManyParts as e:
         return _notify(ref, settings, None, Refusal(Reason.TOO_LARGE, str(e)))
-    decision = screen(mail, settings)
+    decision = screen(mail, settings, directory)
     if isinstance(decision, Refusal):
-        return _notify(ref, settings, mail, decision)
+        return replace(_notify(ref, settings, mail, decision), source=decision.source)
 
     now = datetime.now(UTC)
     expires_at = now + timedelta(seconds=settings.url_expiry_seconds)
@@ -203,6 +247,8 @@ def _relay(ref: records.MailRef, settings: Settings, signer: storage.LinkSigner)
         message_id=mail.message_id,
         recipients=len(decision.recipients),
         attachments=len(links),
+        source=decision.source,
+        from_groups=decision.from_groups,
         detail=", ".join(
             f"{count} {what} recipients"
             for count, what in ((len(decision.invalid), "invalid"), (len(decision.refused), "refused"))

@@ -22,6 +22,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
+from app import handler
 from app.aws import clients
 from app.config import load_settings
 from demo import events
@@ -123,11 +124,13 @@ def moto_world(environment: Mapping[str, str] = ENVIRONMENT) -> Iterator[World]:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     load_settings.cache_clear()
     clients.reset()
+    handler.reset()
     try:
         with mock_aws():
             yield World(environment).create()
     finally:
         clients.reset()
+        handler.reset()
         load_settings.cache_clear()
         for name, value in saved.items():
             if value is None:

@@ -76,6 +76,7 @@ class Mail:
     bodies: tuple[TextBody, ...]
     attachments: tuple[AttachmentPart, ...]
     from_count: int = 1  # From headers in the mail
+    addressed_to: tuple[str, ...] = ()  # To and Cc addresses as the sender wrote them, lower-cased
 
     @property
     def spam_verdict(self) -> str | None:
@@ -116,6 +117,7 @@ def parse(raw: bytes) -> Mail:
             bodies=tuple(bodies),
             attachments=tuple(attachments),
             from_count=len(froms),
+            addressed_to=_addresses(headers.getall("To") + headers.getall("Cc")),
         )
     except (MalformedMail, TooManyParts):
         raise
@@ -196,6 +198,14 @@ def _sender(froms: list[str]) -> str | None:
     if unparsed or len(parsed) != 1 or parsed[0].addr_type != "email":
         return None
     return str(parsed[0].address).lower()
+
+
+def _addresses(values: list[Any]) -> tuple[str, ...]:
+    found: list[str] = []
+    for value in values:
+        parsed, _ = address.parse_list(_clean(value), as_tuple=True)
+        found += [str(item.address).lower() for item in parsed if item.addr_type == "email"]
+    return tuple(found)
 
 
 def _content_id(part: Any) -> str | None:

@@ -24,32 +24,51 @@ _ODD_DISPLAY_NAME = re.compile(r"[@:<>]")
 _MAX_ENTRY = 320  # 64 local part + @ + 255 domain
 
 
+GROUP_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # an entry without @ names a recipient group
+
+
 @dataclass(frozen=True)
 class Recipients:
     found: bool  # a code was present
-    valid: tuple[str, ...]  # addr-specs, lower-cased, deduped, in the order given
-    invalid: tuple[str, ...]  # entries that are not addresses, as written (control characters removed)
+    # Addr-specs (lower-cased) and group names (no @, lower-cased), deduped, in the order given.
+    entries: tuple[str, ...]
+    invalid: tuple[str, ...]  # entries that are neither, as written (control characters removed)
+
+    @property
+    def valid(self) -> tuple[str, ...]:
+        """The addresses named directly (groups not expanded)."""
+        return tuple(entry for entry in self.entries if "@" in entry)
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return tuple(entry for entry in self.entries if "@" not in entry)
 
 
-def extract(bodies: Iterable[TextBody], drop: str) -> Recipients:
-    """Read the first recipient code of the mail; `drop` (the relay's own address) is silently removed."""
+def extract(bodies: Iterable[TextBody], drop: str | Iterable[str]) -> Recipients:
+    """Read the first recipient code of the mail; `drop` (the relay's own addresses) is silently removed."""
     bodies = list(bodies)
     entries = _find(body.text for body in bodies if body.subtype == "plain")
     if entries is None:
         entries = _find(_html_to_text(body.text) for body in bodies if body.subtype == "html")
     if entries is None:
-        return Recipients(found=False, valid=(), invalid=())
+        return Recipients(found=False, entries=(), invalid=())
+    return classify(entries, drop)
+
+
+def classify(entries: Iterable[str], drop: str | Iterable[str]) -> Recipients:
+    """Validate entries: addresses and group names kept in order and deduped, the rest invalid."""
     valid: list[str] = []
     invalid: list[str] = []
-    seen = {drop.lower()}
+    seen = {drop.lower()} if isinstance(drop, str) else {address.lower() for address in drop}
     for entry in entries:
-        addr = _validate(entry)
+        name = entry.strip().lower()
+        addr = name if GROUP_NAME.match(name) else validate(entry)
         if addr is None:
             invalid.append(one_line(entry)[:_MAX_ENTRY])
         elif addr not in seen:
             seen.add(addr)
             valid.append(addr)
-    return Recipients(found=True, valid=tuple(valid), invalid=tuple(invalid))
+    return Recipients(found=True, entries=tuple(valid), invalid=tuple(invalid))
 
 
 def remove_codes(text: str) -> str:
@@ -70,7 +89,8 @@ def _html_to_text(markup: str) -> str:
     return html.unescape(_TAG.sub("", markup))
 
 
-def _validate(entry: str) -> str | None:
+def validate(entry: str) -> str | None:
+    """The entry's addr-spec (lower-cased, IDN domains as punycode), or None if it is not one address."""
     if len(entry) > _MAX_ENTRY or one_line(entry) != entry:
         return None
     parsed = address.parse(entry)

@@ -153,7 +153,7 @@ def test_allowed_senders_is_enforced(environment: dict[str, str]) -> None:
     [
         ("", "no_recipients"),
         ("Email_Rxers_Code:[]:Email_Rxers_Code:", "no_recipients"),
-        ("Email_Rxers_Code:[not-an-address]:Email_Rxers_Code:", "invalid_recipients"),
+        ("Email_Rxers_Code:[not an address, not-a-group]:Email_Rxers_Code:", "invalid_recipients"),
     ],
 )
 def test_undeliverable_recipient_lists(world: World, code: str, reason: str) -> None:
@@ -164,7 +164,7 @@ def test_undeliverable_recipient_lists(world: World, code: str, reason: str) -> 
     assert notice["reason"] == reason
     assert notice["title"].startswith("IoT Mail Relay")
     if reason == "invalid_recipients":
-        assert notice["invalid_recipients"] == ["not-an-address"]
+        assert notice["invalid_recipients"] == ["not an address", "not-a-group (unknown group)"]
     else:
         assert "invalid_recipients" not in notice
 

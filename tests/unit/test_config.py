@@ -35,6 +35,8 @@ def test_every_variable_is_declared() -> None:
         "LINK_SIGNING_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:relay-links-AbCdEf",
         "ALLOWED_RECIPIENTS": "Ops@Example.com, @example.org, @*.Example.NET",
         "SENDER_AUTH": "Off",
+        "ADDITIONAL_RECIPIENT_EMAILS": "Cam-1@relay.example.com, nvr-2@relay.example.com",
+        "RECIPIENTS_CONFIG": "s3://relay-incoming/config/recipients.json",
     }
     assert set(full) == set(ENVIRONMENT_VARIABLES)
     settings = Settings.from_environ(full)
@@ -45,6 +47,12 @@ def test_every_variable_is_declared() -> None:
     assert settings.link_signing_secret_arn is not None
     assert settings.allowed_recipients == ("ops@example.com", "@example.org", "@*.example.net")
     assert settings.sender_auth is SenderAuth.OFF
+    assert settings.receiving_addresses == (
+        "inbox@relay.example.com",
+        "cam-1@relay.example.com",
+        "nvr-2@relay.example.com",
+    )
+    assert settings.recipients_config == ("relay-incoming", "config/recipients.json")
     assert not settings.is_open
 
 
@@ -80,6 +88,10 @@ def test_missing_or_empty_required_variable_is_named(name: str, value: str | Non
         ("ALLOWED_RECIPIENTS", "@*."),
         ("ALLOWED_RECIPIENTS", "a@b.com;c@d.com"),
         ("SENDER_AUTH", "yes"),
+        ("ADDITIONAL_RECIPIENT_EMAILS", "cam-1@relay.example.com, not-an-address"),
+        ("ADDITIONAL_RECIPIENT_EMAILS", "relay@example.com"),
+        ("RECIPIENTS_CONFIG", "relay-incoming/config/recipients.json"),
+        ("RECIPIENTS_CONFIG", "s3://relay-incoming/"),
         ("LINK_SIGNING_SECRET_ARN", "arn:aws:s3:::bucket"),
     ],
 )

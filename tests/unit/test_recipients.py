@@ -33,7 +33,8 @@ def test_relay_address_is_dropped_silently() -> None:
 @pytest.mark.parametrize(
     "entry",
     [
-        "not-an-address",
+        "not an address",
+        "-leading-dash",
         "a@b",
         "a@example.com Bcc: c@example.org",
         "<script>@x",
@@ -45,6 +46,30 @@ def test_invalid_entries_are_reported(entry: str) -> None:
     found = extract(plain(f"Email_Rxers_Code:[ok@example.com,{entry}]:Email_Rxers_Code:"), RELAY)
     assert found.valid == ("ok@example.com",)
     assert len(found.invalid) == 1
+
+
+def test_entries_without_at_are_group_names_in_order_and_deduped() -> None:
+    found = extract(
+        plain("Email_Rxers_Code:[Boiler-Oncall, a@example.com, boiler-oncall, qa.team_2]:Email_Rxers_Code:"),
+        RELAY,
+    )
+    assert found.entries == ("boiler-oncall", "a@example.com", "qa.team_2")
+    assert found.groups == ("boiler-oncall", "qa.team_2")
+    assert found.valid == ("a@example.com",)
+    assert found.invalid == ()
+
+
+def test_a_group_name_is_at_most_64_characters() -> None:
+    found = extract(plain(f"Email_Rxers_Code:[{'g' * 65}]:Email_Rxers_Code:"), RELAY)
+    assert found.invalid == ("g" * 65,)
+
+
+def test_every_receiving_address_is_dropped() -> None:
+    found = extract(
+        plain("Email_Rxers_Code:[cam-1@relay.example.com,a@example.com]:Email_Rxers_Code:"),
+        [RELAY, "CAM-1@relay.example.com"],
+    )
+    assert found.entries == ("a@example.com",)
 
 
 def test_no_code_and_empty_code() -> None:

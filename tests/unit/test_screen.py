@@ -114,7 +114,7 @@ def test_recipient_refusals(code: str, reason: Reason) -> None:
 
 def test_partly_invalid_list_is_distributed_and_keeps_the_rejects() -> None:
     decision = screen(mail("Email_Rxers_Code:[a@x.com, bogus, b@x.com]:Email_Rxers_Code:"), SETTINGS)
-    assert decision == Distribution(recipients=("a@x.com", "b@x.com"), invalid=("bogus",))
+    assert decision == Distribution(recipients=("a@x.com", "b@x.com"), invalid=("bogus (unknown group)",))
 
 
 AUTH = replace(SETTINGS, allowed_senders=("@plant.example.com",))
