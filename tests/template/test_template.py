@@ -8,6 +8,7 @@ import pytest
 
 from app.config import ENVIRONMENT_VARIABLES
 from tests.template.conftest import (
+    EXAMPLE_PARAMETERS,
     ROOT,
     Evaluator,
     as_list,
@@ -79,6 +80,7 @@ def test_function_object_access_stays_in_the_storage_layout(source: dict[str, An
     allowed = {
         f"arn:aws:s3:::{incoming}/incoming/*": {"s3:GetObject"},
         f"arn:aws:s3:::{incoming}/markers/*": {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
+        f"arn:aws:s3:::{incoming}/config/recipients.json": {"s3:GetObject"},
         f"arn:aws:s3:::{incoming}": {"s3:ListBucket"},
         f"arn:aws:s3:::{attachments}/attachments/*": {
             "s3:PutObject",
@@ -253,7 +255,13 @@ def test_receipt_rule_scans_requires_tls_and_stores_under_incoming(source: dict[
     props = rule["Properties"]["Rule"]
     assert props["ScanEnabled"] is True
     assert props["TlsPolicy"] == "Require"
-    assert props["Recipients"] == [{"Ref": "RecipientEmail"}]
+    recipient = EXAMPLE_PARAMETERS["RecipientEmail"]
+    assert Evaluator(source)(props["Recipients"]) == [recipient]
+    devices = "cam-1@relay.example.com,nvr-2@relay.example.com"
+    assert Evaluator(source, AdditionalRecipientEmails=devices)(props["Recipients"]) == [
+        recipient,
+        *devices.split(","),
+    ]
     (action,) = props["Actions"]
     bucket = ref_name(action["S3Action"]["BucketName"])
     assert action["S3Action"]["ObjectKeyPrefix"] == "incoming/"
