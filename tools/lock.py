@@ -259,7 +259,9 @@ def _relayctl_lock(lock_text: str, pyproject_text: str) -> str:
     )
 
 
-def generate() -> None:
+def generate(out: Path = ROOT) -> dict[Path, str]:
+    """Write the three locks under `out` (the repository: `make lock`) and return them by path.
+    pip reads the index it is configured with (PIP_INDEX_URL, PIP_FIND_LINKS, ...)."""
     source = REQUIREMENTS.relative_to(ROOT).as_posix()
     versions, requires, direct = _graph(REQUIREMENTS)
     files = _files([f"{name}=={version}" for name, version in sorted(versions.items())], binary_only=False)
@@ -281,11 +283,17 @@ def generate() -> None:
         _build_digest(),
         build_entries,
     )
-    LOCK.write_text(lock_text)
-    BUILD_LOCK.write_text(build_text)
-    RELAYCTL_LOCK.write_text(_relayctl_lock(lock_text, PYPROJECT.read_text()))
-    for path in (LOCK, BUILD_LOCK, RELAYCTL_LOCK):
-        print(f"wrote {path.relative_to(ROOT)} ({len(parse(path.read_text())[1])} packages)")
+    written = {
+        LOCK: lock_text,
+        BUILD_LOCK: build_text,
+        RELAYCTL_LOCK: _relayctl_lock(lock_text, PYPROJECT.read_text()),
+    }
+    for path, text in written.items():
+        target = out / path.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        print(f"wrote {target} ({len(parse(text)[1])} packages)")
+    return written
 
 
 def _build_digest() -> str:
