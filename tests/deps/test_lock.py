@@ -182,6 +182,8 @@ def test_the_sbom_lists_every_locked_package_with_its_hash_and_dependencies(tmp_
     assert lock.main(["sbom", "--output", str(output)]) == 0
     document = json.loads(output.read_text())
     assert document["bomFormat"] == "CycloneDX"
+    assert "serialNumber" not in document  # reproducible: the same lock gives the same document
+    assert "timestamp" not in document["metadata"]
     components = {c["name"].lower(): c for c in document["components"]}  # type: ignore[attr-defined]
     for entry in entries():
         component = components[entry.name.lower()]
