@@ -57,7 +57,7 @@ demo: $(STAMP) ## Run the function on the sample mails in events/ against an in-
 
 .PHONY: clean
 clean: ## Remove virtual environments and caches
-	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache .aws-sam build
 
 .PHONY: sandbox
 sandbox: $(STAMP) ## Run the whole pipeline locally behind a real SMTP server (Ctrl-C stops; ARGS="--help")
@@ -108,7 +108,7 @@ lock-check: $(STAMP) ## The locks match app/requirements.txt and pyproject.toml,
 SBOM ?= build/sbom.cdx.json
 
 .PHONY: sbom
-sbom: $(STAMP) ## CycloneDX SBOM of the image's packages (app/requirements.lock) in $(SBOM)
+sbom: $(STAMP) ## CycloneDX SBOM of the image's packages (app/requirements.lock) in build/sbom.cdx.json (SBOM=path)
 	$(BIN)/python -m tools.lock sbom --output $(SBOM)
 
 # The benchmark is not part of `make test`: it takes minutes and its figures depend on the machine.
