@@ -20,9 +20,10 @@ of the function's lock they pull in.
 
 `check` (`make lock-check`, part of `make test`, offline) fails when the lock no longer describes
 its inputs: `app/requirements.txt` (a stored digest and the direct pins), the Lambda platform (every
-file's wheel tags), pyproject.toml's ranges, and relayctl's subset. Regenerating is not the check:
-it would also change whenever a dependency publishes a release, which is exactly what the lock is
-there to ignore until someone runs `make lock`.
+file's wheel tags), pyproject.toml's ranges, and relayctl's subset. Regenerating against the index is
+not the check: it would also change whenever a dependency publishes a release, which is exactly what
+the lock is there to ignore until someone runs `make lock`. (tests/deps regenerates offline, from the
+locked files alone, to show the committed locks are this generator's unedited output.)
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ BUILD_LOCK = ROOT / "app" / "build-requirements.lock"
 RELAYCTL_LOCK = ROOT / "relayctl" / "requirements.lock"
 PYPROJECT = ROOT / "pyproject.toml"
 
-# The Lambda platform: public.ecr.aws/lambda/python:3.12 is Amazon Linux 2023 (glibc 2.34) on x86_64
-# (template.yaml's function has no Architectures, so x86_64).
+# The Lambda platform: public.ecr.aws/lambda/python:3.12 is built on Amazon Linux 2023
+# (docs.aws.amazon.com/lambda/latest/dg/python-image.html, "AWS base images for Python"), whose glibc
+# is 2.34 for the release's life (docs.aws.amazon.com/linux/al2023/ug/core-glibc.html); the function
+# runs on x86_64 (template.yaml, Architectures).
 PYTHON_VERSION = (3, 12)
 ABI = "cp312"
 ARCH = "x86_64"
@@ -135,6 +138,13 @@ _ENTRY = re.compile(
     r"(?P<name>[A-Za-z0-9._-]+)==(?P<version>\S+) \\\n\s+--hash=sha256:(?P<sha256>[0-9a-f]{64})$",
     re.MULTILINE,
 )
+
+
+def unrecognised(text: str) -> list[str]:
+    """Lines pip would read that are not part of an entry as `render` writes it (a hand-added
+    requirement, a second hash): `parse` would not see them, so the check must refuse them."""
+    rest = _ENTRY.sub("", text)
+    return [line for line in rest.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def parse(text: str) -> tuple[str, list[Locked]]:
@@ -346,6 +356,10 @@ def _relayctl_problems(lock_text: str, relayctl_lock_text: str, pyproject_text: 
             "relayctl/requirements.lock is not the subset of app/requirements.lock that pyproject.toml's"
             " dependencies pull in: run `make lock`"
         )
+    problems += [
+        f"relayctl/requirements.lock: not written by `make lock`: {line.strip()}"
+        for line in unrecognised(relayctl_lock_text)
+    ]
     for entry in parse(relayctl_lock_text)[1]:
         if not entry.filename.endswith("-none-any.whl"):
             problems.append(
@@ -379,6 +393,11 @@ def check(
         problems.append(
             "BUILT_FROM_SOURCE changed since app/build-requirements.lock was generated: run `make lock`"
         )
+    for path, text in (
+        ("app/requirements.lock", lock_text),
+        ("app/build-requirements.lock", build_lock_text),
+    ):
+        problems += [f"{path}: not written by `make lock`: {line.strip()}" for line in unrecognised(text)]
     tags = lambda_tags()
     for entry in entries + build_entries:
         problems += file_problems(entry, tags)

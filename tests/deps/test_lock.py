@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -76,6 +77,23 @@ def test_a_lock_without_its_input_digest_fails_the_check() -> None:
     changed = texts()
     changed["lock_text"] = re.sub(r"(?m)^# input: .*\n", "", changed["lock_text"])
     assert any("run `make lock`" in p for p in lock.check(**changed))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda text: text + "requests==2.32.3 --hash=sha256:" + "0" * 64 + "\n",  # a package added by hand
+        lambda text: text.replace(
+            "--hash=sha256:", "--hash=sha256:" + "0" * 64 + " \\\n    --hash=sha256:", 1
+        ),
+    ],
+    ids=["hand-added-package", "second-hash"],
+)
+def test_lines_pip_would_read_but_make_lock_did_not_write_fail_the_check(edit: Callable[[str], str]) -> None:
+    changed = texts()
+    changed["lock_text"] = edit(changed["lock_text"])
+    problems = lock.check(**changed)
+    assert any(p.startswith("app/requirements.lock: not written by `make lock`") for p in problems), problems
 
 
 def test_lambda_accepts_glibc_2_34_and_older_for_cpython_3_12_only() -> None:
