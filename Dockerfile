@@ -2,9 +2,19 @@
 # `sam build` builds it (template.yaml names this file in the function's Metadata).
 FROM public.ecr.aws/lambda/python:3.12
 
-# Dependencies first, so this layer is rebuilt only when app/requirements.txt changes.
-COPY app/requirements.txt ${LAMBDA_TASK_ROOT}/app/requirements.txt
-RUN pip install --no-cache-dir -r ${LAMBDA_TASK_ROOT}/app/requirements.txt --target ${LAMBDA_TASK_ROOT}
+# Dependencies first, so this layer is rebuilt only when the lock changes. app/requirements.lock pins
+# every package to the file tested, by hash (`make lock` writes it from app/requirements.txt):
+# --require-hashes refuses any other file, --no-deps anything the lock does not list. flanker publishes
+# no wheel; its build runs with the hashed setuptools of app/build-requirements.lock (installed apart,
+# not into the image) instead of pip's isolated build, which would fetch setuptools unchecked.
+COPY app/requirements.lock ${LAMBDA_TASK_ROOT}/app/requirements.lock
+COPY app/build-requirements.lock ${LAMBDA_TASK_ROOT}/app/build-requirements.lock
+RUN tools="$(mktemp -d)" \
+    && pip install --no-cache-dir --require-hashes --no-deps --target "$tools" \
+        -r ${LAMBDA_TASK_ROOT}/app/build-requirements.lock \
+    && PYTHONPATH="$tools" pip install --no-cache-dir --require-hashes --no-deps --no-build-isolation \
+        --target ${LAMBDA_TASK_ROOT} -r ${LAMBDA_TASK_ROOT}/app/requirements.lock \
+    && rm -rf "$tools"
 
 # flanker's address parser rebuilds its ply parse tables into its own package directory on first
 # import (printing "Symbol ... is unreachable" warnings) when the shipped tables do not match. The

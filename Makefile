@@ -23,11 +23,18 @@ python:
 		echo "       Install Python 3.12 (e.g. 'pyenv install 3.12') or run: make <target> PYTHON=/path/to/python3.12" >&2; \
 		exit 1; fi
 
-$(STAMP): app/requirements.txt requirements-dev.txt pyproject.toml | python
+# .venv gets the function's dependencies exactly as the image does (the same lock, hashes required,
+# flanker built with the locked setuptools), then the dev tools constrained to the lock's versions:
+# a tool that needs another version of a locked package fails the install instead of moving the tests
+# off what ships. The lock is for Linux x86_64 (the Lambda platform): see README, Dependencies and SBOM.
+$(STAMP): app/requirements.lock app/build-requirements.lock requirements-dev.txt pyproject.toml | python
 	@[ -x $(BIN)/python ] && $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' \
 		|| { rm -rf $(VENV); "$(PYTHON)" -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r app/build-requirements.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --no-build-isolation -r app/requirements.lock
+	grep -Eo '^[A-Za-z0-9._-]+==[^ ]+' app/requirements.lock > $(VENV)/lock-constraints.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt --constraint $(VENV)/lock-constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
@@ -38,10 +45,10 @@ venv: $(STAMP) ## Create .venv with Python 3.12 and the dev tools
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app relayctl sandbox demo
+	$(BIN)/mypy app relayctl sandbox demo tools
 
 .PHONY: test
-test: lint scan template-check wheels ## Lint, scan, check the template, run every test
+test: lint scan lock-check template-check wheels ## Lint, scan, check the lock and the template, run every test
 	$(BIN)/python -m pytest
 
 .PHONY: demo
@@ -50,7 +57,7 @@ demo: $(STAMP) ## Run the function on the sample mails in events/ against an in-
 
 .PHONY: clean
 clean: ## Remove virtual environments and caches
-	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) .venv-* .pytest_cache .mypy_cache .ruff_cache .aws-sam build
 
 .PHONY: sandbox
 sandbox: $(STAMP) ## Run the whole pipeline locally behind a real SMTP server (Ctrl-C stops; ARGS="--help")
@@ -78,14 +85,31 @@ template-check: $(STAMP) $(TOOLS)/.installed $(SAM)/.installed ## cfn-lint, sam 
 	SAM_CLI_TELEMETRY=0 $(SAM)/bin/sam validate --region eu-west-1 --lint
 	$(TOOLS)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
 
-# The image test installs app/requirements.txt from these wheels instead of the network.
-$(WHEELS)/.built: app/requirements.txt | $(STAMP)
+# The image test (and the packaging test) install the lock from these files instead of the network:
+# the very files the image installs, downloaded for the Lambda platform, each checked against its hash.
+$(WHEELS)/.built: app/requirements.lock app/build-requirements.lock | $(STAMP)
 	rm -rf $(WHEELS)
-	$(BIN)/python -m pip wheel --quiet -r app/requirements.txt -w $(WHEELS)
+	$(BIN)/python -m pip download --quiet --require-hashes --no-deps $$($(BIN)/python -m tools.lock platform-args) \
+		-r app/requirements.lock -r app/build-requirements.lock -d $(WHEELS)
 	@touch $@
 
 .PHONY: wheels
-wheels: $(WHEELS)/.built ## Wheels of the function's dependencies for the image test (tests/template/test_image.py)
+wheels: $(WHEELS)/.built ## The locked files for the image test (tests/template/test_image.py), from the index
+
+# Dependency lock (tools/lock.py). `make lock` needs the package index; `make lock-check` does not.
+.PHONY: lock
+lock: $(STAMP) ## Regenerate app/requirements.lock (+ build and relayctl locks) from app/requirements.txt
+	$(BIN)/python -m tools.lock generate
+
+.PHONY: lock-check
+lock-check: $(STAMP) ## The locks match app/requirements.txt and pyproject.toml, and install on Lambda
+	$(BIN)/python -m tools.lock check
+
+SBOM ?= build/sbom.cdx.json
+
+.PHONY: sbom
+sbom: $(STAMP) ## CycloneDX SBOM of the image's packages (app/requirements.lock) in build/sbom.cdx.json (SBOM=path)
+	$(BIN)/python -m tools.lock sbom --output $(SBOM)
 
 # The benchmark is not part of `make test`: it takes minutes and its figures depend on the machine.
 BENCH_STAMP := $(VENV)/.bench-installed
@@ -99,13 +123,14 @@ bench: $(BENCH_STAMP) ## Time and memory of the function against the raw limit, 
 	$(BIN)/python -m bench $(ARGS)
 
 # Scanners: bandit fails on any finding of medium or high severity in app/; pip-audit fails on a known
-# vulnerability in the function's dependencies (transitive ones included) unless .pip-audit-ignore lists
-# it. pip-audit reads PyPI's advisory data; where PyPI cannot answer for a release it lists it as skipped:
-# pass PIP_AUDIT_FLAGS=--strict to fail on that as well.
+# vulnerability in the image's packages (app/requirements.lock: exactly what ships, read as it is, no
+# resolution) unless .pip-audit-ignore lists it. pip-audit reads PyPI's advisory data; where PyPI cannot
+# answer for a release it lists it as skipped: pass PIP_AUDIT_FLAGS=--strict to fail on that as well.
 PIP_AUDIT_FLAGS ?=
 
 .PHONY: scan
-scan: $(STAMP) ## bandit on app/ (no medium/high findings) and pip-audit on app/requirements.txt
+scan: $(STAMP) ## bandit on app/ (no medium/high findings) and pip-audit on app/requirements.lock
 	$(BIN)/bandit --quiet --recursive app --severity-level medium
-	$(BIN)/pip-audit --progress-spinner off --requirement app/requirements.txt $(PIP_AUDIT_FLAGS) \
+	$(BIN)/pip-audit --progress-spinner off --requirement app/requirements.lock --require-hashes --disable-pip \
+		$(PIP_AUDIT_FLAGS) \
 		$$(grep -Eo '^[A-Za-z0-9-]+' .pip-audit-ignore | sed 's/^/--ignore-vuln /')

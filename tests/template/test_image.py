@@ -1,10 +1,12 @@
 """The image's contents, proven without a Docker engine by replaying the Dockerfile.
 
 FROM/COPY/RUN/CMD are replayed into a temporary task root: RUN lines run verbatim under `sh` with
-LAMBDA_TASK_ROOT pointing there, `pip` resolving to this interpreter's pip (from a local wheelhouse,
-so no network) and `python3.12` to the bare 3.12 interpreter. Then the task root is frozen and the
-handler imported in an isolated interpreter that sees only it and the standard library: the cold
-start must be silent (no ply table regeneration warnings) and write nothing (the image is read-only).
+LAMBDA_TASK_ROOT pointing there, `pip` resolving to this interpreter's pip (from a local wheelhouse
+of the locked files, `make wheels`, so no network) and `python3.12` to the bare 3.12 interpreter.
+Then the task root is frozen and the handler imported in an isolated interpreter that sees only it
+and the standard library: the cold start must be silent (no ply table regeneration warnings) and
+write nothing (the image is read-only). The same replay with one file that is not the one locked
+(a changed wheel, or a changed hash in the lock) must fail the build.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.template.conftest import ROOT
+from tools.lock import parse
 
 pytestmark = pytest.mark.image
 
@@ -53,10 +57,14 @@ def ignored(relative: str, patterns: list[str]) -> bool:
     return verdict
 
 
-def copy_context(source: str, destination: Path, patterns: list[str]) -> None:
-    src = ROOT / source
+class ReplayError(AssertionError):
+    """A RUN line failed."""
+
+
+def copy_context(context: Path, source: str, destination: Path, patterns: list[str]) -> None:
+    src = context / source
     for path in sorted(src.rglob("*")) if src.is_dir() else [src]:
-        relative = path.relative_to(ROOT).as_posix()
+        relative = path.relative_to(context).as_posix()
         if path.is_file() and not ignored(relative, patterns):
             target = destination / path.relative_to(src) if src.is_dir() else destination
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +87,8 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.stat().st_size) for p in root.rglob("*")}
 
 
-def build(tmp_path: Path) -> tuple[Path, str]:
+def build(tmp_path: Path, context: Path = ROOT, wheelhouse: Path = WHEELHOUSE) -> tuple[Path, str]:
+    """Replay the Dockerfile with `context` as the build context and pip's files from `wheelhouse`."""
     task_root = tmp_path / "var-task"
     task_root.mkdir()
     patterns = [
@@ -92,7 +101,7 @@ def build(tmp_path: Path) -> tuple[Path, str]:
         "HOME": str(tmp_path),
         "LAMBDA_TASK_ROOT": str(task_root),
         "PIP_NO_INDEX": "1",
-        "PIP_FIND_LINKS": str(WHEELHOUSE),
+        "PIP_FIND_LINKS": str(wheelhouse),
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
     handler = ""
@@ -102,12 +111,13 @@ def build(tmp_path: Path) -> tuple[Path, str]:
             assert arguments == "public.ecr.aws/lambda/python:3.12"
         elif instruction == "COPY":
             source, destination = shlex.split(expanded)
-            copy_context(source, Path(destination), patterns)
+            copy_context(context, source, Path(destination), patterns)
         elif instruction == "RUN":
             done = subprocess.run(
                 ["sh", "-ec", arguments], cwd=task_root, env=env, capture_output=True, text=True, check=False
             )
-            assert done.returncode == 0, f"RUN {arguments}\n{done.stdout}\n{done.stderr}"
+            if done.returncode != 0:
+                raise ReplayError(f"RUN {arguments}\n{done.stdout}\n{done.stderr}")
         elif instruction == "CMD":
             (handler,) = __import__("json").loads(arguments)
         else:
@@ -147,10 +157,59 @@ def test_image_imports_the_handler_silently_from_a_read_only_task_root(tmp_path:
         subprocess.run(["chmod", "-R", "u+w", str(task_root)], check=True)
 
 
+def test_the_image_installs_the_lock_with_hashes_required_and_nothing_else() -> None:
+    runs = [arguments for instruction, arguments in instructions(ROOT / "Dockerfile") if instruction == "RUN"]
+    installs = [part for part in " ".join(runs).split("&&") if "pip install" in part]
+    assert installs
+    for install in installs:
+        words = shlex.split(install)
+        assert {"--require-hashes", "--no-deps"} <= set(words), install
+        (requirement_file,) = (words[i + 1] for i, word in enumerate(words) if word == "-r")
+        assert requirement_file.endswith(".lock"), install
+    assert any(w.endswith("app/requirements.lock") for w in shlex.split(" ".join(installs)))
+
+
+def _tamper_wheel(context: Path, wheelhouse: Path) -> str:
+    """A wheelhouse where one locked wheel is not the file that was locked (a byte appended)."""
+    _, entries = parse((ROOT / "app" / "requirements.lock").read_text())
+    victim = next(e for e in entries if e.filename.endswith(".whl"))
+    with (wheelhouse / victim.filename).open("ab") as wheel:
+        wheel.write(b"\0")
+    return victim.name
+
+
+def _tamper_lock(context: Path, wheelhouse: Path) -> str:
+    """A lock where one hash is not that of the file in the wheelhouse (its last digit changed)."""
+    lock = context / "app" / "requirements.lock"
+    _, entries = parse(lock.read_text())
+    victim = entries[-1]
+    changed = victim.sha256[:-1] + ("0" if victim.sha256[-1] != "0" else "1")
+    lock.write_text(lock.read_text().replace(victim.sha256, changed))
+    return victim.name
+
+
+@pytest.mark.skipif(not WHEELHOUSE.is_dir(), reason=f"no wheelhouse at {WHEELHOUSE}: run `make wheels`")
+@pytest.mark.parametrize("tamper", [_tamper_wheel, _tamper_lock], ids=["changed-wheel", "changed-hash"])
+def test_the_build_fails_on_a_file_whose_hash_differs_from_the_lock(
+    tmp_path: Path, tamper: Callable[[Path, Path], str]
+) -> None:
+    context, wheelhouse = tmp_path / "context", tmp_path / "wheelhouse"
+    shutil.copytree(ROOT / "app", context / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / ".dockerignore", context / ".dockerignore")
+    shutil.copytree(WHEELHOUSE, wheelhouse)
+    victim = tamper(context, wheelhouse)
+    (tmp_path / "build").mkdir()
+    with pytest.raises(ReplayError, match="DO NOT MATCH THE HASHES") as failed:
+        build(tmp_path / "build", context=context, wheelhouse=wheelhouse)
+    assert victim.lower() in str(failed.value).lower()
+    assert not (tmp_path / "build" / "var-task" / "app" / "handler.py").exists()  # nothing after the RUN
+
+
 def test_dockerignore_sends_only_the_function_to_the_build(tmp_path: Path) -> None:
     patterns = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and line[0] != "#"]
     assert not ignored("app/handler.py", patterns)
-    assert not ignored("app/requirements.txt", patterns)
+    assert not ignored("app/requirements.lock", patterns)
+    assert not ignored("app/build-requirements.lock", patterns)
     for path in (
         ".venv/bin/python",
         "tests/conftest.py",

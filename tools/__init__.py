@@ -1,0 +1,1 @@
+"""Project tooling that is neither the function nor relayctl: not installed, not in the image."""
