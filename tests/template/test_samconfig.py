@@ -20,8 +20,6 @@ import pytest
 
 from tests.template.conftest import ROOT, load_template
 
-pytestmark = pytest.mark.unit
-
 SAMCONFIG = ROOT / "samconfig.toml"
 README = ROOT / "README.md"
 ANSWERS = {"SenderEmail": "relay@plant.example.net", "RecipientEmail": "inbox-q7@relay.plant.example.net"}
@@ -76,6 +74,7 @@ def _readme_prompts() -> list[str]:
     return prompts
 
 
+@pytest.mark.unit
 def test_samconfig_carries_no_parameter_values_or_addresses() -> None:
     text = SAMCONFIG.read_text(encoding="utf-8")
     config = tomllib.loads(text)
@@ -87,6 +86,7 @@ def test_samconfig_carries_no_parameter_values_or_addresses() -> None:
     assert not re.search(r"example\.(com|org|net)", text)
 
 
+@pytest.mark.integration  # runs the SAM CLI
 def test_guided_deploy_asks_exactly_what_the_readme_lists(project: Path) -> None:
     parameters = list(load_template()["Parameters"])
     answers = ["", ""]  # stack name and region: the defaults
@@ -104,6 +104,7 @@ def test_guided_deploy_asks_exactly_what_the_readme_lists(project: Path) -> None
     assert "Parameter SenderEmail []" in output  # and no placeholder address does
 
 
+@pytest.mark.integration  # runs the SAM CLI
 def test_guided_deploy_cannot_start_from_a_config_file_that_does_not_exist(project: Path) -> None:
     result = _run_sam(project, "deploy", "--guided", "--config-file", "samconfig.local.toml")
     assert result.returncode != 0
@@ -122,6 +123,7 @@ def _saved(parameters: dict[str, Any]) -> str:
     )
 
 
+@pytest.mark.integration  # runs the SAM CLI
 def test_later_deploys_read_what_the_operator_saved(project: Path) -> None:
     (project / "samconfig.local.toml").write_text(_saved(ANSWERS), encoding="utf-8")
     result = _run_sam(project, "deploy", "--config-file", "samconfig.local.toml", "--debug")
