@@ -14,5 +14,6 @@ class InFlight(RetryableError):
 
 
 class SendRejected(Exception):
-    """SES refused the mail itself (MessageRejected and the like): retrying the same call will not help,
-    so the relay turns it into a `rejected` notice instead of looping into the DLQ."""
+    """SES refused the mail itself (MessageRejected and the like) or refused the role (an authorisation
+    error naming the permission it lacks): retrying the same call will not help, so the relay turns it
+    into a `rejected` notice instead of looping into the DLQ."""

@@ -7,7 +7,8 @@ import os
 from functools import cache
 from typing import Any
 
-from app import records, relay
+from app import backoff, records, relay
+from app.aws import visibility
 from app.aws.recipients_config import RecipientsConfig
 from app.aws.storage import LinkSigner
 from app.config import Settings, load_settings
@@ -60,5 +61,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[s
             items = records.items(record, settings.incoming_bucket)
             outcomes = [relay.process(item, settings, signer, directory) for item in items]
         if Outcome.RETRY in outcomes:
+            visibility.postpone(record, backoff.delay(backoff.receive_count(record)))
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}

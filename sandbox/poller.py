@@ -2,8 +2,9 @@
 
 Batches of up to BatchSize records gathered for at most MaximumBatchingWindowInSeconds; records the
 handler reports in `batchItemFailures` (or the whole batch when it raises or answers nonsense) are left
-alone, so they reappear after the visibility timeout and, after maxReceiveCount receives, SQS (moto)
-moves them to the DLQ. Acknowledged records are deleted.
+alone, so they reappear after the visibility timeout (the queue's, or the one the function set with
+ChangeMessageVisibility) and, after maxReceiveCount receives, SQS (moto) moves them to the DLQ.
+Acknowledged records are deleted.
 """
 
 from __future__ import annotations

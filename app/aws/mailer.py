@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -11,6 +12,11 @@ from app.errors import RetryableError, SendRejected
 
 MAX_DESTINATIONS = 50  # SES's limit per SendEmail call
 _PERMANENT = {"MessageRejected", "MailFromDomainNotVerifiedException", "BadRequestException"}
+# IAM refusing the role: SES v2 (REST-JSON) answers 403 AccessDeniedException; AccessDenied and
+# NotAuthorized are the same refusal in the query protocol's and the common-errors spelling. Retrying
+# cannot grant the permission, so the mail becomes a `rejected` notice instead of a DLQ loop.
+_DENIED = {"AccessDeniedException", "AccessDenied", "NotAuthorized", "NotAuthorizedException"}
+_IAM_MESSAGE = re.compile(r"not authorized to perform: (?P<action>\S+) on resource: (?P<resource>[^\s,;]+)")
 
 
 def send(raw: bytes, recipients: Sequence[str], sender: str, configuration_set: str | None) -> str:
@@ -28,6 +34,8 @@ def send(raw: bytes, recipients: Sequence[str], sender: str, configuration_set: 
         return str(clients.client("sesv2").send_email(**request)["MessageId"])
     except ClientError as e:
         code = str(e.response.get("Error", {}).get("Code", "unknown"))
+        if code in _DENIED:
+            raise SendRejected(denied(code, str(e.response.get("Error", {}).get("Message", "")))) from e
         if code in _PERMANENT:
             raise SendRejected(f"SES rejected the mail: {code}") from e
         raise RetryableError(f"SES send failed: {code}") from e
@@ -37,3 +45,14 @@ def send(raw: bytes, recipients: Sequence[str], sender: str, configuration_set: 
 
 def chunks(recipients: Sequence[str]) -> list[tuple[str, ...]]:
     return [tuple(recipients[i : i + MAX_DESTINATIONS]) for i in range(0, len(recipients), MAX_DESTINATIONS)]
+
+
+def denied(code: str, message: str) -> str:
+    """What an authorisation error lacks, from IAM's "... is not authorized to perform: A on resource: R"."""
+    found = _IAM_MESSAGE.search(message)
+    if found is None:
+        return (
+            f"SES denied the send ({code}): the function's role lacks ses:SendRawEmail on the sender's "
+            "identity or on its configuration set"
+        )
+    return f"SES denied the send ({code}): the function's role lacks {found['action']} on {found['resource']}"

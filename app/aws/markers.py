@@ -5,6 +5,12 @@ guarded by a marker created with a conditional put (`IfNoneMatch='*'`): exactly 
 claim, marks the step done after it succeeded, and releases the claim if it failed so a retry can run it.
 A claim left `pending` by an invocation that crashed mid-send is taken over once it is older than the
 longest possible invocation; only a crash inside that one SES call can then repeat it (never lose it).
+
+S3 answers a conditional put with 412 PreconditionFailed when the key exists (claimed) and with 409
+ConditionalRequestConflict when a concurrent write to the key was still in progress: that says nothing
+about who claimed it, and AWS says to retry (S3 User Guide, "Preventing object overwrites with
+conditional writes"). A claim retries it a few times with backoff; if the conflict persists the record
+is retried later, never taken as claimed (that could skip a send nobody made).
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ log = logging.getLogger("iot_mail_relay")
 
 MARKERS_PREFIX = "markers/"
 LEASE_SECONDS = 15 * 60  # Lambda's maximum timeout: a pending claim older than this was abandoned
-_TAKEN = {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}
+CONFLICT_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8)  # seconds before each retry of a 409 claim
+_TAKEN = {"PreconditionFailed", "412"}
+_CONFLICT = {"ConditionalRequestConflict", "409"}
 
 
 def marker_key(mail_digest: str, step: str) -> str:
@@ -74,15 +82,22 @@ class Markers:
     def _put(self, key: str, state: str, only_if_new: bool, note: str = "") -> bool:
         body = json.dumps({"state": state, "at": time.time(), "note": note}).encode()
         extra = {"IfNoneMatch": "*"} if only_if_new else {}
-        try:
-            clients.client("s3").put_object(Bucket=self._bucket, Key=key, Body=body, **extra)
-            return True
-        except ClientError as e:
-            if only_if_new and e.response.get("Error", {}).get("Code") in _TAKEN:
-                return False
-            raise RetryableError(f"writing marker {key}: {e}") from e
-        except BotoCoreError as e:
-            raise RetryableError(f"writing marker {key}: {e}") from e
+        for pause in (*CONFLICT_RETRY_DELAYS, None):
+            try:
+                clients.client("s3").put_object(Bucket=self._bucket, Key=key, Body=body, **extra)
+                return True
+            except ClientError as e:
+                code = e.response.get("Error", {}).get("Code")
+                if only_if_new and code in _TAKEN:
+                    return False
+                if code in _CONFLICT and pause is not None:
+                    log.info("marker %s: concurrent write (409), retrying in %ss", key, pause)
+                    _sleep(pause)
+                    continue
+                raise RetryableError(f"writing marker {key}: {e}") from e
+            except BotoCoreError as e:
+                raise RetryableError(f"writing marker {key}: {e}") from e
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _read(self, key: str) -> tuple[str, float]:
         try:
@@ -95,3 +110,7 @@ class Markers:
             raise RetryableError(f"reading marker {key}: {e}") from e
         except (BotoCoreError, ValueError) as e:
             raise RetryableError(f"reading marker {key}: {e}") from e
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)  # one place for tests to replace the backoff's waiting

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botocore.retries import standard
 
+from app.aws import markers
 from demo.world import World
 from tests.reliability.harness import Faults
 
@@ -23,6 +24,7 @@ def _no_network_no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
+    monkeypatch.setattr(markers, "_sleep", lambda seconds: None)  # the 409 backoff of a claim, likewise
 
 
 @pytest.fixture

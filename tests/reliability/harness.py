@@ -43,9 +43,9 @@ def s3_error(code: str, status: int) -> Answer:
     return lambda request: AWSResponse(request.url, status, {}, _Body(body))
 
 
-def sesv2_error(code: str, status: int) -> Answer:
+def sesv2_error(code: str, status: int, message: str = "injected") -> Answer:
     """A REST-JSON error as SES v2 returns it (the code travels in x-amzn-ErrorType)."""
-    body = json.dumps({"message": "injected"}).encode()
+    body = json.dumps({"message": message}).encode()
     return lambda request: AWSResponse(request.url, status, {"x-amzn-ErrorType": code}, _Body(body))
 
 

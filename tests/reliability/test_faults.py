@@ -89,6 +89,13 @@ CALLS = {
         s3_error("InternalError", 500),
         lambda r: "/markers/" in r.url and conditional_put(r),
     ),
+    # 409: a concurrent write to the marker was in progress; the claim retries it, never takes it as claimed
+    "marker-claim-409": Call(
+        "s3",
+        "PutObject",
+        s3_error("ConditionalRequestConflict", 409),
+        lambda r: "/markers/" in r.url and conditional_put(r),
+    ),
     "marker-claim-for-notice": Call(
         "s3",
         "PutObject",
@@ -190,6 +197,37 @@ def test_message_rejected_becomes_one_rejected_notice_not_a_dlq_loop(world: Worl
     assert again.receives[KEY] == 1
     assert faults.calls["SendEmail"] == 1
     assert len(world.notices()) == 1
+
+
+DENIED = (
+    "User: arn:aws:sts::123456789012:assumed-role/iot-mail-relay-RelayRole-1AB/iot-mail-relay-relay is not "
+    "authorized to perform: ses:SendRawEmail on resource: "
+    "arn:aws:ses:us-east-1:123456789012:configuration-set/tracking"
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), [("AccessDeniedException", 403), ("AccessDenied", 403), ("NotAuthorized", 400)]
+)
+def test_an_authorisation_error_becomes_a_rejected_notice_naming_the_permission(
+    world: World, faults: Faults, code: str, status: int
+) -> None:
+    """A role without the sending identity's (or configuration set's) permission: no retry can help."""
+    world.put_mail(KEY, mail(RECIPIENTS, ATTACHMENTS))
+    faults.inject("sesv2", "SendEmail", sesv2_error(code, status, DENIED))
+    run = deliver([KEY])
+    assert run.receives[KEY] == 1
+    assert faults.calls["SendEmail"] == 1, "an authorisation error must not be retried"
+    assert fate(world, run, KEY, RECIPIENTS) == "fallback"
+    [notice] = world.notices()
+    assert notice["reason"] == "rejected"
+    assert code in notice["detail"]
+    assert (
+        "lacks ses:SendRawEmail on arn:aws:ses:us-east-1:123456789012:configuration-set/tracking"
+        in (notice["detail"])
+    )
+    assert "assumed-role" not in notice["detail"]
+    assert pending_markers(world) == []
 
 
 CHUNKED = tuple(f"operator-{n:03d}@example.com" for n in range(1, 121))  # 3 sends: 50, 50, 20

@@ -108,7 +108,8 @@ def as_list(value: Any) -> list[Any]:
 
 
 class Evaluator:
-    """Resolves Ref, Sub, GetAtt, Select, Split, If, Not, Equals for given parameter values."""
+    """Resolves Ref, Sub, GetAtt, Select, Split, If, Not, And, Or, Equals (and Rules' Contains) for given
+    parameter values."""
 
     def __init__(self, template: Mapping[str, Any], **overrides: str) -> None:
         defaults = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
@@ -159,8 +160,14 @@ class Evaluator:
                 return self(arg[1] if self.condition(arg[0]) else arg[2])
             case "Fn::Not":
                 return not self(arg[0])
+            case "Fn::And":
+                return all(self(item) for item in arg)
+            case "Fn::Or":
+                return any(self(item) for item in arg)
             case "Fn::Equals":
                 return str(self(arg[0])) == str(self(arg[1]))
+            case "Fn::Contains":  # Rules only: is the value one of the list's
+                return str(self(arg[1])) in [str(item) for item in self(arg[0])]
             case "Condition":
                 return self.condition(arg)
         return {key: self(arg)}
@@ -184,3 +191,18 @@ class Evaluator:
             else:
                 out.append(str(self({"Ref": name})))
         return "".join(out) + rest
+
+
+def violated_rules(template: Mapping[str, Any], **parameters: str) -> dict[str, list[str]]:
+    """The template's `Rules` as CloudFormation checks them before creating anything: each rule whose
+    RuleCondition holds (or that has none) must pass all its assertions; returns the failing rules
+    with their AssertDescriptions."""
+    evaluate = Evaluator(template, **parameters)
+    failed: dict[str, list[str]] = {}
+    for name, rule in template.get("Rules", {}).items():
+        if "RuleCondition" in rule and not evaluate(rule["RuleCondition"]):
+            continue
+        messages = [a["AssertDescription"] for a in rule["Assertions"] if not evaluate(a["Assert"])]
+        if messages:
+            failed[name] = messages
+    return failed

@@ -100,13 +100,18 @@ def test_function_object_access_stays_in_the_storage_layout(source: dict[str, An
 @pytest.mark.parametrize(
     ("parameters", "expected"),
     [
-        ({}, {"identity/relay@example.com", "identity/example.com"}),
+        ({}, {"identity/relay@example.com", "identity/example.com", "configuration-set/*"}),
         (
             {"ConfigurationSetName": "relay-sends", "SenderEmail": "alerts@plant.example.org"},
+            {"identity/alerts@plant.example.org", "identity/plant.example.org", "configuration-set/*"},
+        ),
+        (  # a sender on a subdomain, verified through its parent domain
+            {"SenderEmail": "alerts@plant.example.org", "SenderIdentity": "example.org"},
             {
                 "identity/alerts@plant.example.org",
                 "identity/plant.example.org",
-                "configuration-set/relay-sends",
+                "identity/example.org",
+                "configuration-set/*",
             },
         ),
     ],
