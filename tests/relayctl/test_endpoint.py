@@ -59,9 +59,23 @@ def test_redrive_and_status_through_aws_endpoint_url(endpoint: str) -> None:
         sqs.send_message(QueueUrl=dlq, MessageBody=f"mail {i}")
     queues = ["--queue-url", inbound, "--dlq-url", dlq]
 
-    moved = _relayctl(endpoint, "redrive", *queues, "--json")
+    # moto's server answers the move task's calls with a bare 500, as it does any action it lacks: a
+    # server error, retried and then reported, never taken for "no move task".
+    refused = _relayctl(endpoint, "redrive", *queues)
+    assert refused.returncode == 1
+    assert "ListMessageMoveTasks failed: 500" in refused.stderr
+    assert "attempts; nothing was moved" in refused.stderr
+    assert "--no-move-task" in refused.stderr
+    assert (
+        sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+            "ApproximateNumberOfMessages"
+        ]
+        == "3"
+    )
+
+    moved = _relayctl(endpoint, "redrive", *queues, "--no-move-task", "--json")
     assert moved.returncode == 0, moved.stderr
-    assert json.loads(moved.stdout)["method"] == "receive-send-delete"  # the server has no move task
+    assert json.loads(moved.stdout)["method"] == "receive-send-delete"
 
     status = _relayctl(endpoint, "status", *queues, "--json")
     assert status.returncode == 0, status.stderr
