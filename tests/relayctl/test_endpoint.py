@@ -39,6 +39,7 @@ def _relayctl(endpoint: str, *argv: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "relayctl", *argv],
         check=False,
         env=environment,
+        stdin=subprocess.DEVNULL,  # not a terminal, as in a script or CI job
         capture_output=True,
         text=True,
         timeout=60,
@@ -86,3 +87,27 @@ def test_redrive_and_status_through_aws_endpoint_url(endpoint: str) -> None:
     assert failed.returncode == 1
     assert failed.stderr.startswith("relayctl: error: ")
     assert "Traceback" not in failed.stderr
+
+
+def test_teardown_in_a_script_refuses_without_yes_and_removes_leftovers_with_it(endpoint: str) -> None:
+    s3: Any = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    bucket = f"relay-incoming-123456789012-{REGION}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="incoming/AMAZON_SES_SETUP_NOTIFICATION", Body=b"setup")
+
+    refused = _relayctl(endpoint, "teardown", "--bucket-prefix", "relay")
+    assert refused.returncode == 1
+    assert "refusing without confirmation (stdin is not a terminal; pass --yes)" in refused.stderr
+    assert "1 object(s) in 1 bucket(s)" in refused.stderr
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 1
+
+    done = _relayctl(endpoint, "teardown", "--bucket-prefix", "relay", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert f"deleted bucket {bucket}" in done.stdout
+    assert bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
