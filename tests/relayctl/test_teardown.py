@@ -304,3 +304,68 @@ def test_a_stack_in_the_middle_of_an_operation_is_left_alone(
     assert code == 1
     assert "is UPDATE_IN_PROGRESS; wait for that to finish" in err
     assert _active(aws) == f"{NAME}-rules"
+
+
+class _FailingDeletion:
+    """moto's CloudFormation, with a deletion that fails the way AWS reports it: the stack in
+    DELETE_FAILED and the resource that could not go marked with its reason."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.deleting = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def delete_stack(self, **kwargs: Any) -> dict[str, Any]:
+        self.deleting = True
+        return {}
+
+    def describe_stacks(self, **kwargs: Any) -> dict[str, Any]:
+        stacks = self._real.describe_stacks(**kwargs)
+        if self.deleting:
+            stacks["Stacks"][0]["StackStatus"] = "DELETE_FAILED"
+        return dict(stacks)
+
+    def get_paginator(self, name: str) -> Any:
+        paginator = self._real.get_paginator(name)
+        if not self.deleting:
+            return paginator
+
+        class _Failed:
+            def paginate(self, **kwargs: Any) -> Any:
+                for page in paginator.paginate(**kwargs):
+                    for resource in page["StackResourceSummaries"]:
+                        if resource["LogicalResourceId"] == "AttachmentsBucket":
+                            resource["ResourceStatus"] = "DELETE_FAILED"
+                            resource["ResourceStatusReason"] = "The bucket you tried to delete is not empty"
+                    yield page
+
+        return _Failed()
+
+
+def test_a_failed_deletion_names_the_resource_and_exits_1(
+    relay: Relay, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _deploy(relay, aws, f"{NAME}-rules")
+    original = Aws.client
+    made: dict[int, Any] = {}
+
+    def client(self: Aws, service: str, attempts: int = 5) -> Any:
+        real = original(self, service, attempts)
+        if service != "cloudformation":
+            return real
+        return made.setdefault(id(real), _FailingDeletion(real))
+
+    monkeypatch.setattr(Aws, "client", client)
+    code, out, _ = relay.run("teardown", "--stack", NAME, "--yes")
+
+    assert code == 1
+    assert f"deleting stack {NAME} failed; fix what is listed, then run teardown again:" in out
+    assert "AttachmentsBucket (AWS::S3::Bucket): The bucket you tried to delete is not empty" in out
+
+
+def test_no_wait_returns_once_the_deletion_started(relay: Relay, aws: dict[str, Any]) -> None:
+    _deploy(relay, aws, f"{NAME}-rules")
+    report = relay.run_json("teardown", "--stack", NAME, "--yes", "--no-wait")
+    assert report["stack_status"] == "DELETE_IN_PROGRESS"
