@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NoCredentialsError:
         return _fail("no AWS credentials found (set AWS_PROFILE, use --profile, or export keys)")
     except NoRegionError:
-        return _fail("no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)")
+        return _fail("no AWS region: pass --region or set AWS_DEFAULT_REGION (or AWS_REGION)")
     except BotoCoreError as e:
         return _fail(str(e))
     except KeyboardInterrupt:

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
     for bucket in unowned:
         _refuse_another_stacks_bucket(aws, s3, bucket, stack)
     ses = aws.client("ses")
-    rule = _receipt_rule(args, stack, stack_resources)
+    rule = find_receipt_rule(args, stack, stack_resources)
     if rule is not None:
         _plan_rule(ses, rule, args.stack, args.force)
 
@@ -134,7 +134,7 @@ def _live_resources(aws: Aws, stack: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _receipt_rule(
+def find_receipt_rule(
     args: argparse.Namespace, stack: dict[str, Any] | None, resources: list[dict[str, Any]]
 ) -> ReceiptRule | None:
     """Which rule set and rule the stack made: its outputs, else (a deploy that failed before writing

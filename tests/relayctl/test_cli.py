@@ -10,6 +10,7 @@ import boto3
 import pytest
 from cfnlint.decode import decode  # type: ignore[import-untyped]
 
+from relayctl.aws import Aws
 from relayctl.cli import main
 from relayctl.resources import RESOURCES
 from tests.relayctl.conftest import STACK, TEMPLATE, Relay
@@ -133,3 +134,22 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
     help_text = capsys.readouterr().out
     assert "--stack" in help_text
     assert "--json" in help_text
+
+
+@pytest.mark.parametrize(
+    ("environment", "option", "expected"),
+    [
+        ({"AWS_DEFAULT_REGION": "eu-west-1"}, None, "eu-west-1"),  # what the AWS CLI and SAM read too
+        ({"AWS_REGION": "eu-central-1", "AWS_DEFAULT_REGION": "eu-west-1"}, None, "eu-central-1"),
+        ({"AWS_REGION": "eu-central-1"}, "us-west-2", "us-west-2"),
+    ],
+)
+def test_the_region_comes_from_the_option_then_aws_region_then_aws_default_region(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], option: str | None, expected: str
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert Aws(region=option).region == expected

@@ -369,3 +369,67 @@ def test_no_wait_returns_once_the_deletion_started(relay: Relay, aws: dict[str, 
     _deploy(relay, aws, f"{NAME}-rules")
     report = relay.run_json("teardown", "--stack", NAME, "--yes", "--no-wait")
     assert report["stack_status"] == "DELETE_IN_PROGRESS"
+
+
+def _args(rule_set: str | None = None) -> Any:
+    return type("Args", (), {"rule_set": rule_set})()
+
+
+def _summary(kind: str, physical_id: str) -> dict[str, str]:
+    return {"ResourceType": kind, "PhysicalResourceId": physical_id, "ResourceStatus": "CREATE_COMPLETE"}
+
+
+@pytest.mark.parametrize(
+    ("stack", "resources", "expected"),
+    [
+        (  # the template's outputs
+            {
+                "Outputs": [
+                    {"OutputKey": "ReceiptRuleSetName", "OutputValue": "corporate-mail"},
+                    {"OutputKey": "ReceiptRuleName", "OutputValue": "relay-store"},
+                    {"OutputKey": "ReceiptRuleSetOwned", "OutputValue": "false"},
+                ]
+            },
+            [],
+            ("corporate-mail", "relay-store", False),
+        ),
+        (  # a stack from before ReceiptRuleSetOwned and ReceiptRuleName: its own set
+            {"Outputs": [{"OutputKey": "ReceiptRuleSetName", "OutputValue": "relay-rules"}]},
+            [_summary("AWS::SES::ReceiptRule", "relay-store")],
+            ("relay-rules", "relay-store", True),
+        ),
+        (  # a failed deploy without outputs: its resources
+            {"Parameters": [{"ParameterKey": "ExistingRuleSetName", "ParameterValue": ""}]},
+            [
+                _summary("AWS::SES::ReceiptRuleSet", "relay-rules"),
+                _summary("AWS::SES::ReceiptRule", "relay-store"),
+            ],
+            ("relay-rules", "relay-store", True),
+        ),
+        (  # a failed deploy into an existing set: the set from its parameter
+            {"Parameters": [{"ParameterKey": "ExistingRuleSetName", "ParameterValue": "corporate-mail"}]},
+            [_summary("AWS::SES::ReceiptRule", "relay-store")],
+            ("corporate-mail", "relay-store", False),
+        ),
+    ],
+    ids=["outputs", "older-outputs", "resources", "existing-set-parameter"],
+)
+def test_the_stacks_rule_is_found_with_or_without_outputs(
+    stack: dict[str, Any], resources: list[dict[str, str]], expected: tuple[str, str, bool]
+) -> None:
+    rule = teardown.find_receipt_rule(_args(), stack, resources)
+    assert rule is not None
+    assert (rule.rule_set, rule.rule, rule.owned) == expected
+
+
+def test_a_stack_that_made_no_rule_has_none() -> None:
+    assert teardown.find_receipt_rule(_args(), {"Outputs": []}, []) is None
+
+
+def test_the_stack_comes_from_relayctl_stack_as_for_every_command(
+    relay: Relay, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _deploy(relay, aws, f"{NAME}-rules")
+    monkeypatch.setenv("RELAYCTL_STACK", NAME)
+    assert relay.run_json("teardown", "--yes")["stack"] == NAME
+    assert _stack_status(aws) is None
