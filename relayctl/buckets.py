@@ -1,12 +1,14 @@
 """Emptying a bucket so CloudFormation can delete it: every object, and where versioning was ever on,
 every version and delete marker; unfinished multipart uploads are aborted.
 
-CloudFormation deletes only empty buckets, and a bucket whose versioning was once enabled keeps
-noncurrent versions and delete markers that an ordinary listing does not show (S3 User Guide,
-"Emptying a bucket"). A never-versioned bucket is emptied with ListObjectsV2/DeleteObjects, so the
-common case needs no version permissions. Listing restarts from the top after each deleted page, so
-objects written meanwhile are caught too; a key S3 refuses to delete stops the command rather than
-looping.
+CloudFormation deletes only empty buckets, and "all objects (including all object versions and delete
+markers) in the bucket must be deleted before the bucket itself can be deleted"; AWS also recommends
+removing incomplete multipart uploads (S3 User Guide, "Emptying a general purpose bucket",
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/empty-bucket.html). A bucket whose versioning
+was ever enabled keeps versions an ordinary listing does not show. A never-versioned bucket is
+emptied with ListObjectsV2/DeleteObjects, so the common case needs no version permissions. Listing
+restarts from the top after each deleted page, so objects written meanwhile are caught too; a key S3
+refuses to delete stops the command rather than looping.
 """
 
 from __future__ import annotations

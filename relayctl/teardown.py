@@ -256,9 +256,9 @@ def _plan_lines(
     if stack is not None:
         lines.append(f"delete stack {stack_name} ({stack['StackStatus']})")
     total = sum(c.total for c in found)
-    summary = f"{total} object(s) in {len(found)} bucket(s)"
-    if not found:
-        summary = "no bucket of the relay exists"
+    summary = f"{total} object(s) in {len(found)} bucket(s)" if found else "no bucket of the relay exists"
+    if stack is not None:
+        summary += f" and stack {stack_name}"
     lines.append(summary)
     return lines
 

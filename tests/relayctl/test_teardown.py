@@ -155,7 +155,7 @@ def test_at_a_terminal_it_asks_and_a_no_changes_nothing(
 
     assert code == 1
     assert f"empty bucket {_bucket(relay, 'incoming')}: 4 object(s)" in err
-    assert "This deletes 6 object(s) in 2 bucket(s) for good. Go ahead? [y/N]" in err
+    assert f"This deletes 6 object(s) in 2 bucket(s) and stack {NAME} for good. Go ahead? [y/N]" in err
     assert "cancelled: nothing was changed" in err
     assert (_active(aws), _stack_status(aws)) == (rule_set, "CREATE_COMPLETE")
 
