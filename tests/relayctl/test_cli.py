@@ -12,7 +12,8 @@ from cfnlint.decode import decode  # type: ignore[import-untyped]
 
 from relayctl.aws import Aws
 from relayctl.cli import main
-from relayctl.resources import RESOURCES
+from relayctl.resources import RESOURCES, RULE_NAME_OUTPUT, RULE_SET_OWNED_OUTPUT
+from relayctl.teardown import EXISTING_RULE_SET_PARAMETER
 from tests.relayctl.conftest import STACK, TEMPLATE, Relay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +42,15 @@ def test_every_output_the_tool_reads_exists_in_the_template() -> None:
     template, matches = decode(str(TEMPLATE))
     assert template is not None, matches
     assert {r.output for r in RESOURCES.values()} <= set(template["Outputs"])
+
+
+def test_the_rule_outputs_teardown_and_activate_read_exist_in_the_template() -> None:
+    template, matches = decode(str(TEMPLATE))
+    assert template is not None, matches
+    if "ExistingRuleSetName" not in template.get("Parameters", {}):
+        pytest.skip("the template has no existing-rule-set mode yet, so no ReceiptRuleSetOwned output")
+    assert {RULE_NAME_OUTPUT, RULE_SET_OWNED_OUTPUT, "ReceiptRuleSetName"} <= set(template["Outputs"])
+    assert EXISTING_RULE_SET_PARAMETER == "ExistingRuleSetName"
 
 
 def test_the_console_script_points_at_main() -> None:
