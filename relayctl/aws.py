@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoRegionError
 
 RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 5}
 
@@ -26,6 +26,16 @@ class Aws:
         region = region or os.environ.get("AWS_REGION") or None
         self._session = boto3.session.Session(profile_name=profile, region_name=region)
         self._clients: dict[str, Any] = {}
+
+    @property
+    def region(self) -> str:
+        if not self._session.region_name:
+            raise NoRegionError
+        return str(self._session.region_name)
+
+    def account(self) -> str:
+        """The caller's account id (sts:GetCallerIdentity needs no permission)."""
+        return str(self.client("sts").get_caller_identity()["Account"])
 
     def client(self, service: str, attempts: int = RETRIES["max_attempts"]) -> Any:
         """A cached client; `attempts=1` for a probe whose failure has a fallback anyway."""

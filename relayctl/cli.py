@@ -12,22 +12,24 @@ from collections.abc import Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from relayctl import activate, links, mails, redrive, resources, revoke, status
+from relayctl import activate, links, mails, redrive, resources, revoke, status, teardown
 from relayctl.aws import Aws, CommandError, describe
 from relayctl.report import Report
 
 Command = Callable[[argparse.Namespace, Aws], Report]
 
 DESCRIPTION = """Operate a deployed IoT Mail Relay: revoke attachment links, list them, redrive the
-dead-letter queue, show the pipeline's state and activate the receipt rule set. Uses the usual AWS
-credential chain; set AWS_ENDPOINT_URL to work against the local sandbox."""
+dead-letter queue, show the pipeline's state, activate the receipt rule set and tear the relay down.
+Uses the usual AWS credential chain; set AWS_ENDPOINT_URL to work against the local sandbox."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON for scripts instead of text")
     common.add_argument("--profile", help="AWS profile (default: the usual credential chain)")
-    common.add_argument("--region", help="AWS region (default: AWS_REGION / the profile's)")
+    common.add_argument(
+        "--region", help="AWS region (default: AWS_REGION, else AWS_DEFAULT_REGION, else the profile's)"
+    )
 
     parser = argparse.ArgumentParser(prog="relayctl", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -108,6 +110,36 @@ def build_parser() -> argparse.ArgumentParser:
         "rule_set",
     )
     sub.add_argument("--force", action="store_true", help="replace a different active rule set")
+
+    sub = command(
+        "teardown",
+        teardown.run,
+        "Remove the relay: stop its receipt rule, empty its buckets (after a confirmation) and delete"
+        " the stack, or the buckets a failed first deploy left behind.",
+        "incoming_bucket",
+        "attachments_bucket",
+        "rule_set",
+    )
+    sub.add_argument(
+        "--bucket-prefix",
+        metavar="PREFIX",
+        help="also empty and delete <PREFIX>-incoming-<account>-<region> and <PREFIX>-attachments-..."
+        " (the template's BucketNamePrefix): the leftovers of a failed first deploy",
+    )
+    sub.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="go ahead although the stack's rule set also holds rules the stack did not make",
+    )
+    sub.add_argument("--no-wait", action="store_true", help="start the stack's deletion and return")
+    sub.add_argument(
+        "--timeout",
+        type=_positive,
+        default=1800,
+        metavar="SECONDS",
+        help="wait at most this for the stack's deletion (default 1800)",
+    )
     return parser
 
 
@@ -124,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NoCredentialsError:
         return _fail("no AWS credentials found (set AWS_PROFILE, use --profile, or export keys)")
     except NoRegionError:
-        return _fail("no AWS region: pass --region or set AWS_REGION (or AWS_DEFAULT_REGION)")
+        return _fail("no AWS region: pass --region or set AWS_DEFAULT_REGION (or AWS_REGION)")
     except BotoCoreError as e:
         return _fail(str(e))
     except KeyboardInterrupt:

@@ -4,6 +4,17 @@ SQS's own message move task is used where the endpoint offers it (AWS does; moto
 or with `--max`, messages are received, sent to the inbound queue and deleted from the DLQ only after
 the send succeeded: an interruption can leave a copy in both queues (the function's idempotency
 markers make the second delivery harmless), never in neither.
+
+Only an answer that says the operation does not exist (`UnsupportedOperation`, an unknown action,
+moto's NotImplementedError in process) means "no move task". A 5xx or throttling answer is retried by
+the client (standard retry mode); if it persists, the command fails with exit status 1 and moves
+nothing: switching method on a server error would hide an outage. Endpoints that answer every unknown
+action with a bare 500 (moto's server, the sandbox) therefore need `--no-move-task`.
+
+The task followed is the one this command started: ListMessageMoveTasks reports a task's `TaskHandle`
+only while it is RUNNING (SQS API reference, ListMessageMoveTasksResultEntry), so the task is matched
+by its handle and then by the `StartedTimestamp` seen with it; a task that finished before the first
+look is the one that was not in the list before the start.
 """
 
 from __future__ import annotations
@@ -19,17 +30,20 @@ from relayctl.aws import Aws, CommandError, describe, error_code
 from relayctl.report import Report
 from relayctl.resources import Resources
 
-# What an endpoint without the move task answers (moto's server: a bare 500).
+# What an endpoint without the move task answers: the JSON protocol's UnsupportedOperation (botocore
+# reports the query-compatible code AWS.SimpleQueueService.UnsupportedOperation when SQS sends the
+# x-amzn-query-error header), an unknown action under the JSON or query protocol, or "not implemented".
+# Not 5xx or InternalFailure: those are failures of an endpoint that may well have the task.
 UNSUPPORTED = {
-    "500",
-    "501",
-    "InvalidAction",
-    "NotImplemented",
-    "InternalFailure",
     "UnsupportedOperation",
     "AWS.SimpleQueueService.UnsupportedOperation",
+    "UnknownOperationException",
+    "InvalidAction",
+    "NotImplemented",
+    "501",
 }
 POLL_SECONDS = 2.0
+HISTORY = 10  # ListMessageMoveTasks returns at most the 10 most recent tasks
 FINISHED = {"COMPLETED", "CANCELLED", "FAILED"}
 _ATTRIBUTE_FIELDS = ("DataType", "StringValue", "BinaryValue")
 
@@ -56,11 +70,12 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
     if total == 0:
         return Report({**base, "method": None, "moved": 0}, [f"{dlq} is empty: nothing to redrive"])
     if not args.no_move_task and args.max is None:
-        dlq_arn = _arn(sqs, dlq)
-        # One attempt: an endpoint without the task answers 500, and the fallback is safe anyway.
-        handle = start_move_task(aws.client("sqs", attempts=1), dlq_arn, _arn(sqs, inbound))
-        if handle is not None:
-            return _follow_task(sqs, dlq_arn, handle, base, args)
+        dlq_arn, inbound_arn = _arn(sqs, dlq), _arn(sqs, inbound)
+        before = earlier_tasks(sqs, dlq_arn)
+        if before is not None:
+            handle = start_move_task(sqs, dlq_arn, inbound_arn)
+            if handle is not None:
+                return _follow_task(sqs, dlq_arn, handle, before, base, args)
     result = move_by_hand(sqs, dlq, inbound, args.max, args.visibility_timeout)
     lines = [f"moved {result.moved} message(s) from {dlq} to {inbound} (receive, send, delete)"]
     if result.not_sent:
@@ -83,6 +98,20 @@ def queue_counts(sqs: Any, url: str) -> dict[str, int]:
     }
 
 
+def earlier_tasks(sqs: Any, source_arn: str) -> set[int] | None:
+    """Start times of the source queue's recent move tasks, so the one started next can be told apart;
+    None when the endpoint has no message move task."""
+    try:
+        results = sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=HISTORY).get("Results", [])
+    except NotImplementedError:  # moto in process
+        return None
+    except ClientError as e:
+        if error_code(e) in UNSUPPORTED:
+            return None
+        raise CommandError(_move_task_error("listing message move tasks", e)) from e
+    return {int(t["StartedTimestamp"]) for t in results if "StartedTimestamp" in t}
+
+
 def start_move_task(sqs: Any, source_arn: str, destination_arn: str) -> str | None:
     """The task handle, or None when the endpoint has no message move task."""
     try:
@@ -92,14 +121,28 @@ def start_move_task(sqs: Any, source_arn: str, destination_arn: str) -> str | No
     except ClientError as e:
         if error_code(e) in UNSUPPORTED:
             return None
-        raise CommandError(f"starting the message move task: {describe(e)}") from e
+        raise CommandError(_move_task_error("starting the message move task", e)) from e
     return str(response["TaskHandle"])
+
+
+def _move_task_error(doing: str, error: ClientError) -> str:
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    text = f"{doing}: {describe(error)}"
+    if status >= 500 or error_code(error) in {"InternalFailure", "ServiceUnavailable"}:
+        attempts = error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        text += (
+            f" (after {int(attempts) + 1} attempts; nothing was moved). Try again later, or pass"
+            " --no-move-task to move the messages by receive/send/delete (endpoints without the"
+            " move task, such as the sandbox, answer this way)"
+        )
+    return text
 
 
 def _follow_task(
     sqs: Any,
     source_arn: str,
     handle: str,
+    before: set[int],
     base: dict[str, Any],
     args: argparse.Namespace,
 ) -> Report:
@@ -107,13 +150,16 @@ def _follow_task(
     if args.no_wait:
         return Report(data, [f"started message move task {handle}; `relayctl status` shows the DLQ draining"])
     deadline = time.monotonic() + args.timeout
+    started: int | None = None
     task: dict[str, Any] = {}
     while True:
         try:
-            tasks = sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=1).get("Results", [])
+            tasks = sqs.list_message_move_tasks(SourceArn=source_arn, MaxResults=HISTORY).get("Results", [])
         except ClientError as e:
             raise CommandError(f"reading the message move task: {describe(e)}") from e
-        task = tasks[0] if tasks else {}
+        task = own_task(tasks, handle, started, before) or {}
+        if task.get("StartedTimestamp") is not None:
+            started = int(task["StartedTimestamp"])
         if task.get("Status") in FINISHED or time.monotonic() >= deadline:
             break
         time.sleep(POLL_SECONDS)
@@ -124,8 +170,23 @@ def _follow_task(
     if task.get("FailureReason"):
         line += f" ({task['FailureReason']})"
     if status not in FINISHED:
-        line += f"; still running after {args.timeout} s"
+        line += f"; still running after {args.timeout} s" if task else f"; task {handle} not found"
     return Report(data, [line], ok=status in {"COMPLETED", "RUNNING"})
+
+
+def own_task(
+    tasks: list[dict[str, Any]], handle: str, started: int | None, before: set[int]
+) -> dict[str, Any] | None:
+    """This command's task among the source queue's recent ones (newest first), not merely the newest."""
+    for task in tasks:
+        if task.get("TaskHandle") == handle:
+            return task
+    if started is not None:  # seen running before: the same start time, now finished
+        return next((t for t in tasks if t.get("StartedTimestamp") == started), None)
+    new = [t for t in tasks if "StartedTimestamp" in t and int(t["StartedTimestamp"]) not in before]
+    # Only one task per queue runs at a time and ours was running when the start returned, so the
+    # oldest task that was not there before is ours (a later one can only have started after it).
+    return min(new, key=lambda t: int(t["StartedTimestamp"])) if new else None
 
 
 def move_by_hand(sqs: Any, source: str, destination: str, limit: int | None, visibility: int) -> Moved:

@@ -15,6 +15,10 @@ from botocore.exceptions import ClientError
 from relayctl.aws import Aws, CommandError, describe, error_code
 
 STACK_ENVIRONMENT_VARIABLE = "RELAYCTL_STACK"
+# Which receipt rule the stack made and whether it also made the set that holds it ("true"), or added
+# the rule to a set that already existed ("false"). Stacks from before the output count as "true".
+RULE_NAME_OUTPUT = "ReceiptRuleName"
+RULE_SET_OWNED_OUTPUT = "ReceiptRuleSetOwned"
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class Resources:
     aws: Aws
     stack: str | None
     explicit: dict[str, str | None]
-    _outputs: dict[str, str] | None = field(default=None, repr=False)
+    _stack: dict[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, aws: Aws) -> Resources:
@@ -87,17 +91,31 @@ class Resources:
             )
         raise CommandError(f"no {resource.what}: pass {resource.option} or --stack NAME")
 
+    def rule_set_owned(self) -> bool:
+        """Whether the rule set is the stack's own (activate/teardown may change it) or a set that
+        existed before (the operator's). Without a stack, an explicit --rule-set counts as owned."""
+        if not self.stack or self.explicit.get("rule_set"):
+            return True
+        return self.outputs().get(RULE_SET_OWNED_OUTPUT, "true").strip().lower() != "false"
+
     def outputs(self) -> dict[str, str]:
-        if self._outputs is None:
-            try:
-                stacks: list[dict[str, Any]] = self.aws.client("cloudformation").describe_stacks(
-                    StackName=self.stack
-                )["Stacks"]
-            except ClientError as e:
-                if error_code(e) == "ValidationError" and "does not exist" in str(e):
-                    raise CommandError(
-                        f"stack {self.stack!r} does not exist in this account and region"
-                    ) from e
-                raise CommandError(f"reading stack {self.stack!r}: {describe(e)}") from e
-            self._outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-        return self._outputs
+        return {o["OutputKey"]: o["OutputValue"] for o in self.describe_stack().get("Outputs", [])}
+
+    def describe_stack(self) -> dict[str, Any]:
+        """The stack as DescribeStacks returns it (status, id, parameters, outputs), read once."""
+        if self._stack is None:
+            self._stack = describe_stack(self.aws, str(self.stack))
+            if self._stack is None:
+                raise CommandError(f"stack {self.stack!r} does not exist in this account and region")
+        return self._stack
+
+
+def describe_stack(aws: Aws, stack: str) -> dict[str, Any] | None:
+    """The stack, or None when there is none by that name (or id) in this account and region."""
+    try:
+        stacks: list[dict[str, Any]] = aws.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as e:
+        if error_code(e) == "ValidationError" and "does not exist" in str(e):
+            return None
+        raise CommandError(f"reading stack {stack!r}: {describe(e)}") from e
+    return stacks[0]

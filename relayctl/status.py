@@ -4,6 +4,11 @@ The oldest message's age comes from CloudWatch (`ApproximateAgeOfOldestMessage`,
 watches). Where CloudWatch has no figure (the sandbox, a quiet queue) `--sample` receives a few messages
 and puts them straight back; that counts as a receive towards the inbound queue's maxReceiveCount, so it
 is not done by default. The relay's alarms are those watching its queues.
+
+A part that cannot be read (a queue, the age figure, the alarms, the rule set: no permission, a
+throttled or failing endpoint) is shown as `unavailable` with the error, the other parts are still
+shown, and the exit status is 1. "No figure" (CloudWatch has no data point yet) is not an error: the
+age is then `unknown`. Missing credentials or region fail the whole command as usual.
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from relayctl.aws import Aws, CommandError, describe
+from relayctl.aws import Aws, describe
 from relayctl.report import Report
 from relayctl.resources import Resources
 
@@ -35,14 +40,22 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
     for role, url in queues.items():
         figures = _queue(sqs, cloudwatch, url, now, args.sample)
         report.data["queues"][role] = figures
+        label = f"{role.replace('_', '-') + ' queue':<18}"
+        if figures.get("error"):
+            report.ok = False
+            report.lines.append(f"{label} unavailable: {figures['error']}  [{figures['name']}]")
+            continue
         age = figures["oldest_age_seconds"]
-        age_text = (
-            "unknown (no CloudWatch data; --sample reads a few messages)" if age is None else f"{age} s"
-        )
-        if figures["age_source"] == "sample":
-            age_text += " (sampled, at least)"
+        source = figures["age_source"]
+        if source == "unavailable":
+            report.ok = False
+            age_text = f"unavailable ({figures['age_error']})"
+        elif age is None:
+            age_text = "unknown (no CloudWatch data; --sample reads a few messages)"
+        else:
+            age_text = f"{age} s" + (" (sampled, at least)" if source == "sample" else "")
         report.lines.append(
-            f"{role.replace('_', '-') + ' queue':<18} {figures['visible']} waiting,"
+            f"{label} {figures['visible']} waiting,"
             f" {figures['in_flight']} in flight, {figures['delayed']} delayed; oldest {age_text}"
             f"  [{figures['name']}]"
         )
@@ -55,7 +68,8 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
             report.lines.append(
                 f"alarm              {alarm['state']:<17} {alarm['name']} ({alarm['metric']})"
             )
-    except (ClientError, BotoCoreError) as e:
+    except PART_ERRORS as e:
+        _reraise_setup_errors(e)
         report.ok = False
         report.data["alarms"] = None
         report.lines.append(f"alarms             unavailable: {_reason(e)}")
@@ -68,9 +82,13 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
         }
         text = active or "none (no mail is received)"
         if rule_set and active != rule_set:
-            text += f"; the stack's {rule_set} is NOT active (relayctl activate)"
+            if resources.rule_set_owned():
+                text += f"; the stack's {rule_set} is NOT active (relayctl activate)"
+            else:
+                text += f"; {rule_set}, which holds the stack's rule, is NOT active (activate it)"
         report.lines.append(f"active rule set    {text}")
-    except (ClientError, BotoCoreError) as e:
+    except PART_ERRORS as e:
+        _reraise_setup_errors(e)
         report.ok = False
         report.data["receipt_rule_set"] = None
         report.lines.append(f"active rule set    unavailable: {_reason(e)}")
@@ -83,22 +101,32 @@ def active_rule_set(ses: Any) -> str | None:
 
 
 def _queue(sqs: Any, cloudwatch: Any, url: str, now: datetime, sample: bool) -> dict[str, Any]:
+    """The queue's counts and oldest age; `error` set when the counts could not be read, `age_error`
+    when the counts could but the age could not."""
+    figures: dict[str, Any] = {"url": url, "name": url.rstrip("/").rsplit("/", 1)[-1]}
     try:
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(COUNTS.values()))[
             "Attributes"
         ]
-    except ClientError as e:
-        raise CommandError(f"reading queue {url}: {describe(e)}") from e
-    figures: dict[str, Any] = {"url": url, "name": url.rstrip("/").rsplit("/", 1)[-1]}
+    except PART_ERRORS as e:
+        _reraise_setup_errors(e)
+        figures.update(dict.fromkeys(COUNTS), oldest_age_seconds=None, age_source="unavailable")
+        figures["error"] = _reason(e)
+        return figures
     figures.update({k: int(attributes.get(v, 0)) for k, v in COUNTS.items()})
     age: int | None = None
     source = "empty"
     if figures["visible"] + figures["in_flight"] + figures["delayed"] > 0:
-        age, source = _cloudwatch_age(cloudwatch, figures["name"], now), "cloudwatch"
-        if age is None and sample:
-            age, source = _sampled_age(sqs, url, now), "sample"
-        if age is None:
-            source = "unavailable"
+        try:
+            age, source = _cloudwatch_age(cloudwatch, figures["name"], now), "cloudwatch"
+            if age is None and sample:
+                age, source = _sampled_age(sqs, url, now), "sample"
+        except PART_ERRORS as e:
+            _reraise_setup_errors(e)
+            age, source = None, "unavailable"
+            figures["age_error"] = _reason(e)
+        if age is None and source != "unavailable":
+            source = "unknown"
     else:
         age = 0
     figures.update(oldest_age_seconds=age, age_source=source)
@@ -106,18 +134,16 @@ def _queue(sqs: Any, cloudwatch: Any, url: str, now: datetime, sample: bool) -> 
 
 
 def _cloudwatch_age(cloudwatch: Any, queue_name: str, now: datetime) -> int | None:
-    try:
-        points = cloudwatch.get_metric_statistics(
-            Namespace="AWS/SQS",
-            MetricName="ApproximateAgeOfOldestMessage",
-            Dimensions=[{"Name": "QueueName", "Value": queue_name}],
-            StartTime=now - timedelta(minutes=15),
-            EndTime=now + timedelta(minutes=1),
-            Period=60,
-            Statistics=["Maximum"],
-        )["Datapoints"]
-    except ClientError:
-        return None
+    """The latest figure of the last 15 minutes, None when CloudWatch has none (errors propagate)."""
+    points = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SQS",
+        MetricName="ApproximateAgeOfOldestMessage",
+        Dimensions=[{"Name": "QueueName", "Value": queue_name}],
+        StartTime=now - timedelta(minutes=15),
+        EndTime=now + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
     if not points:
         return None
     return int(max(points, key=lambda p: p["Timestamp"])["Maximum"])
@@ -157,6 +183,15 @@ def _alarms(cloudwatch: Any, queue_names: set[str]) -> list[dict[str, Any]]:
                     }
                 )
     return sorted(found, key=lambda a: a["name"])
+
+
+PART_ERRORS = (ClientError, BotoCoreError)
+
+
+def _reraise_setup_errors(error: Exception) -> None:
+    """No credentials or region is not one unreadable part but the whole command failing."""
+    if isinstance(error, NoCredentialsError | NoRegionError):
+        raise error
 
 
 def _reason(error: Exception) -> str:

@@ -1,13 +1,15 @@
-"""activate: the stack's rule set becomes active, but never silently replaces another active set."""
+"""activate: the stack's rule set becomes active, but never silently replaces another active set; a rule
+the stack put into an existing set leaves nothing to activate."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
 import pytest
 
-from tests.relayctl.conftest import Relay
+from tests.relayctl.conftest import STACK, Relay
 
 
 @pytest.fixture
@@ -57,3 +59,51 @@ def test_a_missing_rule_set_is_an_error(relay: Relay, ses: Any) -> None:
     assert code == 1
     assert "'no-such-rules' does not exist" in err
     assert _active(ses) is None
+
+
+def _stack_with_rule_in(relay: Relay, rule_set: str, owned: str | None) -> None:
+    """A stack whose outputs say which set holds its rule (ReceiptRuleSetOwned as the template
+    writes it; None: a stack from before that output)."""
+    outputs = {"ReceiptRuleSetName": rule_set, "ReceiptRuleName": f"{STACK}-store"}
+    if owned is not None:
+        outputs["ReceiptRuleSetOwned"] = owned
+    body = {
+        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    boto3.client("cloudformation", region_name=relay.region).create_stack(
+        StackName=STACK, TemplateBody=json.dumps(body)
+    )
+
+
+def test_a_rule_in_an_existing_active_set_needs_nothing(relay: Relay, ses: Any) -> None:
+    ses.create_receipt_rule_set(RuleSetName="corporate-mail")
+    ses.set_active_receipt_rule_set(RuleSetName="corporate-mail")
+    _stack_with_rule_in(relay, "corporate-mail", "false")
+
+    code, out, _ = relay.run("activate", "--stack", STACK)
+
+    assert code == 0
+    assert "nothing to activate: the stack's rule is in corporate-mail, which is active" in out
+    assert _active(ses) == "corporate-mail"
+
+
+def test_a_rule_in_an_existing_inactive_set_is_reported_not_activated(relay: Relay, ses: Any) -> None:
+    ses.create_receipt_rule_set(RuleSetName="corporate-mail")
+    _stack_with_rule_in(relay, "corporate-mail", "false")
+
+    code, out, _ = relay.run("activate", "--stack", STACK, "--force")
+
+    assert code == 1
+    assert "nothing to activate" in out
+    assert "no mail reaches the rule until you activate corporate-mail" in out
+    assert _active(ses) is None
+    report = json.loads(relay.run("activate", "--stack", STACK, "--json")[1])
+    assert (report["owned"], report["is_active"], report["changed"]) == (False, False, False)
+
+
+@pytest.mark.parametrize("owned", ["true", None], ids=["owned", "older-stack-without-the-output"])
+def test_the_stacks_own_set_is_activated(relay: Relay, ses: Any, owned: str | None) -> None:
+    _stack_with_rule_in(relay, relay.rule_set, owned)
+    assert relay.run_json("activate", "--stack", STACK)["changed"] is True
+    assert _active(ses) == relay.rule_set

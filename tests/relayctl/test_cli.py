@@ -10,12 +10,14 @@ import boto3
 import pytest
 from cfnlint.decode import decode  # type: ignore[import-untyped]
 
+from relayctl.aws import Aws
 from relayctl.cli import main
-from relayctl.resources import RESOURCES
+from relayctl.resources import RESOURCES, RULE_NAME_OUTPUT, RULE_SET_OWNED_OUTPUT
+from relayctl.teardown import EXISTING_RULE_SET_PARAMETER
 from tests.relayctl.conftest import STACK, TEMPLATE, Relay
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ("revoke", "unrevoke", "links", "redrive", "status", "activate")
+COMMANDS = ("revoke", "unrevoke", "links", "redrive", "status", "activate", "teardown")
 
 
 def _create_stack(relay: Relay) -> None:
@@ -40,6 +42,15 @@ def test_every_output_the_tool_reads_exists_in_the_template() -> None:
     template, matches = decode(str(TEMPLATE))
     assert template is not None, matches
     assert {r.output for r in RESOURCES.values()} <= set(template["Outputs"])
+
+
+def test_the_rule_outputs_teardown_and_activate_read_exist_in_the_template() -> None:
+    template, matches = decode(str(TEMPLATE))
+    assert template is not None, matches
+    if "ExistingRuleSetName" not in template.get("Parameters", {}):
+        pytest.skip("the template has no existing-rule-set mode yet, so no ReceiptRuleSetOwned output")
+    assert {RULE_NAME_OUTPUT, RULE_SET_OWNED_OUTPUT, "ReceiptRuleSetName"} <= set(template["Outputs"])
+    assert EXISTING_RULE_SET_PARAMETER == "ExistingRuleSetName"
 
 
 def test_the_console_script_points_at_main() -> None:
@@ -133,3 +144,22 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
     help_text = capsys.readouterr().out
     assert "--stack" in help_text
     assert "--json" in help_text
+
+
+@pytest.mark.parametrize(
+    ("environment", "option", "expected"),
+    [
+        ({"AWS_DEFAULT_REGION": "eu-west-1"}, None, "eu-west-1"),  # what the AWS CLI and SAM read too
+        ({"AWS_REGION": "eu-central-1", "AWS_DEFAULT_REGION": "eu-west-1"}, None, "eu-central-1"),
+        ({"AWS_REGION": "eu-central-1"}, "us-west-2", "us-west-2"),
+    ],
+)
+def test_the_region_comes_from_the_option_then_aws_region_then_aws_default_region(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], option: str | None, expected: str
+) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert Aws(region=option).region == expected

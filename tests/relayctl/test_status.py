@@ -1,9 +1,16 @@
-"""status: figures that match what the queues hold, the relay's alarms, the active rule set."""
+"""status: figures that match what the queues hold, the relay's alarms, the active rule set; a part it
+cannot read is shown unavailable and the exit status is 1."""
 
 from __future__ import annotations
 
-import boto3
+import json
+from typing import Any
 
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from relayctl.aws import Aws
 from tests.relayctl.conftest import Relay
 
 
@@ -45,7 +52,7 @@ def test_status_reports_depths_ages_alarms_and_rule_set(relay: Relay) -> None:
     assert (inbound["visible"], inbound["in_flight"], inbound["delayed"]) == (2, 1, 0)
     assert (inbound["oldest_age_seconds"], inbound["age_source"]) == (420, "cloudwatch")
     assert (dead["visible"], dead["in_flight"]) == (2, 0)
-    assert (dead["oldest_age_seconds"], dead["age_source"]) == (None, "unavailable")
+    assert (dead["oldest_age_seconds"], dead["age_source"]) == (None, "unknown")  # no figure: no error
     states = {a["name"]: a["state"] for a in report["alarms"]}
     assert set(states) == {a.name for a in relay.blueprint.alarms}
     assert states[dead_letter_alarm] == "ALARM"
@@ -78,3 +85,89 @@ def test_empty_queues_have_no_age_and_an_active_stack_rule_set_is_reported(relay
     assert report["queues"]["inbound"]["oldest_age_seconds"] == 0
     assert report["queues"]["dead_letter"]["visible"] == 0
     assert report["receipt_rule_set"]["is_active"] is True
+
+
+class _Failing:
+    """The real moto client with the named operations failing as AWS fails them."""
+
+    def __init__(self, real: Any, code: str, *operations: str) -> None:
+        self._real, self._code, self._operations = real, code, operations
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._operations:
+            return getattr(self._real, name)
+
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise ClientError({"Error": {"Code": self._code, "Message": "no"}}, name)
+
+        return fail
+
+
+def _fail(monkeypatch: pytest.MonkeyPatch, service: str, code: str, *operations: str) -> None:
+    original = Aws.client
+
+    def client(self: Aws, name: str, attempts: int = 5) -> Any:
+        real = original(self, name, attempts)
+        return _Failing(real, code, *operations) if name == service else real
+
+    monkeypatch.setattr(Aws, "client", client)
+
+
+def test_an_unreadable_age_is_unavailable_and_exits_1(relay: Relay, monkeypatch: pytest.MonkeyPatch) -> None:
+    relay.sqs.send_message(QueueUrl=relay.queue_url, MessageBody="waiting")
+    _fail(monkeypatch, "cloudwatch", "AccessDenied", "get_metric_statistics")
+
+    code, out, _ = relay.run("status", *relay.resource_options())
+
+    assert code == 1
+    assert "oldest unavailable (get_metric_statistics failed: AccessDenied: no)" in out
+    assert "alarm " in out  # the other parts are still shown
+    report = json.loads(relay.run("status", *relay.resource_options(), "--json")[1])
+    inbound = report["queues"]["inbound"]
+    assert (inbound["visible"], inbound["age_source"], inbound["oldest_age_seconds"]) == (
+        1,
+        "unavailable",
+        None,
+    )
+    assert report["queues"]["dead_letter"]["age_source"] == "empty"
+
+
+def test_unreadable_alarms_are_unavailable_and_exit_1(relay: Relay, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fail(monkeypatch, "cloudwatch", "Throttling", "get_paginator")
+
+    code, out, _ = relay.run("status", *relay.resource_options())
+
+    assert code == 1
+    assert "alarms             unavailable: get_paginator failed: Throttling" in out
+    assert "active rule set    none" in out
+
+
+def test_an_unreadable_queue_is_unavailable_and_the_rest_still_shown(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = relay.resource_options()
+    options[options.index("--dlq-url") + 1] = relay.dlq_url + "-gone"
+
+    code, out, err = relay.run("status", *options)
+
+    assert code == 1
+    assert err == ""
+    assert "dead-letter queue  unavailable: GetQueueAttributes failed" in out
+    assert "inbound queue      0 waiting" in out
+    assert "active rule set" in out
+
+
+def test_missing_credentials_still_fail_the_whole_command(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    code, out, err = relay.run("status", *relay.resource_options())
+
+    assert code == 1
+    assert out == ""
+    assert "no AWS credentials found" in err

@@ -1,0 +1,435 @@
+"""teardown against moto: the rule stops, both buckets are emptied, the stack is deleted; nothing
+changes without a confirmation; a failed first deploy's leftover buckets are found by their names.
+
+What is real and what is not: the stack is a small CloudFormation template deployed to moto with two
+buckets named by the template's scheme and the outputs relayctl reads. moto's CloudFormation has no
+SES resources, so the receipt rule set and rule are created with SES calls beside the stack (in AWS
+the stack would delete them). moto's stack deletion leaves a bucket that still holds objects in place
+while reporting DELETE_COMPLETE, so a bucket that is gone afterwards was emptied by teardown.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from relayctl import resources, teardown
+from relayctl.aws import Aws
+from tests.relayctl.conftest import Relay
+
+NAME = "relay-td"
+PREFIX = "relay-td"
+ACCOUNT = "123456789012"  # moto's
+
+
+class _Stdin(io.StringIO):
+    def __init__(self, text: str, tty: bool) -> None:
+        super().__init__(text)
+        self._tty = tty
+
+    def isatty(self) -> bool:
+        return self._tty
+
+
+@pytest.fixture
+def aws(relay: Relay, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setattr(teardown, "POLL_SECONDS", 0)
+    monkeypatch.setattr("sys.stdin", _Stdin("", tty=False))
+    return {name: boto3.client(name, region_name=relay.region) for name in ("cloudformation", "s3", "ses")}
+
+
+def _bucket(relay: Relay, kind: str) -> str:
+    return f"{PREFIX}-{kind}-{ACCOUNT}-{relay.region}"
+
+
+def _deploy(
+    relay: Relay, aws: dict[str, Any], rule_set: str, owned: str | None = "true", outputs: bool = True
+) -> str:
+    """The stack (two buckets, a queue, the rule outputs) and its receipt rule, active if owned."""
+    ses, s3 = aws["ses"], aws["s3"]
+    resources: dict[str, Any] = {
+        f"{kind.capitalize()}Bucket": {
+            "Type": "AWS::S3::Bucket",
+            "Properties": {"BucketName": _bucket(relay, kind)},
+        }
+        for kind in ("incoming", "attachments")
+    }
+    resources["Queue"] = {"Type": "AWS::SQS::Queue"}
+    values = {"ReceiptRuleSetName": rule_set, "ReceiptRuleName": f"{NAME}-store"}
+    if owned is not None:
+        values["ReceiptRuleSetOwned"] = owned
+    body: dict[str, Any] = {"Resources": resources}
+    if outputs:
+        body["Outputs"] = {key: {"Value": value} for key, value in values.items()}
+    aws["cloudformation"].create_stack(StackName=NAME, TemplateBody=json.dumps(body))
+    if owned != "false":
+        ses.create_receipt_rule_set(RuleSetName=rule_set)
+    ses.create_receipt_rule(
+        RuleSetName=rule_set,
+        Rule={
+            "Name": f"{NAME}-store",
+            "Enabled": True,
+            "Recipients": ["inbox@relay.example.com"],
+            "Actions": [
+                {"S3Action": {"BucketName": _bucket(relay, "incoming"), "ObjectKeyPrefix": "incoming/"}}
+            ],
+        },
+    )
+    if owned != "false":
+        ses.set_active_receipt_rule_set(RuleSetName=rule_set)
+    for i in range(3):
+        s3.put_object(Bucket=_bucket(relay, "incoming"), Key=f"incoming/m{i}", Body=b"raw mail")
+    s3.put_object(Bucket=_bucket(relay, "incoming"), Key="markers/m0", Body=b"")
+    s3.put_object(Bucket=_bucket(relay, "attachments"), Key="attachments/d/1-a.csv", Body=b"t,v")
+    s3.create_multipart_upload(Bucket=_bucket(relay, "attachments"), Key="attachments/d/2-big.bin")
+    return rule_set
+
+
+def _buckets(aws: dict[str, Any]) -> set[str]:
+    return {b["Name"] for b in aws["s3"].list_buckets()["Buckets"]}
+
+
+def _stack_status(aws: dict[str, Any]) -> str | None:
+    try:
+        return str(aws["cloudformation"].describe_stacks(StackName=NAME)["Stacks"][0]["StackStatus"])
+    except aws["cloudformation"].exceptions.ClientError:
+        return None
+
+
+def _active(aws: dict[str, Any]) -> str | None:
+    name = aws["ses"].describe_active_receipt_rule_set().get("Metadata", {}).get("Name")
+    return str(name) if name else None
+
+
+def test_teardown_deactivates_the_rule_set_empties_the_buckets_and_deletes_the_stack(
+    relay: Relay, aws: dict[str, Any]
+) -> None:
+    rule_set = _deploy(relay, aws, f"{NAME}-rules")
+
+    report = relay.run_json("teardown", "--stack", NAME, "--yes")
+
+    assert _active(aws) is None
+    assert {_bucket(relay, "incoming"), _bucket(relay, "attachments")}.isdisjoint(_buckets(aws))
+    assert _stack_status(aws) is None
+    assert report["receipt_rule"] == {
+        "rule_set": rule_set,
+        "rule": f"{NAME}-store",
+        "owned": True,
+        "action": "deactivate",
+    }
+    counts = {b["bucket"]: (b["objects"], b["uploads"], b["removed"]) for b in report["buckets"]}
+    assert counts == {_bucket(relay, "incoming"): (4, 0, 4), _bucket(relay, "attachments"): (1, 1, 2)}
+    assert report["stack_status"] == "DELETE_COMPLETE"
+
+
+def test_without_a_terminal_and_without_yes_it_refuses_and_changes_nothing(
+    relay: Relay, aws: dict[str, Any]
+) -> None:
+    rule_set = _deploy(relay, aws, f"{NAME}-rules")
+
+    code, out, err = relay.run("teardown", "--stack", NAME)
+
+    assert code == 1
+    assert out == ""
+    assert "refusing without confirmation (stdin is not a terminal; pass --yes)" in err
+    assert "6 object(s) in 2 bucket(s)" in err
+    assert f"deactivate receipt rule set {rule_set}" in err
+    assert err.count("\n") == 1
+    assert _active(aws) == rule_set
+    assert _stack_status(aws) == "CREATE_COMPLETE"
+    listed = aws["s3"].list_objects_v2(Bucket=_bucket(relay, "incoming"))
+    assert listed["KeyCount"] == 4
+
+
+def test_at_a_terminal_it_asks_and_a_no_changes_nothing(
+    relay: Relay, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rule_set = _deploy(relay, aws, f"{NAME}-rules")
+    monkeypatch.setattr("sys.stdin", _Stdin("n\n", tty=True))
+
+    code, _, err = relay.run("teardown", "--stack", NAME)
+
+    assert code == 1
+    assert f"empty bucket {_bucket(relay, 'incoming')}: 4 object(s)" in err
+    assert f"This deletes 6 object(s) in 2 bucket(s) and stack {NAME} for good. Go ahead? [y/N]" in err
+    assert "cancelled: nothing was changed" in err
+    assert (_active(aws), _stack_status(aws)) == (rule_set, "CREATE_COMPLETE")
+
+    monkeypatch.setattr("sys.stdin", _Stdin("yes\n", tty=True))
+    code, out, _ = relay.run("teardown", "--stack", NAME)
+    assert code == 0
+    assert f"deleted stack {NAME}" in out
+    assert _stack_status(aws) is None
+
+
+def test_a_rule_in_an_existing_set_is_disabled_and_the_set_left_active(
+    relay: Relay, aws: dict[str, Any]
+) -> None:
+    ses = aws["ses"]
+    ses.create_receipt_rule_set(RuleSetName="corporate-mail")
+    ses.create_receipt_rule(
+        RuleSetName="corporate-mail",
+        Rule={"Name": "sales", "Enabled": True, "Recipients": ["sales@example.com"]},
+    )
+    ses.set_active_receipt_rule_set(RuleSetName="corporate-mail")
+    _deploy(relay, aws, "corporate-mail", owned="false")
+
+    report = relay.run_json("teardown", "--stack", NAME, "--yes")
+
+    assert report["receipt_rule"]["action"] == "disable"
+    assert _active(aws) == "corporate-mail"
+    rules = {
+        r["Name"]: r["Enabled"] for r in ses.describe_receipt_rule_set(RuleSetName="corporate-mail")["Rules"]
+    }
+    assert rules == {"sales": True, f"{NAME}-store": False}  # in AWS the stack's deletion removes it
+    assert _stack_status(aws) is None
+
+
+def test_an_own_set_holding_other_rules_is_refused_without_force(relay: Relay, aws: dict[str, Any]) -> None:
+    rule_set = _deploy(relay, aws, f"{NAME}-rules")
+    aws["ses"].create_receipt_rule(
+        RuleSetName=rule_set, Rule={"Name": "moved-in", "Enabled": True, "Recipients": ["x@example.com"]}
+    )
+
+    code, _, err = relay.run("teardown", "--stack", NAME, "--yes")
+
+    assert code == 1
+    assert "also holds rules the stack did not make (moved-in)" in err
+    assert _stack_status(aws) == "CREATE_COMPLETE"
+    assert relay.run("teardown", "--stack", NAME, "--yes", "--force")[0] == 0
+    assert _stack_status(aws) is None
+
+
+def test_a_stack_without_outputs_is_torn_down_from_its_resources(relay: Relay, aws: dict[str, Any]) -> None:
+    """A deploy that failed before writing outputs: the buckets come from the stack's resources."""
+    _deploy(relay, aws, f"{NAME}-rules", outputs=False)
+
+    report = relay.run_json("teardown", "--stack", NAME, "--yes")
+
+    assert sorted(b["bucket"] for b in report["buckets"]) == sorted(
+        [_bucket(relay, "attachments"), _bucket(relay, "incoming")]
+    )
+    assert {_bucket(relay, "incoming"), _bucket(relay, "attachments")}.isdisjoint(_buckets(aws))
+    assert _stack_status(aws) is None
+
+
+def test_leftover_buckets_of_a_failed_first_deploy_are_found_by_prefix(
+    relay: Relay, aws: dict[str, Any]
+) -> None:
+    s3 = aws["s3"]
+    incoming = _bucket(relay, "incoming")
+    s3.create_bucket(Bucket=incoming)
+    s3.put_bucket_versioning(Bucket=incoming, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=incoming, Key="incoming/AMAZON_SES_SETUP_NOTIFICATION", Body=b"v1")
+    s3.put_object(Bucket=incoming, Key="incoming/AMAZON_SES_SETUP_NOTIFICATION", Body=b"v2")
+    s3.delete_object(Bucket=incoming, Key="incoming/AMAZON_SES_SETUP_NOTIFICATION")  # a delete marker
+
+    code, _, err = relay.run("teardown", "--stack", NAME, "--yes")
+    assert code == 1
+    assert f"stack {NAME!r} does not exist" in err
+    assert "--bucket-prefix" in err
+
+    report = relay.run_json("teardown", "--stack", NAME, "--bucket-prefix", PREFIX, "--yes")
+
+    assert report["stack"] is None
+    assert report["buckets"] == [
+        {
+            "bucket": incoming,
+            "versioned": True,
+            "objects": 3,
+            "uploads": 0,
+            "removed": 3,
+            "bucket_deleted": True,
+        }
+    ]
+    assert incoming not in _buckets(aws)
+    assert relay.run("teardown", "--bucket-prefix", PREFIX, "--yes")[1].startswith("nothing to tear down")
+
+
+class _TaggedS3:
+    """moto's S3, with the system tag CloudFormation puts on the buckets it creates (which moto's
+    CloudFormation does not set and its S3 refuses from a caller)."""
+
+    def __init__(self, real: Any, stack_id: str) -> None:
+        self._real, self._stack_id = real, stack_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def get_bucket_tagging(self, **kwargs: Any) -> dict[str, Any]:
+        return {"TagSet": [{"Key": "aws:cloudformation:stack-id", "Value": self._stack_id}]}
+
+
+def test_a_bucket_another_live_stack_holds_is_not_touched(
+    relay: Relay, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = aws["cloudformation"].create_stack(
+        StackName="someone-else", TemplateBody=json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}})
+    )["StackId"]
+    incoming = _bucket(relay, "incoming")
+    aws["s3"].create_bucket(Bucket=incoming)
+    aws["s3"].put_object(Bucket=incoming, Key="incoming/x", Body=b"mail")
+    original = Aws.client
+
+    def client(self: Aws, service: str, attempts: int = 5) -> Any:
+        real = original(self, service, attempts)
+        return _TaggedS3(real, other) if service == "s3" else real
+
+    monkeypatch.setattr(Aws, "client", client)
+
+    code, _, err = relay.run("teardown", "--bucket-prefix", PREFIX, "--yes")
+
+    assert code == 1
+    assert f"bucket {incoming} belongs to stack 'someone-else'" in err
+    assert aws["s3"].list_objects_v2(Bucket=incoming)["KeyCount"] == 1
+
+
+def test_a_stack_in_the_middle_of_an_operation_is_left_alone(
+    relay: Relay, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _deploy(relay, aws, f"{NAME}-rules")
+    real = resources.describe_stack
+
+    def updating(aws_: Any, stack: str) -> dict[str, Any] | None:
+        found = real(aws_, stack)
+        return None if found is None else {**found, "StackStatus": "UPDATE_IN_PROGRESS"}
+
+    monkeypatch.setattr("relayctl.teardown.describe_stack", updating)
+    code, _, err = relay.run("teardown", "--stack", NAME, "--yes")
+
+    assert code == 1
+    assert "is UPDATE_IN_PROGRESS; wait for that to finish" in err
+    assert _active(aws) == f"{NAME}-rules"
+
+
+class _FailingDeletion:
+    """moto's CloudFormation, with a deletion that fails the way AWS reports it: the stack in
+    DELETE_FAILED and the resource that could not go marked with its reason."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.deleting = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def delete_stack(self, **kwargs: Any) -> dict[str, Any]:
+        self.deleting = True
+        return {}
+
+    def describe_stacks(self, **kwargs: Any) -> dict[str, Any]:
+        stacks = self._real.describe_stacks(**kwargs)
+        if self.deleting:
+            stacks["Stacks"][0]["StackStatus"] = "DELETE_FAILED"
+        return dict(stacks)
+
+    def get_paginator(self, name: str) -> Any:
+        paginator = self._real.get_paginator(name)
+        if not self.deleting:
+            return paginator
+
+        class _Failed:
+            def paginate(self, **kwargs: Any) -> Any:
+                for page in paginator.paginate(**kwargs):
+                    for resource in page["StackResourceSummaries"]:
+                        if resource["LogicalResourceId"] == "AttachmentsBucket":
+                            resource["ResourceStatus"] = "DELETE_FAILED"
+                            resource["ResourceStatusReason"] = "The bucket you tried to delete is not empty"
+                    yield page
+
+        return _Failed()
+
+
+def test_a_failed_deletion_names_the_resource_and_exits_1(
+    relay: Relay, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _deploy(relay, aws, f"{NAME}-rules")
+    original = Aws.client
+    made: dict[int, Any] = {}
+
+    def client(self: Aws, service: str, attempts: int = 5) -> Any:
+        real = original(self, service, attempts)
+        if service != "cloudformation":
+            return real
+        return made.setdefault(id(real), _FailingDeletion(real))
+
+    monkeypatch.setattr(Aws, "client", client)
+    code, out, _ = relay.run("teardown", "--stack", NAME, "--yes")
+
+    assert code == 1
+    assert f"deleting stack {NAME} failed; fix what is listed, then run teardown again:" in out
+    assert "AttachmentsBucket (AWS::S3::Bucket): The bucket you tried to delete is not empty" in out
+
+
+def test_no_wait_returns_once_the_deletion_started(relay: Relay, aws: dict[str, Any]) -> None:
+    _deploy(relay, aws, f"{NAME}-rules")
+    report = relay.run_json("teardown", "--stack", NAME, "--yes", "--no-wait")
+    assert report["stack_status"] == "DELETE_IN_PROGRESS"
+
+
+def _args(rule_set: str | None = None) -> Any:
+    return type("Args", (), {"rule_set": rule_set})()
+
+
+def _summary(kind: str, physical_id: str) -> dict[str, str]:
+    return {"ResourceType": kind, "PhysicalResourceId": physical_id, "ResourceStatus": "CREATE_COMPLETE"}
+
+
+@pytest.mark.parametrize(
+    ("stack", "resources", "expected"),
+    [
+        (  # the template's outputs
+            {
+                "Outputs": [
+                    {"OutputKey": "ReceiptRuleSetName", "OutputValue": "corporate-mail"},
+                    {"OutputKey": "ReceiptRuleName", "OutputValue": "relay-store"},
+                    {"OutputKey": "ReceiptRuleSetOwned", "OutputValue": "false"},
+                ]
+            },
+            [],
+            ("corporate-mail", "relay-store", False),
+        ),
+        (  # a stack from before ReceiptRuleSetOwned and ReceiptRuleName: its own set
+            {"Outputs": [{"OutputKey": "ReceiptRuleSetName", "OutputValue": "relay-rules"}]},
+            [_summary("AWS::SES::ReceiptRule", "relay-store")],
+            ("relay-rules", "relay-store", True),
+        ),
+        (  # a failed deploy without outputs: its resources
+            {"Parameters": [{"ParameterKey": "ExistingRuleSetName", "ParameterValue": ""}]},
+            [
+                _summary("AWS::SES::ReceiptRuleSet", "relay-rules"),
+                _summary("AWS::SES::ReceiptRule", "relay-store"),
+            ],
+            ("relay-rules", "relay-store", True),
+        ),
+        (  # a failed deploy into an existing set: the set from its parameter
+            {"Parameters": [{"ParameterKey": "ExistingRuleSetName", "ParameterValue": "corporate-mail"}]},
+            [_summary("AWS::SES::ReceiptRule", "relay-store")],
+            ("corporate-mail", "relay-store", False),
+        ),
+    ],
+    ids=["outputs", "older-outputs", "resources", "existing-set-parameter"],
+)
+def test_the_stacks_rule_is_found_with_or_without_outputs(
+    stack: dict[str, Any], resources: list[dict[str, str]], expected: tuple[str, str, bool]
+) -> None:
+    rule = teardown.find_receipt_rule(_args(), stack, resources)
+    assert rule is not None
+    assert (rule.rule_set, rule.rule, rule.owned) == expected
+
+
+def test_a_stack_that_made_no_rule_has_none() -> None:
+    assert teardown.find_receipt_rule(_args(), {"Outputs": []}, []) is None
+
+
+def test_the_stack_comes_from_relayctl_stack_as_for_every_command(
+    relay: Relay, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _deploy(relay, aws, f"{NAME}-rules")
+    monkeypatch.setenv("RELAYCTL_STACK", NAME)
+    assert relay.run_json("teardown", "--yes")["stack"] == NAME
+    assert _stack_status(aws) is None
