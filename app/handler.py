@@ -18,13 +18,13 @@ logging.getLogger("iot_mail_relay").setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVE
 
 
 @cache
-def _signer(secret_arn: str | None) -> LinkSigner:
-    return LinkSigner(secret_arn)
+def _signer(download_base_url: str | None, link_key_secret_arn: str | None) -> LinkSigner:
+    return LinkSigner(download_base_url, link_key_secret_arn)
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     settings = load_settings()
-    signer = _signer(settings.link_signing_secret_arn)
+    signer = _signer(settings.download_base_url, settings.link_key_secret_arn)
     failures: list[dict[str, str]] = []
     for record in event.get("Records", []):
         if context is not None and context.get_remaining_time_in_millis() < DEADLINE_RESERVE_MS:

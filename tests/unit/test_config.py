@@ -2,8 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import ENVIRONMENT_VARIABLES, ConfigError, Settings
+from app.config import (
+    DOWNLOAD_ENVIRONMENT_VARIABLES,
+    ENVIRONMENT_VARIABLES,
+    ConfigError,
+    DownloadSettings,
+    Settings,
+)
 
+SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:relay-link-keys-AbCdEf"
 VALID = {
     "INCOMING_BUCKET": "relay-incoming",
     "ATTACHMENTS_BUCKET": "relay-attachments",
@@ -29,7 +36,8 @@ def test_every_variable_is_declared() -> None:
         "CONFIGURATION_SET_NAME": "relay-set",
         "MAX_RECIPIENTS": "120",
         "ALLOWED_SENDERS": " Sensor@Plant.example.com , @cameras.example.com ",
-        "LINK_SIGNING_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:relay-links-AbCdEf",
+        "DOWNLOAD_BASE_URL": "https://abcdefghij.lambda-url.eu-west-1.on.aws",
+        "LINK_KEY_SECRET_ARN": SECRET,
     }
     assert set(full) == set(ENVIRONMENT_VARIABLES)
     settings = Settings.from_environ(full)
@@ -37,7 +45,8 @@ def test_every_variable_is_declared() -> None:
     assert settings.configuration_set_name == "relay-set"
     assert settings.max_recipients == 120
     assert settings.allowed_senders == ("sensor@plant.example.com", "@cameras.example.com")
-    assert settings.link_signing_secret_arn is not None
+    assert settings.download_base_url == "https://abcdefghij.lambda-url.eu-west-1.on.aws/"
+    assert settings.link_key_secret_arn == SECRET
 
 
 @pytest.mark.parametrize(
@@ -67,7 +76,8 @@ def test_missing_or_empty_required_variable_is_named(name: str, value: str | Non
         ("MAX_RECIPIENTS", "0"),
         ("CONFIGURATION_SET_NAME", "has spaces"),
         ("ALLOWED_SENDERS", "ok@example.com, not an entry"),
-        ("LINK_SIGNING_SECRET_ARN", "arn:aws:s3:::bucket"),
+        ("DOWNLOAD_BASE_URL", "http://abcdefghij.lambda-url.eu-west-1.on.aws/"),
+        ("DOWNLOAD_BASE_URL", "https://host.example.com/with/a/path"),
     ],
 )
 def test_invalid_value_is_named(name: str, value: str) -> None:
@@ -82,3 +92,32 @@ def test_sender_must_not_be_the_receiving_address() -> None:
 
 def test_upper_bound_of_expiry_is_seven_days() -> None:
     assert Settings.from_environ({**VALID, "URL_EXPIRY_SECONDS": "604800"}).url_expiry_seconds == 604800
+
+
+def test_download_links_need_the_key_secret_and_may_outlive_seven_days() -> None:
+    links = {**VALID, "DOWNLOAD_BASE_URL": "https://abcdefghij.lambda-url.eu-west-1.on.aws/"}
+    with pytest.raises(ConfigError, match=r"^LINK_KEY_SECRET_ARN: is required when DOWNLOAD_BASE_URL"):
+        Settings.from_environ(links)
+    with pytest.raises(ConfigError, match=r"^LINK_KEY_SECRET_ARN: "):
+        Settings.from_environ({**links, "LINK_KEY_SECRET_ARN": "arn:aws:s3:::bucket"})
+    month = str(30 * 86400)
+    settings = Settings.from_environ({**links, "LINK_KEY_SECRET_ARN": SECRET, "URL_EXPIRY_SECONDS": month})
+    assert settings.url_expiry_seconds == 30 * 86400
+    with pytest.raises(ConfigError, match=r"^URL_EXPIRY_SECONDS: 2592000 is outside 1..604800"):
+        Settings.from_environ({**VALID, "URL_EXPIRY_SECONDS": month})
+    local = Settings.from_environ(
+        {**links, "DOWNLOAD_BASE_URL": "http://127.0.0.1:8480", "LINK_KEY_SECRET_ARN": SECRET}
+    )
+    assert local.download_base_url == "http://127.0.0.1:8480/"
+
+
+def test_download_function_settings_name_their_variable() -> None:
+    settings = DownloadSettings.from_environ(
+        {"ATTACHMENTS_BUCKET": "relay-attachments", "LINK_KEY_SECRET_ARN": SECRET}
+    )
+    assert settings == DownloadSettings("relay-attachments", SECRET)
+    assert set(DOWNLOAD_ENVIRONMENT_VARIABLES) == {"ATTACHMENTS_BUCKET", "LINK_KEY_SECRET_ARN"}
+    with pytest.raises(ConfigError, match=r"^LINK_KEY_SECRET_ARN: is required"):
+        DownloadSettings.from_environ({"ATTACHMENTS_BUCKET": "relay-attachments"})
+    with pytest.raises(ConfigError, match=r"^ATTACHMENTS_BUCKET: "):
+        DownloadSettings.from_environ({"ATTACHMENTS_BUCKET": "Bad_Bucket", "LINK_KEY_SECRET_ARN": SECRET})
