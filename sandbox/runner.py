@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config
 
 from sandbox import smtp, status
+from sandbox.download import DownloadServer
 from sandbox.outbox import Outbox, ses_sent_messages
 from sandbox.poller import Handler, LambdaContext, Poller
 from sandbox.resources import Provisioned, provision
@@ -48,6 +49,7 @@ class Options:
     batch_window: float | None = None
     status_interval: float = 30.0
     handler: str = "app.handler.lambda_handler"
+    download_port: int = 8480  # the download function's "function URL"; 0 picks a free port
 
 
 def free_port(host: str) -> int:
@@ -60,9 +62,17 @@ class Sandbox:
     def __init__(self, options: Options, echo: Callable[[str], None] = print) -> None:
         self.options = options
         self.echo = echo
+        self.download_port = options.download_port or free_port(options.host)
+        url_host = "127.0.0.1" if options.host in {"0.0.0.0", ""} else options.host  # noqa: S104
         self.blueprint: Blueprint = load(
-            options.template, options.params, SANDBOX_PARAMETERS, stack_name=options.stack_name
+            options.template,
+            options.params,
+            SANDBOX_PARAMETERS,
+            stack_name=options.stack_name,
+            function_url=f"http://{url_host}:{self.download_port}/",
         )
+        self._download: DownloadServer | None = None
+        self._download_handler: Any = None
         self.credentials = options.credentials or smtp.Credentials.generate()
         self.endpoint = ""
         self.smtp_port = 0
@@ -130,6 +140,9 @@ class Sandbox:
             report_failures=source.report_batch_item_failures,
         )
         self.poller.start()
+        if self.blueprint.download is not None:
+            self._download = DownloadServer(o.host, self.download_port, self.download_handler)
+            self._download.start()
 
         s3 = self.client("s3")
         bucket = (
@@ -157,6 +170,8 @@ class Sandbox:
         """Reverse order: no new mail, finish the batch in hand, collect the last output, stop moto."""
         if self._smtp:
             self._smtp.stop()
+        if self._download:
+            self._download.stop()
         if self.poller:
             self.poller.stop()
         self._stop_status.set()
@@ -177,6 +192,8 @@ class Sandbox:
             os.environ.pop(name, None)
         function = self.blueprint.function
         os.environ.update(function.environment)
+        if self.blueprint.download is not None:  # one process runs both functions: same values
+            os.environ.update(self.blueprint.download.function.environment)
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": self.endpoint,
@@ -196,6 +213,15 @@ class Sandbox:
             module_name, _, attribute = self.options.handler.rpartition(".")
             self._handler = getattr(importlib.import_module(module_name), attribute)
         return self._handler
+
+    def download_handler(self) -> Any:
+        """The download function's handler (the template's image command), imported on first use."""
+        if self._download_handler is None:
+            if self.blueprint.download is None:
+                raise RuntimeError("the template has no function URL")
+            module_name, _, attribute = self.blueprint.download.handler.rpartition(".")
+            self._download_handler = getattr(importlib.import_module(module_name), attribute)
+        return self._download_handler
 
     def _accepted(self, accepted: smtp.Accepted) -> None:
         self.accepted.append(accepted)
@@ -251,6 +277,13 @@ class Sandbox:
             "topics": {topic.logical_id: topic.arn for topic in b.topics},
             "event_source": b.event_source.__dict__,
             "not_emulated": b.not_emulated,
+            "download": {
+                "url": b.download.url,
+                "function": b.download.function.name,
+                "link_key_secret_arn": b.download.function.environment.get("LINK_KEY_SECRET_ARN"),
+            }
+            if b.download
+            else None,
         }
         path = self.options.data_dir / STATE_FILE
         path.touch(mode=0o600)
@@ -272,6 +305,7 @@ class Sandbox:
             f" max receives {b.inbound_queue.max_receive_count})",
             f"  dead-letter queue   {dlq.name if dlq else '-'}",
             f"  sender              {b.function.environment.get('SENDER_EMAIL')}",
+            f"  download links      {b.download.url if b.download else '- (S3 pre-signed)'}",
             f"  outbox              {self.options.data_dir / 'outbox'}",
             f"  notices             {self.options.data_dir / 'notices'}",
             f"  not emulated        {', '.join(b.not_emulated) or '-'}",

@@ -15,7 +15,7 @@ from relayctl.resources import RESOURCES
 from tests.relayctl.conftest import STACK, TEMPLATE, Relay
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ("revoke", "unrevoke", "links", "redrive", "status", "activate")
+COMMANDS = ("revoke", "unrevoke", "links", "redrive", "status", "activate", "rotate-link-key")
 
 
 def _create_stack(relay: Relay) -> None:
