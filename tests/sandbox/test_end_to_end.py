@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -94,6 +95,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         "--smtp-port",
         "0",
         "--aws-port",
+        "0",
+        "--download-port",
         "0",
         "--smtp-password",
         PASSWORD,
@@ -215,6 +218,56 @@ def test_a_normal_mail_is_distributed_with_a_working_link(delivered: dict[str, A
     (link,) = normal["links"]
     with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310 - the sandbox's own endpoint
         assert response.read() == ATTACHMENT
+
+
+def test_the_link_is_the_download_function_and_answers_revocation_at_once(
+    running: Running, delivered: dict[str, Any]
+) -> None:
+    (normal,) = [m for m in delivered["outbox"] if _bare(m["original_message_id"]) == "normal"]
+    (link,) = normal["links"]
+    assert link.startswith(running.state["download"]["url"])
+    bucket = ["--attachments-bucket", running.state["environment"]["ATTACHMENTS_BUCKET"]]
+    relayctl(running, "revoke", *bucket, "--url", link)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(link, timeout=10)  # noqa: S310 - the sandbox's own endpoint
+    assert refused.value.code == 410
+    assert "withdrawn" in refused.value.read().decode()
+    relayctl(running, "unrevoke", *bucket, "--url", link)
+    with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310
+        assert response.status == 200
+        assert response.read() == ATTACHMENT
+    tampered = link.replace("exp=", "exp=1")
+    with pytest.raises(urllib.error.HTTPError) as forbidden:
+        urllib.request.urlopen(tampered, timeout=10)  # noqa: S310
+    assert forbidden.value.code == 403
+    served = [json.loads(line) for line in running.output().splitlines() if '"Downloads"' in line]
+    assert [r["Outcome"] for r in served][-4:] == ["served", "revoked", "served", "forbidden"]
+    # The function's log lines never carry a signature (the outbox echo shows the link on purpose).
+    logged = [line for line in running.output().splitlines() if line.startswith("{")]
+    assert logged
+    assert not [line for line in logged if link.rpartition("sig=")[2] in line]
+
+
+def relayctl(running: Running, *argv: str) -> str:
+    environment = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": running.state["endpoint"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": running.state["region"],
+    }
+    environment.pop("AWS_PROFILE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "relayctl", *argv],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def test_the_burst_is_distributed_to_its_recipient(delivered: dict[str, Any]) -> None:
