@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -80,9 +81,9 @@ def smtp_session(running: Running) -> smtplib.SMTP:
     return client
 
 
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    data = tmp_path_factory.mktemp("sandbox")
+@contextmanager
+def launch(data: Path, *extra: str) -> Iterator[Running]:
+    """`python -m sandbox` on free ports until the block ends, then Ctrl-C (kill if it hangs)."""
     log = data / "sandbox.log"
     command = [
         sys.executable,
@@ -100,12 +101,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         "0",
         "--smtp-password",
         PASSWORD,
-        "--visibility-timeout",
-        "2",
-        "--batch-window",
-        "0.2",
         "--status-interval",
         "0",
+        *extra,
     ]
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
@@ -125,6 +123,14 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    with launch(
+        tmp_path_factory.mktemp("sandbox"), "--visibility-timeout", "2", "--batch-window", "0.2"
+    ) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
