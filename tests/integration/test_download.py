@@ -103,6 +103,20 @@ def test_valid_link_redirects_to_a_60_second_url_keeping_the_file_name(
     assert parse_qs(urlsplit(link).query)["sig"][0] not in line
 
 
+def test_the_relays_log_never_carries_a_link_signature(
+    linked: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO)
+    [link] = relay(linked)
+    signature = parse_qs(urlsplit(link).query)["sig"][0]
+    everything = caplog.text + " ".join(str(vars(r)) for r in caplog.records)
+    assert "mail distributed" in everything
+    assert signature not in everything
+    assert "G" * 32 not in everything  # nor the key
+
+
 def test_head_redirects_to_a_presigned_head(linked: World) -> None:
     [link] = relay(linked)
     answer = get(link, "HEAD")
