@@ -11,8 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-
-from flanker.addresslib import address
+from typing import Any
 
 ENVIRONMENT_VARIABLES = (
     "INCOMING_BUCKET",
@@ -130,6 +129,14 @@ def load_download_settings() -> DownloadSettings:
     return DownloadSettings.from_environ(os.environ)
 
 
+def _addresses() -> Any:
+    """flanker's address parser, imported on first use: the download function never needs it, and it
+    would add about half a second to that function's cold start."""
+    from flanker.addresslib import address
+
+    return address
+
+
 class _Reader:
     """Reads one variable at a time and names it in every error."""
 
@@ -156,7 +163,7 @@ class _Reader:
 
     def email(self, name: str) -> str:
         value = self.required(name)
-        parsed = address.parse(value, addr_spec_only=True)
+        parsed = _addresses().parse(value, addr_spec_only=True)
         if parsed is None or parsed.addr_type != "email" or str(parsed.address).lower() != value.lower():
             raise ConfigError(f"{name}: {value!r} is not an email address")
         return str(parsed.address).lower()
@@ -177,7 +184,7 @@ class _Reader:
         entries = [entry.strip().lower() for entry in self._value(name).split(",") if entry.strip()]
         for entry in entries:
             candidate = "x" + entry if entry.startswith("@") else entry
-            parsed = address.parse(candidate, addr_spec_only=True)
+            parsed = _addresses().parse(candidate, addr_spec_only=True)
             if parsed is None or parsed.addr_type != "email":
                 raise ConfigError(f"{name}: {entry!r} is neither an address nor an @domain entry")
         return tuple(entries)
