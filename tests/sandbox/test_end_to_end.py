@@ -242,12 +242,16 @@ def test_the_link_is_the_download_function_and_answers_revocation_at_once(
     with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310
         assert response.status == 200
         assert response.read() == ATTACHMENT
+    secret = running.state["download"]["link_key_secret_arn"]
+    assert "retired  -" in relayctl(running, "rotate-link-key", "--link-key-secret", secret)
+    with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310 - k0 is now the previous key
+        assert response.read() == ATTACHMENT
     tampered = link.replace("exp=", "exp=1")
     with pytest.raises(urllib.error.HTTPError) as forbidden:
         urllib.request.urlopen(tampered, timeout=10)  # noqa: S310
     assert forbidden.value.code == 403
     served = [json.loads(line) for line in running.output().splitlines() if '"Downloads"' in line]
-    assert [r["Outcome"] for r in served][-4:] == ["served", "revoked", "served", "forbidden"]
+    assert [r["Outcome"] for r in served][-5:] == ["served", "revoked", "served", "served", "forbidden"]
     # The function's log lines never carry a signature (the outbox echo shows the link on purpose).
     logged = [line for line in running.output().splitlines() if line.startswith("{")]
     assert logged

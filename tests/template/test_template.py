@@ -367,7 +367,7 @@ def test_tagging_an_attachment_revoked_denies_every_read(source: dict[str, Any],
         if s["Effect"] == "Deny" and "s3:GetObject" in as_list(s["Action"])
     ]
     assert len(revokes) == 1
-    assert revokes[0]["Principal"] == "*"  # links signed by the role or the signing user alike
+    assert revokes[0]["Principal"] == "*"  # the download function's 60-second redirects included
     assert revokes[0]["Condition"] == {"StringEquals": {"s3:ExistingObjectTag/revoked": "true"}}
     assert as_list(revokes[0]["Resource"]) == [f"arn:aws:s3:::{evaluate.physical(bucket)}/*"]
 
