@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-
-from flanker.addresslib import address
+from typing import Any
 
 from app.mail import fence
 
@@ -27,20 +26,23 @@ ENVIRONMENT_VARIABLES = (
     "CONFIGURATION_SET_NAME",
     "MAX_RECIPIENTS",
     "ALLOWED_SENDERS",
-    "LINK_SIGNING_SECRET_ARN",
     "ALLOWED_RECIPIENTS",
     "SENDER_AUTH",
     "ADDITIONAL_RECIPIENT_EMAILS",
     "RECIPIENTS_CONFIG",
+    "DOWNLOAD_BASE_URL",
+    "LINK_KEY_SECRET_ARN",
 )
 
 MAX_URL_EXPIRY_SECONDS = 7 * 24 * 3600  # SigV4 pre-signed URLs cannot outlive seven days.
+MAX_LINK_EXPIRY_SECONDS = 3650 * 24 * 3600  # download-endpoint links: bounded by retention (template rule)
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 _CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\s]{1,1024})$")
+_BASE_URL = re.compile(r"^(https://[A-Za-z0-9.-]+|http://(127\.0\.0\.1|localhost)(:\d{1,5})?)/?$")
 
 
 class SenderAuth(StrEnum):
@@ -65,7 +67,8 @@ class Settings:
     configuration_set_name: str | None = None
     max_recipients: int = 50
     allowed_senders: fence.Fence = ()
-    link_signing_secret_arn: str | None = None
+    download_base_url: str | None = None  # links go to the download function; None: S3 pre-signed
+    link_key_secret_arn: str | None = None
     allowed_recipients: fence.Fence = ()
     sender_auth: SenderAuth = SenderAuth.REQUIRED
     additional_recipient_emails: tuple[str, ...] = ()  # per-device receiving addresses
@@ -91,21 +94,23 @@ class Settings:
             raise ConfigError(
                 "SENDER_EMAIL: must differ from RECIPIENT_EMAIL (the relay would mail itself in a loop)"
             )
+        links = _download_links(env)
         return cls(
             incoming_bucket=env.matching("INCOMING_BUCKET", _BUCKET, "an S3 bucket name"),
             attachments_bucket=env.matching("ATTACHMENTS_BUCKET", _BUCKET, "an S3 bucket name"),
             sender_email=sender,
             recipient_email=recipient,
             fallback_topic_arn=env.matching("FALLBACK_TOPIC_ARN", _TOPIC_ARN, "an SNS topic ARN"),
-            url_expiry_seconds=env.integer("URL_EXPIRY_SECONDS", 86400, 1, MAX_URL_EXPIRY_SECONDS),
+            url_expiry_seconds=env.integer(
+                "URL_EXPIRY_SECONDS", 86400, 1, MAX_LINK_EXPIRY_SECONDS if links else MAX_URL_EXPIRY_SECONDS
+            ),
             configuration_set_name=env.optional(
                 "CONFIGURATION_SET_NAME", _CONFIGURATION_SET, "an SES configuration set name"
             ),
             max_recipients=env.integer("MAX_RECIPIENTS", 50, 1, 10000),
             allowed_senders=env.fence("ALLOWED_SENDERS"),
-            link_signing_secret_arn=env.optional(
-                "LINK_SIGNING_SECRET_ARN", _SECRET_ARN, "a Secrets Manager secret ARN"
-            ),
+            download_base_url=links[0] if links else None,
+            link_key_secret_arn=links[1] if links else None,
             allowed_recipients=env.fence("ALLOWED_RECIPIENTS"),
             sender_auth=env.choice("SENDER_AUTH", SenderAuth, SenderAuth.REQUIRED),
             additional_recipient_emails=env.emails("ADDITIONAL_RECIPIENT_EMAILS", exclude=sender),
@@ -117,6 +122,52 @@ class Settings:
 def load_settings() -> Settings:
     """The settings of this process, read on first use (not at import, so tests can set the env)."""
     return Settings.from_environ(os.environ)
+
+
+# ---------------------------------------------------------------- download links
+def _download_links(env: _Reader) -> tuple[str, str] | None:
+    """(DOWNLOAD_BASE_URL, LINK_KEY_SECRET_ARN) when links go to the download function, else None."""
+    base_url = env.optional("DOWNLOAD_BASE_URL", _BASE_URL, "an https:// function URL")
+    if base_url is None:
+        return None
+    secret = env.optional("LINK_KEY_SECRET_ARN", _SECRET_ARN, "a Secrets Manager secret ARN")
+    if secret is None:
+        raise ConfigError("LINK_KEY_SECRET_ARN: is required when DOWNLOAD_BASE_URL is set")
+    return base_url.rstrip("/") + "/", secret
+
+
+DOWNLOAD_ENVIRONMENT_VARIABLES = ("ATTACHMENTS_BUCKET", "LINK_KEY_SECRET_ARN")
+
+
+@dataclass(frozen=True)
+class DownloadSettings:
+    """The download function's settings: where attachments are and which secret holds the link keys."""
+
+    attachments_bucket: str
+    link_key_secret_arn: str
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> DownloadSettings:
+        env = _Reader(environ)
+        return cls(
+            attachments_bucket=env.matching("ATTACHMENTS_BUCKET", _BUCKET, "an S3 bucket name"),
+            link_key_secret_arn=env.matching(
+                "LINK_KEY_SECRET_ARN", _SECRET_ARN, "a Secrets Manager secret ARN"
+            ),
+        )
+
+
+@cache
+def load_download_settings() -> DownloadSettings:
+    return DownloadSettings.from_environ(os.environ)
+
+
+def _addresses() -> Any:
+    """flanker's address parser, imported on first use: the download function never needs it, and it
+    would add about half a second to that function's cold start."""
+    from flanker.addresslib import address
+
+    return address
 
 
 class _Reader:
@@ -145,7 +196,7 @@ class _Reader:
 
     def email(self, name: str) -> str:
         value = self.required(name)
-        parsed = address.parse(value, addr_spec_only=True)
+        parsed = _addresses().parse(value, addr_spec_only=True)
         if parsed is None or parsed.addr_type != "email" or str(parsed.address).lower() != value.lower():
             raise ConfigError(f"{name}: {value!r} is not an email address")
         return str(parsed.address).lower()
@@ -155,7 +206,7 @@ class _Reader:
         for entry in (entry.strip() for entry in self._value(name).split(",")):
             if not entry:
                 continue
-            parsed = address.parse(entry, addr_spec_only=True)
+            parsed = _addresses().parse(entry, addr_spec_only=True)
             if parsed is None or parsed.addr_type != "email":
                 raise ConfigError(f"{name}: {entry!r} is not an email address")
             addr = str(parsed.address).lower()

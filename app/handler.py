@@ -38,8 +38,8 @@ def _recipients_config(location: tuple[str, str] | None) -> RecipientsConfig:
 
 
 @cache
-def _signer(secret_arn: str | None) -> LinkSigner:
-    return LinkSigner(secret_arn)
+def _signer(download_base_url: str | None, link_key_secret_arn: str | None) -> LinkSigner:
+    return LinkSigner(download_base_url, link_key_secret_arn)
 
 
 def reset() -> None:
@@ -51,7 +51,7 @@ def reset() -> None:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     settings = load_settings()
     _warn_if_open(settings)
-    signer = _signer(settings.link_signing_secret_arn)
+    signer = _signer(settings.download_base_url, settings.link_key_secret_arn)
     directory = _recipients_config(settings.recipients_config).directory
     failures: list[dict[str, str]] = []
     for record in event.get("Records", []):

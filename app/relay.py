@@ -286,7 +286,7 @@ def _offload(
                 },
             },
         )
-        url = signer.presign(settings.attachments_bucket, key, settings.url_expiry_seconds)
+        url = signer.sign(settings.attachments_bucket, key, expires_at)
         links.append(rewrite.Link(filename, reader.size, part.content_type, part.content_id, url))
         manifest_entries.append(
             {"key": key, "filename": filename, "size": reader.size, "content_type": part.content_type}

@@ -12,15 +12,16 @@ from collections.abc import Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from relayctl import activate, links, mails, redrive, resources, revoke, status, teardown
+from relayctl import activate, links, mails, redrive, resources, revoke, rotate, status, teardown
 from relayctl.aws import Aws, CommandError, describe
 from relayctl.report import Report
 
 Command = Callable[[argparse.Namespace, Aws], Report]
 
-DESCRIPTION = """Operate a deployed IoT Mail Relay: revoke attachment links, list them, redrive the
-dead-letter queue, show the pipeline's state, activate the receipt rule set and tear the relay down.
-Uses the usual AWS credential chain; set AWS_ENDPOINT_URL to work against the local sandbox."""
+DESCRIPTION = """Operate a deployed IoT Mail Relay: revoke attachment links, list them, rotate their
+key, redrive the dead-letter queue, show the pipeline's state, activate the receipt rule set and tear
+the relay down. Uses the usual AWS credential chain; set AWS_ENDPOINT_URL to work against the local
+sandbox."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
         "rule_set",
     )
     sub.add_argument("--force", action="store_true", help="replace a different active rule set")
+
+    sub = command(
+        "rotate-link-key",
+        rotate.run,
+        "Make a new current link key; the old one stays valid as previous, the one before is retired.",
+        "link_key_secret",
+    )
+    sub.add_argument("--dry-run", action="store_true", help="show the key ids without changing the secret")
 
     sub = command(
         "teardown",

@@ -1,13 +1,17 @@
-"""links: a mail's attachments with size, link expiry and state (active, revoked, expired, missing)."""
+"""links: a mail's attachments with size, link expiry and state as the download endpoint would answer:
+`expired` (410) once the mail's links have expired, else `revoked` (410), `missing` (404) or `active`
+(302 to the file). A download link given with --url is judged by its own expiry."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
+from app import links as download_links
 from relayctl import mails
 from relayctl.aws import Aws, CommandError, describe, error_code
 from relayctl.report import Report, size_text
@@ -15,6 +19,7 @@ from relayctl.resources import Resources
 from relayctl.revoke import TAG
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+ANSWERS = {"active": 302, "expired": 410, "revoked": 410, "missing": 404}
 
 
 def run(args: argparse.Namespace, aws: Aws) -> Report:
@@ -25,7 +30,7 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
     lines: list[str] = []
     for mail in mails.select(args, s3, bucket, whole_mail=True):
         summary = mail.summary()
-        expires = _time(summary.get("expires_at"))
+        expires = _link_expiry(args.url) or _time(summary.get("expires_at"))
         lines.append(mail.label)
         lines.append(
             f"  incoming {summary.get('incoming_key') or '?'}  created {summary.get('created_at') or '?'}"
@@ -42,6 +47,7 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
                     "content_type": attachment.content_type,
                     "expires_at": summary.get("expires_at"),
                     "state": state,
+                    "answer": ANSWERS[state],
                 }
             )
             lines.append(
@@ -54,6 +60,9 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
 
 
 def _state(s3: Any, bucket: str, key: str, expires: datetime | None, now: datetime) -> str:
+    """In the endpoint's order: expiry first, then the revoked tag, then whether the object is there."""
+    if expires is not None and expires <= now:
+        return "expired"
     try:
         tags = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
     except ClientError as e:
@@ -62,9 +71,16 @@ def _state(s3: Any, bucket: str, key: str, expires: datetime | None, now: dateti
         raise CommandError(f"reading tags of s3://{bucket}/{key}: {describe(e)}") from e
     if any(t["Key"] == TAG and t["Value"] == "true" for t in tags):
         return "revoked"
-    if expires is not None and expires <= now:
-        return "expired"
     return "active"
+
+
+def _link_expiry(url: str | None) -> datetime | None:
+    """The expiry a download link carries (all links of one mail share it, the mail says so)."""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    request = download_links.parse_request(parts.path, parts.query)
+    return datetime.fromtimestamp(request.expires, UTC) if request else None
 
 
 def _time(value: Any) -> datetime | None:

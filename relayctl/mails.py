@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import ClientError
 
+from app import links
 from app.mail.attachments import ATTACHMENTS_PREFIX, mail_digest, recipient_digest
 from relayctl.aws import CommandError, describe, error_code
 
@@ -164,10 +165,14 @@ def _by_link(s3: Any, bucket: str, url: str, whole_mail: bool) -> Mail:
 
 
 def object_key_from_link(url: str, bucket: str) -> str:
-    """The object key of a link, path-style (`host/bucket/key`) or virtual-hosted (`bucket.host/key`)."""
+    """The object key of a link: a download-function link (`host/<digest>/<part>/<name>?exp&kid&sig`),
+    or an S3 pre-signed one, path-style (`host/bucket/key`) or virtual-hosted (`bucket.host/key`)."""
     parts = urlsplit(url.strip())
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise CommandError("--url must be an http(s) link as recipients received it")
+    download = links.parse_request(parts.path, parts.query)
+    if download is not None:
+        return download.object_key
     path = unquote(parts.path)
     host = (parts.hostname or "").lower()
     if path.startswith(f"/{bucket}/"):

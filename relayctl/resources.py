@@ -37,6 +37,7 @@ RESOURCES = {
         Resource("queue_url", "--queue-url", "InboundQueueUrl", "inbound queue URL"),
         Resource("dlq_url", "--dlq-url", "DeadLetterQueueUrl", "dead-letter queue URL"),
         Resource("rule_set", "--rule-set", "ReceiptRuleSetName", "receipt rule set"),
+        Resource("link_key_secret", "--link-key-secret", "LinkKeySecretArn", "link-key secret ARN"),
     )
 }
 

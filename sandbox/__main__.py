@@ -63,6 +63,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--smtp-port", type=int, default=2525, help="0 picks a free port (default 2525)")
     p.add_argument("--aws-port", type=int, default=4566, help="moto's port; 0: a free one (default 4566)")
+    p.add_argument(
+        "--download-port",
+        type=int,
+        default=8480,
+        help="the download links' port; 0: a free one (default 8480)",
+    )
     p.add_argument("--smtp-user", default="sandbox")
     p.add_argument("--smtp-password", help="default: a random one, printed at start")
     p.add_argument(
@@ -138,6 +144,7 @@ def run(args: argparse.Namespace, claimed: Claim, signals: StopSignals) -> int:
             host=args.host,
             smtp_port=claimed.smtp_port,
             aws_port=claimed.aws_port,
+            download_port=args.download_port,
             credentials=credentials,
             params=dict(args.param),
             stack_name=args.stack_name,

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.template import Blueprint, Queue
+from sandbox.template import Blueprint, Queue, Secret
 
 NOTICES_QUEUE = "sandbox-fallback-notices"  # the sandbox's own window on the fallback topic
 
@@ -45,6 +45,9 @@ def provision(
                 Bucket=bucket.name,
                 NotificationConfiguration={"QueueConfigurations": bucket.queue_notifications},
             )
+    for secret in blueprint.secrets:
+        secretsmanager = clients("secretsmanager")
+        secretsmanager.create_secret(Name=secret.name, SecretString=_secret_string(secretsmanager, secret))
     environment = blueprint.function.environment
     # SES sends only from verified identities; moto verifies on request, as a verified account would be.
     clients("ses").verify_email_identity(EmailAddress=environment["SENDER_EMAIL"])
@@ -78,3 +81,31 @@ def provision(
         },
     )
     return Provisioned(queue_urls=urls, notices_queue_url=notices_url)
+
+
+# GenerateSecretString's password options, as Secrets Manager's GetRandomPassword names them.
+_PASSWORD_OPTIONS = (
+    "PasswordLength",
+    "ExcludeCharacters",
+    "ExcludeNumbers",
+    "ExcludePunctuation",
+    "ExcludeUppercase",
+    "ExcludeLowercase",
+    "IncludeSpace",
+    "RequireEachIncludedType",
+)
+
+
+def _secret_string(secretsmanager: Any, secret: Secret) -> str:
+    """The secret's value: its SecretString, or GenerateSecretString done the way CloudFormation does it
+    (a random password from Secrets Manager, put under GenerateStringKey of SecretStringTemplate)."""
+    if secret.generate is None:
+        return secret.secret_string or ""
+    options = {k: secret.generate[k] for k in _PASSWORD_OPTIONS if k in secret.generate}
+    password = str(secretsmanager.get_random_password(**options)["RandomPassword"])
+    key = secret.generate.get("GenerateStringKey")
+    if key is None:
+        return password
+    document = json.loads(secret.generate.get("SecretStringTemplate") or "{}")
+    document[key] = password
+    return json.dumps(document)

@@ -20,6 +20,7 @@ from botocore.config import Config
 
 from sandbox import smtp, status
 from sandbox.claim import Claim, claim, unavailable_port
+from sandbox.download import DownloadServer
 from sandbox.outbox import Outbox, ses_sent_messages
 from sandbox.poller import Handler, LambdaContext, Poller
 from sandbox.resources import Provisioned, provision
@@ -50,6 +51,7 @@ class Options:
     status_interval: float = 30.0
     handler: str = "app.handler.lambda_handler"
     authenticated_domains: tuple[str, ...] = smtp.DEFAULT_AUTHENTICATED_DOMAINS
+    download_port: int = 8480  # the download function's "function URL"; 0 picks a free port
 
 
 def free_port(host: str) -> int:
@@ -96,9 +98,17 @@ class Sandbox:
         """`claimed`: the data directory and ports, when the caller has claimed them already."""
         self.options = options
         self.echo = echo
+        self.download_port = options.download_port or free_port(options.host)
+        url_host = "127.0.0.1" if options.host in {"0.0.0.0", ""} else options.host  # noqa: S104
         self.blueprint: Blueprint = load(
-            options.template, options.params, SANDBOX_PARAMETERS, stack_name=options.stack_name
+            options.template,
+            options.params,
+            SANDBOX_PARAMETERS,
+            stack_name=options.stack_name,
+            function_url=f"http://{url_host}:{self.download_port}/",
         )
+        self._download: DownloadServer | None = None
+        self._download_handler: Any = None
         self.credentials = options.credentials or smtp.Credentials.generate()
         self.endpoint = ""
         self.smtp_port = 0
@@ -176,6 +186,9 @@ class Sandbox:
             report_failures=source.report_batch_item_failures,
         )
         self.poller.start()
+        if self.blueprint.download is not None:
+            self._download = DownloadServer(o.host, self.download_port, self.download_handler)
+            self._download.start()
 
         s3 = self.client("s3")
         bucket = (
@@ -236,6 +249,8 @@ class Sandbox:
             os.environ.pop(name, None)
         function = self.blueprint.function
         os.environ.update(function.environment)
+        if self.blueprint.download is not None:  # one process runs both functions: same values
+            os.environ.update(self.blueprint.download.function.environment)
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": self.endpoint,
@@ -255,6 +270,15 @@ class Sandbox:
             module_name, _, attribute = self.options.handler.rpartition(".")
             self._handler = getattr(importlib.import_module(module_name), attribute)
         return self._handler
+
+    def download_handler(self) -> Any:
+        """The download function's handler (the template's image command), imported on first use."""
+        if self._download_handler is None:
+            if self.blueprint.download is None:
+                raise RuntimeError("the template has no function URL")
+            module_name, _, attribute = self.blueprint.download.handler.rpartition(".")
+            self._download_handler = getattr(importlib.import_module(module_name), attribute)
+        return self._download_handler
 
     def _accepted(self, accepted: smtp.Accepted) -> None:
         self.accepted.append(accepted)
@@ -310,6 +334,13 @@ class Sandbox:
             "topics": {topic.logical_id: topic.arn for topic in b.topics},
             "event_source": b.event_source.__dict__,
             "not_emulated": b.not_emulated,
+            "download": {
+                "url": b.download.url,
+                "function": b.download.function.name,
+                "link_key_secret_arn": b.download.function.environment.get("LINK_KEY_SECRET_ARN"),
+            }
+            if b.download
+            else None,
         }
         path = self.options.data_dir / STATE_FILE
         path.touch(mode=0o600)
@@ -337,6 +368,7 @@ class Sandbox:
             f"  allowed recipients  {environment.get('ALLOWED_RECIPIENTS') or 'anyone'}",
             f"  SES authenticates   {', '.join(self.options.authenticated_domains) or '-'}"
             " (From domains that get aligned dkim/spf/dmarc=pass)",
+            f"  download links      {b.download.url if b.download else '- (S3 pre-signed)'}",
             f"  outbox              {self.options.data_dir / 'outbox'}",
             f"  notices             {self.options.data_dir / 'notices'}",
             f"  not emulated        {', '.join(b.not_emulated) or '-'}",

@@ -89,6 +89,26 @@ class Function:
 
 
 @dataclass(frozen=True)
+class Secret:
+    """A secret the stack creates; GenerateSecretString is done at provisioning, as CloudFormation does."""
+
+    logical_id: str
+    name: str
+    arn: str  # a partial ARN (no random suffix): Secrets Manager and moto accept it as SecretId
+    secret_string: str | None
+    generate: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class DownloadEndpoint:
+    """A function behind a function URL (the link endpoint), served by the sandbox on a local port."""
+
+    function: Function
+    handler: str  # the image's command: module.function
+    url: str
+
+
+@dataclass(frozen=True)
 class EventSource:
     queue_arn: str
     batch_size: int
@@ -132,6 +152,8 @@ class Blueprint:
     alarms: list[Alarm]
     receipt_rule: ReceiptRule | None
     not_emulated: list[str] = field(default_factory=list)
+    secrets: list[Secret] = field(default_factory=list)
+    download: DownloadEndpoint | None = None
 
     def queue_by_arn(self, arn: str) -> Queue:
         for queue in self.queues:
@@ -213,10 +235,12 @@ def load(
     stack_name: str = "sandbox",
     account_id: str = ACCOUNT_ID,
     region: str = REGION,
+    function_url: str = "http://127.0.0.1:8480/",
 ) -> Blueprint:
+    """`function_url` is what a function URL resolves to: where the sandbox serves that function."""
     translated = translate(template_path, region)
     params = parameter_values(translated, overrides or {}, fallbacks)
-    resolver = _Resolver(translated, params, stack_name, account_id, region)
+    resolver = _Resolver(translated, params, stack_name, account_id, region, function_url)
     return _Reader(translated, resolver).blueprint(stack_name, account_id, region, params)
 
 
@@ -254,8 +278,15 @@ class _Resolver:
     """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::If, ... for the resources of one stack."""
 
     def __init__(
-        self, template: Mapping[str, Any], params: Mapping[str, str], stack: str, account: str, region: str
+        self,
+        template: Mapping[str, Any],
+        params: Mapping[str, str],
+        stack: str,
+        account: str,
+        region: str,
+        function_url: str = "",
     ) -> None:
+        self.function_url = function_url
         self.resources: Mapping[str, Any] = template.get("Resources", {})
         self.conditions: Mapping[str, Any] = template.get("Conditions", {})
         self.mappings: Mapping[str, Any] = template.get("Mappings", {})
@@ -303,6 +334,7 @@ class _Resolver:
                 "AWS::SES::ReceiptRuleSet": "RuleSetName",
                 "AWS::CloudWatch::Alarm": "AlarmName",
                 "AWS::IAM::Role": "RoleName",
+                "AWS::SecretsManager::Secret": "Name",
             }.get(kind)
             explicit = resource.get("Properties", {}).get(name_property) if name_property else None
             if explicit is not None:
@@ -330,6 +362,7 @@ class _Resolver:
             "AWS::Lambda::Function": f"arn:aws:lambda:{r}:{a}:function:{name}",
             "AWS::IAM::Role": f"arn:aws:iam::{a}:role/{name}",
             "AWS::CloudWatch::Alarm": f"arn:aws:cloudwatch:{r}:{a}:alarm:{name}",
+            "AWS::SecretsManager::Secret": f"arn:aws:secretsmanager:{r}:{a}:secret:{name}",
         }
         if kind not in arns:
             raise TemplateError(f"the ARN of {logical_id} ({kind}) is not emulated")
@@ -345,7 +378,7 @@ class _Resolver:
         kind = self.resources[name]["Type"]
         if kind == "AWS::SQS::Queue":
             return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{self.physical_name(name)}"
-        if kind == "AWS::SNS::Topic":
+        if kind in {"AWS::SNS::Topic", "AWS::SecretsManager::Secret"}:
             return self.arn(name)
         return self.physical_name(name)
 
@@ -362,6 +395,7 @@ class _Resolver:
             ("AWS::SNS::Topic", "TopicName"): name,
             ("AWS::S3::Bucket", "DomainName"): f"{name}.s3.amazonaws.com",
             ("AWS::S3::Bucket", "RegionalDomainName"): f"{name}.s3.{self.region}.amazonaws.com",
+            ("AWS::Lambda::Url", "FunctionUrl"): self.function_url,
         }
         if (kind, attribute) not in attributes:
             raise TemplateError(f"Fn::GetAtt {logical_id}.{attribute} ({kind}) is not emulated")
@@ -450,10 +484,13 @@ class _Reader:
         function_id = self.function_id(mapping["FunctionName"])
         emulated = {"AWS::S3::Bucket", "AWS::SQS::Queue", "AWS::SNS::Topic", "AWS::CloudWatch::Alarm"}
         emulated |= {"AWS::SES::ReceiptRule", "AWS::Lambda::EventSourceMapping"}
+        emulated |= {"AWS::SecretsManager::Secret", "AWS::Lambda::Url"}
+        download = self.download()
+        served = {function_id, download.function.logical_id if download else ""}
         not_emulated = [
             f"{lid} ({res['Type']})"
             for lid, res in self.resources.items()
-            if res.get("Type") not in emulated and lid != function_id and self.r.exists(lid)
+            if res.get("Type") not in emulated and lid not in served and self.r.exists(lid)
         ]
         return Blueprint(
             stack_name=stack,
@@ -474,7 +511,28 @@ class _Reader:
             alarms=[a for a in (self.alarm(lid) for lid in self.of_type("AWS::CloudWatch::Alarm")) if a],
             receipt_rule=self.receipt_rule(),
             not_emulated=not_emulated,
+            secrets=[self.secret(lid) for lid in self.of_type("AWS::SecretsManager::Secret")],
+            download=download,
         )
+
+    def secret(self, lid: str) -> Secret:
+        props = self.r.properties(lid)
+        string = props.get("SecretString")
+        generate = props.get("GenerateSecretString")
+        return Secret(lid, self.r.physical_name(lid), self.r.arn(lid), string, generate)
+
+    def download(self) -> DownloadEndpoint | None:
+        """The function behind the template's function URL, if it has one."""
+        for lid in self.of_type("AWS::Lambda::Url"):
+            target = str(self.r.properties(lid)["TargetFunctionArn"])
+            function_id = self.function_id(target)
+            command = self.r.properties(function_id).get("ImageConfig", {}).get("Command", [])
+            if len(command) != 1:
+                raise TemplateError(
+                    f"{function_id}: the sandbox serves image functions with a one-word Command"
+                )
+            return DownloadEndpoint(self.function(function_id), str(command[0]), self.r.function_url)
+        return None
 
     def function_id(self, function_name: str) -> str:
         for lid in self.of_type("AWS::Lambda::Function"):

@@ -23,13 +23,6 @@ def client(service: str) -> Any:
     return boto3.session.Session().client(service, config=config)
 
 
-def s3_with_keys(access_key_id: str, secret_access_key: str) -> Any:
-    """An S3 client that signs with a dedicated key pair (long-lived links, see storage.LinkSigner)."""
-    return boto3.session.Session(
-        aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key
-    ).client("s3", config=Config(signature_version="s3v4"))
-
-
 def reset() -> None:
     """Forget every client (tests start a fresh moto account per test)."""
     client.cache_clear()

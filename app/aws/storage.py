@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import json
-import time
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app import links
 from app.aws import clients
+from app.aws.link_keys import KeyringSource
 from app.errors import MailMissing, RetryableError
 
 MB = 1024 * 1024
@@ -18,7 +21,6 @@ MB = 1024 * 1024
 # in two parallel parts, and at most 32 MB of decoded data is in flight beside the raw mail.
 TRANSFER = TransferConfig(multipart_threshold=16 * MB, multipart_chunksize=16 * MB, max_concurrency=2)
 _MISSING = {"NoSuchKey", "404", "NotFound"}
-SIGNING_KEY_TTL_SECONDS = 600  # a rotated link-signing key is picked up within ten minutes
 
 
 def read_object(bucket: str, key: str, max_size: int) -> bytes | None:
@@ -54,41 +56,27 @@ def put_json(bucket: str, key: str, document: dict[str, Any]) -> None:
 
 
 class LinkSigner:
-    """Pre-signs GET links with the function's role, or with a dedicated key from Secrets Manager.
-
-    Role credentials are temporary: a link signed with them dies when they expire (hours), whatever its
-    X-Amz-Expires says. A dedicated IAM user's key lets links live their full expiry (up to seven days).
+    """Signs attachment links: links to the download function when it is configured (they live as long
+    as the mail says, up to the retention), else S3 pre-signed links with the function's role (tests,
+    `sam local invoke`). Role credentials are temporary: such a link dies with them, hours early at worst.
     """
 
-    def __init__(self, secret_arn: str | None) -> None:
-        self._secret_arn = secret_arn
-        self._client: Any = None
-        self._loaded_at = 0.0
+    def __init__(self, download_base_url: str | None, link_key_secret_arn: str | None) -> None:
+        self._base_url = download_base_url
+        self._keys = KeyringSource(link_key_secret_arn) if download_base_url and link_key_secret_arn else None
 
-    def presign(self, bucket: str, key: str, expires_in: int) -> str:
+    def sign(self, bucket: str, key: str, expires_at: datetime) -> str:
+        if self._keys is not None and self._base_url is not None:
+            return links.sign(self._keys.get(), self._base_url, key, int(expires_at.timestamp()))
+        expires_in = max(1, math.ceil((expires_at - datetime.now(UTC)).total_seconds()))
         try:
             return str(
-                self._signing_client().generate_presigned_url(
+                clients.client("s3").generate_presigned_url(
                     "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_in
                 )
             )
         except (ClientError, BotoCoreError) as e:
             raise RetryableError(f"signing a link: {_error(e)}") from e
-
-    def _signing_client(self) -> Any:
-        if self._secret_arn is None:
-            return clients.client("s3")
-        if self._client is None or time.monotonic() - self._loaded_at > SIGNING_KEY_TTL_SECONDS:
-            secret = clients.client("secretsmanager").get_secret_value(SecretId=self._secret_arn)
-            try:
-                keys = json.loads(secret["SecretString"])
-                self._client = clients.s3_with_keys(keys["AccessKeyId"], keys["SecretAccessKey"])
-            except (KeyError, TypeError, ValueError) as e:
-                raise RetryableError(
-                    "LINK_SIGNING_SECRET_ARN: the secret must be JSON with AccessKeyId and SecretAccessKey"
-                ) from e
-            self._loaded_at = time.monotonic()
-        return self._client
 
 
 def _code(e: ClientError) -> str:

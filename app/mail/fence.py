@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import re
 
-from flanker.addresslib import address
-
 Fence = tuple[str, ...]  # normalised entries; empty admits everyone
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
@@ -31,6 +29,9 @@ def parse(text: str) -> Fence:
             domain = _ascii_domain(entry[1:])
             entry = "@" + domain if domain else ""
         else:
+            # flanker on first use: the download function reads the settings module but never a fence
+            from flanker.addresslib import address
+
             parsed = address.parse(entry, addr_spec_only=True)
             entry = str(parsed.address).lower() if parsed is not None and parsed.addr_type == "email" else ""
         if not entry:

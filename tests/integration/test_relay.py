@@ -336,24 +336,3 @@ def test_abuse_limits_end_in_notices(world: World) -> None:
     assert [n["reason"] for n in world.notices()] == ["too_large", "malformed", "malformed"]
     assert world.keys(world.attachments) == []
     assert world.sent() == []
-
-
-def test_links_are_signed_with_the_dedicated_key_when_configured(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import boto3
-
-    from app.config import load_settings
-
-    secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
-        Name="relay-link-signer",
-        SecretString=json.dumps({"AccessKeyId": "AKIALINKSIGNER000001", "SecretAccessKey": "s3cr3t"}),
-    )
-    monkeypatch.setenv("LINK_SIGNING_SECRET_ARN", secret["ARN"])
-    load_settings.cache_clear()
-    run(world, "openssl-missing-blank-line.eml")
-    [link] = links_in(world.sent()[0].message.get_content())
-    query = parse_qs(urlsplit(link).query)
-    assert query["X-Amz-Credential"][0].startswith("AKIALINKSIGNER000001/")
-    assert "X-Amz-Security-Token" not in query  # not the role's temporary credentials
-    assert world.download(link) == b"content\n"

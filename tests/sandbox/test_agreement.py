@@ -107,7 +107,8 @@ def test_the_function_environment_is_the_templates_and_the_function_accepts_it(
     translated: dict[str, Any], provisioned: tuple[Blueprint, Any]
 ) -> None:
     blueprint, _ = provisioned
-    (function,) = _of_type(translated, "AWS::Lambda::Function").values()
+    (mapping,) = _of_type(translated, "AWS::Lambda::EventSourceMapping").values()
+    function = _of_type(translated, "AWS::Lambda::Function")[mapping["FunctionName"]["Ref"]]
     declared = function["Environment"]["Variables"]
     assert set(blueprint.function.environment) == set(declared)
     assert set(blueprint.function.environment) <= set(ENVIRONMENT_VARIABLES)
@@ -147,3 +148,31 @@ def test_a_visibility_override_touches_only_the_inbound_queue(monkeypatch: pytes
     assert timeouts[blueprint.inbound_queue.logical_id] == "2"
     others = [q for q in blueprint.queues if q.logical_id != blueprint.inbound_queue.logical_id]
     assert all(timeouts[q.logical_id] == q.attributes.get("VisibilityTimeout", "30") for q in others)
+
+
+def test_the_download_function_is_served_with_the_generated_link_keys(
+    translated: dict[str, Any], provisioned: tuple[Blueprint, Any]
+) -> None:
+    from app.config import DownloadSettings
+    from app.links import parse_keyring
+
+    blueprint, clients = provisioned
+    assert blueprint.download is not None
+    (url,) = _of_type(translated, "AWS::Lambda::Url").values()
+    target = url["TargetFunctionArn"]["Fn::GetAtt"][0]
+    declared = _of_type(translated, "AWS::Lambda::Function")[target]
+    assert blueprint.download.function.logical_id == target
+    assert (
+        blueprint.download.handler == declared["ImageConfig"]["Command"][0] == "app.download.lambda_handler"
+    )
+    assert set(blueprint.download.function.environment) == set(declared["Environment"]["Variables"])
+    settings = DownloadSettings.from_environ(blueprint.download.function.environment)
+    relay = Settings.from_environ(blueprint.function.environment)
+    assert relay.download_base_url == blueprint.download.url == "http://127.0.0.1:8480/"
+    assert relay.link_key_secret_arn == settings.link_key_secret_arn
+    stored = clients("secretsmanager").get_secret_value(SecretId=settings.link_key_secret_arn)["SecretString"]
+    keyring = parse_keyring(stored)
+    assert keyring.current_kid == "k0"
+    assert len(keyring.current) == 64
+    served = {target, "DownloadFunctionUrl", "LinkKeySecret"}
+    assert not [entry for entry in blueprint.not_emulated if entry.split(" ")[0] in served]

@@ -11,9 +11,11 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -81,9 +83,9 @@ def smtp_session(running: Running) -> smtplib.SMTP:
     return client
 
 
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    data = tmp_path_factory.mktemp("sandbox")
+@contextmanager
+def launch(data: Path, *extra: str) -> Iterator[Running]:
+    """`python -m sandbox` on free ports until the block ends, then Ctrl-C (kill if it hangs)."""
     log = data / "sandbox.log"
     command = [
         sys.executable,
@@ -97,18 +99,13 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         "0",
         "--aws-port",
         "0",
+        "--download-port",
+        "0",
         "--smtp-password",
         PASSWORD,
-        "--visibility-timeout",
-        "2",
-        "--batch-window",
-        "0.2",
         "--status-interval",
         "0",
-        # Closed, as recommended for production: plant.example.com is the sandbox's default authenticated
-        # domain; cameras.example.com is allowed but not authenticated.
-        "--param",
-        "AllowedSenders=@plant.example.com,@cameras.example.com",
+        *extra,
     ]
     with log.open("wb") as output:
         process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
@@ -128,6 +125,17 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    # Closed, as recommended for production: plant.example.com is the sandbox's default authenticated
+    # domain; cameras.example.com is allowed but not authenticated.
+    closed = ("--param", "AllowedSenders=@plant.example.com,@cameras.example.com")
+    with launch(
+        tmp_path_factory.mktemp("sandbox"), "--visibility-timeout", "2", "--batch-window", "0.2", *closed
+    ) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -228,6 +236,60 @@ def test_a_normal_mail_is_distributed_with_a_working_link(delivered: dict[str, A
     (link,) = normal["links"]
     with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310 - the sandbox's own endpoint
         assert response.read() == ATTACHMENT
+
+
+def test_the_link_is_the_download_function_and_answers_revocation_at_once(
+    running: Running, delivered: dict[str, Any]
+) -> None:
+    (normal,) = [m for m in delivered["outbox"] if _bare(m["original_message_id"]) == "normal"]
+    (link,) = normal["links"]
+    assert link.startswith(running.state["download"]["url"])
+    bucket = ["--attachments-bucket", running.state["environment"]["ATTACHMENTS_BUCKET"]]
+    relayctl(running, "revoke", *bucket, "--url", link)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(link, timeout=10)  # noqa: S310 - the sandbox's own endpoint
+    assert refused.value.code == 410
+    assert "withdrawn" in refused.value.read().decode()
+    relayctl(running, "unrevoke", *bucket, "--url", link)
+    with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310
+        assert response.status == 200
+        assert response.read() == ATTACHMENT
+    secret = running.state["download"]["link_key_secret_arn"]
+    assert "retired  -" in relayctl(running, "rotate-link-key", "--link-key-secret", secret)
+    with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310 - k0 is now the previous key
+        assert response.read() == ATTACHMENT
+    tampered = link.replace("exp=", "exp=1")
+    with pytest.raises(urllib.error.HTTPError) as forbidden:
+        urllib.request.urlopen(tampered, timeout=10)  # noqa: S310
+    assert forbidden.value.code == 403
+    served = [json.loads(line) for line in running.output().splitlines() if '"Downloads"' in line]
+    assert [r["Outcome"] for r in served][-5:] == ["served", "revoked", "served", "served", "forbidden"]
+    # The function's log lines never carry a signature (the outbox echo shows the link on purpose).
+    logged = [line for line in running.output().splitlines() if line.startswith("{")]
+    assert logged
+    assert not [line for line in logged if link.rpartition("sig=")[2] in line]
+
+
+def relayctl(running: Running, *argv: str) -> str:
+    environment = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": running.state["endpoint"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": running.state["region"],
+    }
+    environment.pop("AWS_PROFILE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "relayctl", *argv],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def test_the_burst_is_distributed_to_its_recipient(delivered: dict[str, Any]) -> None:

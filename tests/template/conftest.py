@@ -52,6 +52,28 @@ def image_functions(template: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def relay_function(template: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The image function an SQS queue drives (the download function shares its image)."""
+    found = [
+        (name, f)
+        for name, f in image_functions(template).items()
+        if any(e.get("Type") == "SQS" for e in f["Properties"].get("Events", {}).values())
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def download_function(template: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The image function whose command is the download handler."""
+    found = [
+        (name, f)
+        for name, f in image_functions(template).items()
+        if f["Properties"].get("ImageConfig", {}).get("Command") == ["app.download.lambda_handler"]
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
 def translate(template: Mapping[str, Any]) -> dict[str, Any]:
     """SAM's transform, offline, with the ImageUri that `sam build` would fill in."""
     fragment = copy.deepcopy(dict(template))
@@ -79,9 +101,10 @@ def resources_of(template: Mapping[str, Any], kind: str) -> dict[str, dict[str, 
 
 
 def the_function(cfn: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    functions = resources_of(cfn, "AWS::Lambda::Function")
-    assert len(functions) == 1, sorted(functions)
-    return next(iter(functions.items()))
+    """The relay: the function the SQS event source mapping drives."""
+    (mapping,) = resources_of(cfn, "AWS::Lambda::EventSourceMapping").values()
+    name = ref_name(mapping["Properties"]["FunctionName"])
+    return name, dict(cfn["Resources"][name])
 
 
 def ref_name(node: Any) -> str:

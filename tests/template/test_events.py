@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from app.config import ENVIRONMENT_VARIABLES, Settings
-from tests.template.conftest import EVENTS, ROOT, Evaluator, image_functions, load_template
+from tests.template.conftest import EVENTS, ROOT, Evaluator, load_template, relay_function
 
 pytestmark = pytest.mark.unit
 
@@ -31,7 +31,7 @@ def _bodies(path: Path) -> list[tuple[str, dict[str, Any]]]:
 
 def test_env_json_names_the_function_and_satisfies_its_config() -> None:
     source = load_template()
-    (function,) = image_functions(source)
+    function, _ = relay_function(source)
     assert list(json.loads((EVENTS / "env.json").read_text())) == [function]
     env = _env()
     assert sorted(env) == sorted(ENVIRONMENT_VARIABLES)
@@ -41,7 +41,7 @@ def test_env_json_names_the_function_and_satisfies_its_config() -> None:
 def test_env_json_buckets_are_what_the_template_names_for_the_example_stack() -> None:
     source = load_template()
     evaluate = Evaluator(source)
-    (function,) = image_functions(source).values()
+    _, function = relay_function(source)
     variables = evaluate(function["Properties"]["Environment"]["Variables"])
     env = _env()
     for name in ("INCOMING_BUCKET", "ATTACHMENTS_BUCKET", "SENDER_EMAIL", "RECIPIENT_EMAIL"):

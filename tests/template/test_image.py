@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.template.conftest import ROOT
+from tests.template.conftest import ROOT, download_function, load_template
 from tools.lock import parse
 
 pytestmark = pytest.mark.image
@@ -129,6 +129,8 @@ def build(tmp_path: Path, context: Path = ROOT, wheelhouse: Path = WHEELHOUSE) -
 def test_image_imports_the_handler_silently_from_a_read_only_task_root(tmp_path: Path) -> None:
     task_root, handler = build(tmp_path)
     module, _, function = handler.rpartition(".")
+    (command,) = download_function(load_template())[1]["Properties"]["ImageConfig"]["Command"]
+    download_module, _, download_function_name = command.rpartition(".")  # the same image, its own handler
     assert (task_root / "flanker").is_dir()
     assert (task_root / "app" / "handler.py").is_file()
     subprocess.run(["chmod", "-R", "a-w", str(task_root)], check=True)
@@ -138,6 +140,8 @@ def test_image_imports_the_handler_silently_from_a_read_only_task_root(tmp_path:
         f"sys.path[:0] = [{str(task_root)!r}]\n"
         f"handler = getattr(importlib.import_module({module!r}), {function!r})\n"
         "assert callable(handler)\n"
+        f"download = getattr(importlib.import_module({download_module!r}), {download_function_name!r})\n"
+        "assert callable(download)\n"
         "from flanker.addresslib import address\n"
         "assert address.parse('Sensor <cam-1@plant.example.org>').address == 'cam-1@plant.example.org'\n"
     )

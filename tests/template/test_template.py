@@ -12,16 +12,16 @@ from tests.template.conftest import (
     ROOT,
     Evaluator,
     as_list,
+    download_function,
     image_functions,
     ref_name,
+    relay_function,
     resources_of,
     statements,
     the_function,
 )
 
 pytestmark = pytest.mark.unit
-
-SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:relay-link-signer-AbCdEf"
 
 
 def _role_statements(cfn: dict[str, Any]) -> list[dict[str, Any]]:
@@ -34,10 +34,12 @@ def _role_statements(cfn: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _function_statements(source: dict[str, Any], **parameters: str) -> list[dict[str, Any]]:
-    """The function role's statements as deployed with these parameter values."""
+def _function_statements(
+    source: dict[str, Any], *, download: bool = False, **parameters: str
+) -> list[dict[str, Any]]:
+    """The relay's (or the download function's) role statements as deployed with these parameters."""
     evaluate = Evaluator(source, **parameters)
-    ((name, _),) = image_functions(source).items()
+    name, _ = download_function(source) if download else relay_function(source)
     role = ref_name(source["Resources"][name]["Properties"]["Role"])
     policies = evaluate(source["Resources"][role]["Properties"]["Policies"])
     return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
@@ -49,9 +51,15 @@ def test_function_environment_is_exactly_what_the_config_reads(cfn: dict[str, An
 
 
 def test_function_is_a_traced_image_with_json_logs(source: dict[str, Any], cfn: dict[str, Any]) -> None:
-    ((_, declared),) = image_functions(source).items()
-    assert (ROOT / declared["Metadata"]["DockerContext"] / declared["Metadata"]["Dockerfile"]).is_file()
-    assert declared["Metadata"]["DockerTag"]
+    relay, download = relay_function(source)[1], download_function(source)[1]
+    for declared in (relay, download):
+        assert (ROOT / declared["Metadata"]["DockerContext"] / declared["Metadata"]["Dockerfile"]).is_file()
+        assert declared["Metadata"]["DockerTag"]
+    # One image: the download function differs only by its command.
+    assert {k: v for k, v in download["Metadata"].items() if k != "checkov"} == {
+        k: v for k, v in relay["Metadata"].items() if k != "checkov"
+    }
+    assert len(image_functions(source)) == 2
     _, function = the_function(cfn)
     assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
     assert function["Properties"]["LoggingConfig"]["LogFormat"] == "JSON"
@@ -72,7 +80,7 @@ def test_every_iam_statement_names_its_resources(cfn: dict[str, Any]) -> None:
 
 def test_function_object_access_stays_in_the_storage_layout(source: dict[str, Any]) -> None:
     evaluate = Evaluator(source)
-    function_env = evaluate(next(iter(image_functions(source).values()))["Properties"]["Environment"])
+    function_env = evaluate(relay_function(source)[1]["Properties"]["Environment"])
     incoming, attachments = (
         function_env["Variables"]["INCOMING_BUCKET"],
         function_env["Variables"]["ATTACHMENTS_BUCKET"],
@@ -85,7 +93,6 @@ def test_function_object_access_stays_in_the_storage_layout(source: dict[str, An
         f"arn:aws:s3:::{attachments}/attachments/*": {
             "s3:PutObject",
             "s3:PutObjectTagging",
-            "s3:GetObject",
             "s3:AbortMultipartUpload",
         },
     }
@@ -128,17 +135,144 @@ def test_ses_send_is_limited_to_the_sender_identity_and_configuration_set(
     assert set(as_list(sends[0]["Action"])) <= {"ses:SendEmail", "ses:SendRawEmail"}
 
 
-@pytest.mark.parametrize("secret", ["", SECRET])
-def test_link_signing_secret_is_readable_only_when_configured(source: dict[str, Any], secret: str) -> None:
-    reads = [
-        s
-        for s in _function_statements(source, LinkSigningSecretArn=secret)
-        if any(a.startswith("secretsmanager:") for a in as_list(s["Action"]))
-    ]
-    assert len(reads) == (1 if secret else 0)
-    if secret:
-        assert as_list(reads[0]["Action"]) == ["secretsmanager:GetSecretValue"]
-        assert as_list(reads[0]["Resource"]) == [secret]
+def _granted(statements: list[dict[str, Any]], prefix: str) -> dict[str, set[str]]:
+    granted: dict[str, set[str]] = {}
+    for statement in statements:
+        actions = {a for a in as_list(statement["Action"]) if a.startswith(prefix)}
+        for resource in as_list(statement["Resource"]) if actions else []:
+            granted.setdefault(resource, set()).update(actions)
+    return granted
+
+
+def test_both_functions_read_the_link_keys_and_nothing_else_of_secrets_manager(
+    source: dict[str, Any],
+) -> None:
+    (secret,) = resources_of(source, "AWS::SecretsManager::Secret")
+    for download in (False, True):
+        granted = _granted(_function_statements(source, download=download), "secretsmanager:")
+        assert granted == {f"<{secret}>": {"secretsmanager:GetSecretValue"}}
+        assert not _granted(_function_statements(source, download=download), "kms:")
+
+
+def test_the_secret_is_generated_in_the_shape_the_keyring_parser_reads(source: dict[str, Any]) -> None:
+    import json
+
+    from app.links import parse_keyring
+
+    ((name, secret),) = resources_of(source, "AWS::SecretsManager::Secret").items()
+    generate = secret["Properties"]["GenerateSecretString"]
+    assert generate["PasswordLength"] >= 32
+    assert generate["ExcludePunctuation"] is True
+    document = json.loads(generate["SecretStringTemplate"])
+    document[generate["GenerateStringKey"]] = "x" * generate["PasswordLength"]
+    assert parse_keyring(json.dumps(document)).current_kid == "k0"
+    assert "KmsKeyId" not in secret["Properties"]  # the AWS managed aws/secretsmanager key
+    for _, function in (relay_function(source), download_function(source)):
+        assert function["Properties"]["Environment"]["Variables"]["LINK_KEY_SECRET_ARN"] == {"Ref": name}
+
+
+def test_download_function_reads_attachments_and_their_tags_never_manifests(source: dict[str, Any]) -> None:
+    import fnmatch
+
+    evaluate = Evaluator(source)
+    _, function = download_function(source)
+    bucket = evaluate(function["Properties"]["Environment"]["Variables"]["ATTACHMENTS_BUCKET"])
+    granted = _granted(_function_statements(source, download=True), "s3:")
+    assert granted == {f"arn:aws:s3:::{bucket}/attachments/*/*/*": {"s3:GetObject", "s3:GetObjectTagging"}}
+    ((pattern, _),) = granted.items()
+    digest = "0" * 32
+    assert fnmatch.fnmatchcase(f"arn:aws:s3:::{bucket}/attachments/{digest}/2/a.jpg", pattern)
+    assert not fnmatch.fnmatchcase(f"arn:aws:s3:::{bucket}/attachments/{digest}/manifest.json", pattern)
+    actions = {a for s in _function_statements(source, download=True) for a in as_list(s["Action"])}
+    assert actions == {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "s3:GetObject",
+        "s3:GetObjectTagging",
+        "secretsmanager:GetSecretValue",
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+    }
+
+
+def test_download_function_is_public_through_its_url_only(
+    source: dict[str, Any], cfn: dict[str, Any]
+) -> None:
+    from app.config import DOWNLOAD_ENVIRONMENT_VARIABLES
+
+    name, function = download_function(source)
+    props = function["Properties"]
+    assert props["Tracing"] == "Active"
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert sorted(props["Environment"]["Variables"]) == sorted(DOWNLOAD_ENVIRONMENT_VARIABLES)
+    log_group = source["Resources"][ref_name(props["LoggingConfig"]["LogGroup"])]["Properties"]
+    assert Evaluator(source)(log_group["LogGroupName"]) == "/aws/lambda/iot-mail-relay-download"
+    reserved = props["ReservedConcurrentExecutions"]["Fn::If"]
+    assert reserved[1] == {"Ref": "DownloadReservedConcurrency"}
+    ((url_name, url),) = resources_of(cfn, "AWS::Lambda::Url").items()
+    assert url["Properties"]["AuthType"] == "NONE"
+    assert ref_name(url["Properties"]["TargetFunctionArn"]) == name
+    skips = {s["id"] for s in source["Resources"][url_name]["Metadata"]["checkov"]["skip"]}
+    assert skips == {"CKV_AWS_258"}
+    permissions = [p["Properties"] for p in resources_of(cfn, "AWS::Lambda::Permission").values()]
+    assert {
+        (p["Action"], p.get("FunctionUrlAuthType"), p.get("InvokedViaFunctionUrl")) for p in permissions
+    } == {
+        ("lambda:InvokeFunctionUrl", "NONE", None),
+        ("lambda:InvokeFunction", None, True),
+    }
+    assert all(ref_name(p["FunctionName"]) == name for p in permissions)
+    _, relay = relay_function(source)
+    assert relay["Properties"]["Environment"]["Variables"]["DOWNLOAD_BASE_URL"] == {
+        "Fn::GetAtt": [url_name, "FunctionUrl"]
+    }
+    # The download function must not reference the relay, or the two would form a cycle.
+    assert relay_function(source)[0] not in str(function)
+
+
+def test_the_stack_refuses_a_link_expiry_beyond_the_retention(source: dict[str, Any]) -> None:
+    ((name, check),) = resources_of(source, "Custom::LinkExpiryWithinRetention").items()
+    props = check["Properties"]
+    assert props["UrlExpirySeconds"] == {"Ref": "UrlExpirySeconds"}
+    assert props["AttachmentRetentionDays"] == {"Ref": "AttachmentRetentionDays"}
+    code = source["Resources"][ref_name(props["ServiceToken"])]["Properties"]["InlineCode"]
+    sent: list[tuple[str, str | None]] = []
+
+    class Response:
+        SUCCESS, FAILED = "SUCCESS", "FAILED"
+
+        @staticmethod
+        def send(
+            event: Any, context: Any, status: str, data: Any, pid: str, reason: str | None = None
+        ) -> None:
+            sent.append((status, reason))
+
+    import sys
+    from unittest import mock
+
+    namespace: dict[str, Any] = {}
+    with mock.patch.dict(sys.modules, {"cfnresponse": Response}):
+        exec(compile(code, name, "exec"), namespace)  # noqa: S102 - the template's own inline code
+
+    def check_with(expiry: int, days: int, request: str = "Create") -> str:
+        event = {
+            "RequestType": request,
+            "ResourceProperties": {"UrlExpirySeconds": str(expiry), "AttachmentRetentionDays": str(days)},
+        }
+        namespace["handler"](event, None)
+        return sent[-1][0]
+
+    assert check_with(86400, 7) == "SUCCESS"
+    assert check_with(7 * 86400, 7) == "SUCCESS"
+    assert check_with(7 * 86400 + 1, 7, "Update") == "FAILED"
+    assert "AttachmentRetentionDays=7" in str(sent[-1][1])
+    assert check_with(30 * 86400, 7, "Delete") == "SUCCESS"  # a failed stack can still be deleted
+    expiry = source["Parameters"]["UrlExpirySeconds"]
+    assert (
+        int(expiry["MaxValue"])
+        == 3650 * 86400
+        == int(source["Parameters"]["AttachmentRetentionDays"]["MaxValue"]) * 86400
+    )
 
 
 def test_alarm_thresholds_are_parameters_with_the_agreed_defaults(cfn: dict[str, Any]) -> None:
@@ -240,7 +374,7 @@ def test_tagging_an_attachment_revoked_denies_every_read(source: dict[str, Any],
         if s["Effect"] == "Deny" and "s3:GetObject" in as_list(s["Action"])
     ]
     assert len(revokes) == 1
-    assert revokes[0]["Principal"] == "*"  # links signed by the role or the signing user alike
+    assert revokes[0]["Principal"] == "*"  # the download function's 60-second redirects included
     assert revokes[0]["Condition"] == {"StringEquals": {"s3:ExistingObjectTag/revoked": "true"}}
     assert as_list(revokes[0]["Resource"]) == [f"arn:aws:s3:::{evaluate.physical(bucket)}/*"]
 

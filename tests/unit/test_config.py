@@ -2,8 +2,16 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import ENVIRONMENT_VARIABLES, ConfigError, SenderAuth, Settings
+from app.config import (
+    DOWNLOAD_ENVIRONMENT_VARIABLES,
+    ENVIRONMENT_VARIABLES,
+    ConfigError,
+    DownloadSettings,
+    SenderAuth,
+    Settings,
+)
 
+SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:relay-link-keys-AbCdEf"
 VALID = {
     "INCOMING_BUCKET": "relay-incoming",
     "ATTACHMENTS_BUCKET": "relay-attachments",
@@ -32,11 +40,12 @@ def test_every_variable_is_declared() -> None:
         "CONFIGURATION_SET_NAME": "relay-set",
         "MAX_RECIPIENTS": "120",
         "ALLOWED_SENDERS": " Sensor@Plant.example.com , @cameras.example.com ",
-        "LINK_SIGNING_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:relay-links-AbCdEf",
         "ALLOWED_RECIPIENTS": "Ops@Example.com, @example.org, @*.Example.NET",
         "SENDER_AUTH": "Off",
         "ADDITIONAL_RECIPIENT_EMAILS": "Cam-1@relay.example.com, nvr-2@relay.example.com",
         "RECIPIENTS_CONFIG": "s3://relay-incoming/config/recipients.json",
+        "DOWNLOAD_BASE_URL": "https://abcdefghij.lambda-url.eu-west-1.on.aws",
+        "LINK_KEY_SECRET_ARN": SECRET,
     }
     assert set(full) == set(ENVIRONMENT_VARIABLES)
     settings = Settings.from_environ(full)
@@ -44,7 +53,6 @@ def test_every_variable_is_declared() -> None:
     assert settings.configuration_set_name == "relay-set"
     assert settings.max_recipients == 120
     assert settings.allowed_senders == ("sensor@plant.example.com", "@cameras.example.com")
-    assert settings.link_signing_secret_arn is not None
     assert settings.allowed_recipients == ("ops@example.com", "@example.org", "@*.example.net")
     assert settings.sender_auth is SenderAuth.OFF
     assert settings.receiving_addresses == (
@@ -54,6 +62,8 @@ def test_every_variable_is_declared() -> None:
     )
     assert settings.recipients_config == ("relay-incoming", "config/recipients.json")
     assert not settings.is_open
+    assert settings.download_base_url == "https://abcdefghij.lambda-url.eu-west-1.on.aws/"
+    assert settings.link_key_secret_arn == SECRET
 
 
 @pytest.mark.parametrize(
@@ -92,7 +102,8 @@ def test_missing_or_empty_required_variable_is_named(name: str, value: str | Non
         ("ADDITIONAL_RECIPIENT_EMAILS", "relay@example.com"),
         ("RECIPIENTS_CONFIG", "relay-incoming/config/recipients.json"),
         ("RECIPIENTS_CONFIG", "s3://relay-incoming/"),
-        ("LINK_SIGNING_SECRET_ARN", "arn:aws:s3:::bucket"),
+        ("DOWNLOAD_BASE_URL", "http://abcdefghij.lambda-url.eu-west-1.on.aws/"),
+        ("DOWNLOAD_BASE_URL", "https://host.example.com/with/a/path"),
     ],
 )
 def test_invalid_value_is_named(name: str, value: str) -> None:
@@ -112,3 +123,32 @@ def test_upper_bound_of_expiry_is_seven_days() -> None:
 def test_only_one_fence_closes_the_relay() -> None:
     assert not Settings.from_environ({**VALID, "ALLOWED_SENDERS": "@plant.example.com"}).is_open
     assert not Settings.from_environ({**VALID, "ALLOWED_RECIPIENTS": "@example.com"}).is_open
+
+
+def test_download_links_need_the_key_secret_and_may_outlive_seven_days() -> None:
+    links = {**VALID, "DOWNLOAD_BASE_URL": "https://abcdefghij.lambda-url.eu-west-1.on.aws/"}
+    with pytest.raises(ConfigError, match=r"^LINK_KEY_SECRET_ARN: is required when DOWNLOAD_BASE_URL"):
+        Settings.from_environ(links)
+    with pytest.raises(ConfigError, match=r"^LINK_KEY_SECRET_ARN: "):
+        Settings.from_environ({**links, "LINK_KEY_SECRET_ARN": "arn:aws:s3:::bucket"})
+    month = str(30 * 86400)
+    settings = Settings.from_environ({**links, "LINK_KEY_SECRET_ARN": SECRET, "URL_EXPIRY_SECONDS": month})
+    assert settings.url_expiry_seconds == 30 * 86400
+    with pytest.raises(ConfigError, match=r"^URL_EXPIRY_SECONDS: 2592000 is outside 1..604800"):
+        Settings.from_environ({**VALID, "URL_EXPIRY_SECONDS": month})
+    local = Settings.from_environ(
+        {**links, "DOWNLOAD_BASE_URL": "http://127.0.0.1:8480", "LINK_KEY_SECRET_ARN": SECRET}
+    )
+    assert local.download_base_url == "http://127.0.0.1:8480/"
+
+
+def test_download_function_settings_name_their_variable() -> None:
+    settings = DownloadSettings.from_environ(
+        {"ATTACHMENTS_BUCKET": "relay-attachments", "LINK_KEY_SECRET_ARN": SECRET}
+    )
+    assert settings == DownloadSettings("relay-attachments", SECRET)
+    assert set(DOWNLOAD_ENVIRONMENT_VARIABLES) == {"ATTACHMENTS_BUCKET", "LINK_KEY_SECRET_ARN"}
+    with pytest.raises(ConfigError, match=r"^LINK_KEY_SECRET_ARN: is required"):
+        DownloadSettings.from_environ({"ATTACHMENTS_BUCKET": "relay-attachments"})
+    with pytest.raises(ConfigError, match=r"^ATTACHMENTS_BUCKET: "):
+        DownloadSettings.from_environ({"ATTACHMENTS_BUCKET": "Bad_Bucket", "LINK_KEY_SECRET_ARN": SECRET})
