@@ -46,7 +46,7 @@ test: lint scan template-check wheels ## Lint, scan, check the template, run eve
 
 .PHONY: demo
 demo: $(STAMP) ## Run the function on the sample mails in events/ against an in-process moto account
-	$(BIN)/python -m app.demo
+	$(BIN)/python -m demo
 
 .PHONY: clean
 clean: ## Remove virtual environments and caches
