@@ -176,7 +176,9 @@ def test_queue_outlives_the_function_and_fails_over_to_a_dlq(cfn: dict[str, Any]
     assert mapping["BatchSize"] >= 1
     queue = cfn["Resources"][ref_name(mapping["EventSourceArn"])]["Properties"]
     timeout = function["Properties"]["Timeout"]
-    assert queue["VisibilityTimeout"] >= 6 * timeout + mapping["MaximumBatchingWindowInSeconds"]
+    window = cfn["Parameters"][ref_name(mapping["MaximumBatchingWindowInSeconds"])]
+    assert window["Default"] == 0  # a lone alarm mail is not held back
+    assert queue["VisibilityTimeout"] >= 6 * timeout + window["MaxValue"]
     assert 1 < queue["RedrivePolicy"]["maxReceiveCount"] <= 10
     dlq = cfn["Resources"][ref_name(queue["RedrivePolicy"]["deadLetterTargetArn"])]["Properties"]
     assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600 >= queue["MessageRetentionPeriod"]
