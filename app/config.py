@@ -14,6 +14,8 @@ from functools import cache
 
 from flanker.addresslib import address
 
+from app.metrics import DEFAULT_NAMESPACE
+
 ENVIRONMENT_VARIABLES = (
     "INCOMING_BUCKET",
     "ATTACHMENTS_BUCKET",
@@ -25,6 +27,7 @@ ENVIRONMENT_VARIABLES = (
     "MAX_RECIPIENTS",
     "ALLOWED_SENDERS",
     "LINK_SIGNING_SECRET_ARN",
+    "METRICS_NAMESPACE",
 )
 
 MAX_URL_EXPIRY_SECONDS = 7 * 24 * 3600  # SigV4 pre-signed URLs cannot outlive seven days.
@@ -33,6 +36,8 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
 _CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# CloudWatch namespaces: up to 255 of these characters, not starting with ':' nor AWS's reserved "AWS/".
+_METRICS_NAMESPACE = re.compile(r"^(?!AWS/)[0-9A-Za-z.\-_/#][0-9A-Za-z.\-_/#: ]{0,254}$")
 
 
 class ConfigError(ValueError):
@@ -51,6 +56,7 @@ class Settings:
     max_recipients: int = 50
     allowed_senders: tuple[str, ...] = ()
     link_signing_secret_arn: str | None = None
+    metrics_namespace: str = DEFAULT_NAMESPACE
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -77,6 +83,10 @@ class Settings:
             link_signing_secret_arn=env.optional(
                 "LINK_SIGNING_SECRET_ARN", _SECRET_ARN, "a Secrets Manager secret ARN"
             ),
+            metrics_namespace=env.optional(
+                "METRICS_NAMESPACE", _METRICS_NAMESPACE, "a CloudWatch namespace of your own"
+            )
+            or DEFAULT_NAMESPACE,
         )
 
 

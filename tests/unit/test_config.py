@@ -20,6 +20,7 @@ def test_defaults_and_normalisation() -> None:
     assert settings.configuration_set_name is None
     assert settings.allowed_senders == ()
     assert settings.sender_email == "relay@example.com"
+    assert settings.metrics_namespace == "IoTMailRelay"
 
 
 def test_every_variable_is_declared() -> None:
@@ -30,6 +31,7 @@ def test_every_variable_is_declared() -> None:
         "MAX_RECIPIENTS": "120",
         "ALLOWED_SENDERS": " Sensor@Plant.example.com , @cameras.example.com ",
         "LINK_SIGNING_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:relay-links-AbCdEf",
+        "METRICS_NAMESPACE": "IoTMailRelay/prod-eu",
     }
     assert set(full) == set(ENVIRONMENT_VARIABLES)
     settings = Settings.from_environ(full)
@@ -38,6 +40,7 @@ def test_every_variable_is_declared() -> None:
     assert settings.max_recipients == 120
     assert settings.allowed_senders == ("sensor@plant.example.com", "@cameras.example.com")
     assert settings.link_signing_secret_arn is not None
+    assert settings.metrics_namespace == "IoTMailRelay/prod-eu"
 
 
 @pytest.mark.parametrize(
@@ -68,6 +71,9 @@ def test_missing_or_empty_required_variable_is_named(name: str, value: str | Non
         ("CONFIGURATION_SET_NAME", "has spaces"),
         ("ALLOWED_SENDERS", "ok@example.com, not an entry"),
         ("LINK_SIGNING_SECRET_ARN", "arn:aws:s3:::bucket"),
+        ("METRICS_NAMESPACE", "AWS/Lambda"),  # reserved for AWS's own metrics
+        ("METRICS_NAMESPACE", "relay\nmetrics"),
+        ("METRICS_NAMESPACE", "x" * 256),
     ],
 )
 def test_invalid_value_is_named(name: str, value: str) -> None:
