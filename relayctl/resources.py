@@ -33,6 +33,7 @@ RESOURCES = {
         Resource("queue_url", "--queue-url", "InboundQueueUrl", "inbound queue URL"),
         Resource("dlq_url", "--dlq-url", "DeadLetterQueueUrl", "dead-letter queue URL"),
         Resource("rule_set", "--rule-set", "ReceiptRuleSetName", "receipt rule set"),
+        Resource("alarms_topic", "--alarms-topic", "AlarmsTopicArn", "alarms topic ARN"),
     )
 }
 
