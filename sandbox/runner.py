@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config
 
 from sandbox import smtp, status
+from sandbox.metrics import EmfCapture
 from sandbox.outbox import Outbox, ses_sent_messages
 from sandbox.poller import Handler, LambdaContext, Poller
 from sandbox.resources import Provisioned, provision
@@ -75,6 +76,7 @@ class Sandbox:
         self.poller: Poller | None = None
         self.outbox: Outbox | None = None
         self.provisioned: Provisioned | None = None
+        self.metrics = EmfCapture()  # the function's EMF metrics, read from its log records
 
     # -- clients -----------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
@@ -114,6 +116,7 @@ class Sandbox:
             self.echo,
         )
         self.outbox.start()
+        self.metrics.attach()
         source = self.blueprint.event_source
         function = self.blueprint.function
         self.poller = Poller(
@@ -166,6 +169,7 @@ class Sandbox:
             self.outbox.stop()
         if self._moto:
             self._moto.stop()
+        self.metrics.detach()
         for name in (STATE_FILE, STATUS_FILE):
             (self.options.data_dir / name).unlink(missing_ok=True)
 
@@ -207,7 +211,7 @@ class Sandbox:
     def status(self) -> status.Status:
         if self.poller is None:
             raise RuntimeError("the sandbox is not started")
-        return status.snapshot(self.blueprint, self.poller.stats)
+        return status.snapshot(self.blueprint, self.poller.stats, self.metrics)
 
     def _report_status(self) -> None:
         """status.json every two seconds; a status line every interval when something changed."""

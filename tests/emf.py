@@ -4,17 +4,17 @@
 from __future__ import annotations
 
 import json
-import logging
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
+from sandbox.metrics import lambda_json_line
+
+__all__ = ["assert_valid_emf", "lambda_json_line"]
+
 SCHEMA = Path(__file__).parent / "fixtures" / "emf" / "schema.json"
-# LogRecord attributes Lambda's JSON formatter leaves out (awslambdaric's _RESERVED_FIELDS); every other
-# attribute, `extra` members included, becomes a member of the line's root object.
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "aws_request_id"}
 
 
 @cache
@@ -23,13 +23,6 @@ def _validator() -> jsonschema.protocols.Validator:
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)
     return validator_class(schema)  # type: ignore[no-any-return]
-
-
-def lambda_json_line(record: logging.LogRecord) -> dict[str, Any]:
-    """The JSON object Lambda writes for this record with LogFormat JSON, read back."""
-    line = {"timestamp": record.created, "level": record.levelname, "message": record.getMessage()}
-    line.update((k, v) for k, v in vars(record).items() if k not in _RESERVED and k not in line)
-    return dict(json.loads(json.dumps(line)))
 
 
 def assert_valid_emf(document: dict[str, Any]) -> None:
