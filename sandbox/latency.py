@@ -78,12 +78,12 @@ class Figures:
         return {
             "window_seconds": self.window_seconds,
             "lone_seconds": self.lone_seconds,
-            "lone_median_seconds": self.lone_median,
+            "lone_median_seconds": self.lone_median if self.lone_seconds else None,
             "burst": self.burst,
             "burst_kb": self.burst_kb,
             "burst_send_seconds": self.burst_send_seconds,
             "burst_drain_seconds": self.burst_drain_seconds,
-            "burst_mails_per_second": self.burst_rate,
+            "burst_mails_per_second": self.burst_rate if self.burst else None,
         }
 
 
