@@ -53,7 +53,7 @@ test: lint scan lock-check template-check wheels ## Lint, scan, check the lock a
 
 .PHONY: demo
 demo: $(STAMP) ## Run the function on the sample mails in events/ against an in-process moto account
-	$(BIN)/python -m app.demo
+	$(BIN)/python -m demo
 
 .PHONY: clean
 clean: ## Remove virtual environments and caches

@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 from app.mail import fence
+from app.metrics import DEFAULT_NAMESPACE
 
 ENVIRONMENT_VARIABLES = (
     "INCOMING_BUCKET",
@@ -32,6 +33,7 @@ ENVIRONMENT_VARIABLES = (
     "RECIPIENTS_CONFIG",
     "DOWNLOAD_BASE_URL",
     "LINK_KEY_SECRET_ARN",
+    "METRICS_NAMESPACE",
 )
 
 MAX_URL_EXPIRY_SECONDS = 7 * 24 * 3600  # SigV4 pre-signed URLs cannot outlive seven days.
@@ -43,6 +45,8 @@ _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secr
 _CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\s]{1,1024})$")
 _BASE_URL = re.compile(r"^(https://[A-Za-z0-9.-]+|http://(127\.0\.0\.1|localhost)(:\d{1,5})?)/?$")
+# CloudWatch namespaces: up to 255 of these characters, not starting with ':' nor AWS's reserved "AWS/".
+_METRICS_NAMESPACE = re.compile(r"^(?!AWS/)[0-9A-Za-z.\-_/#][0-9A-Za-z.\-_/#: ]{0,254}$")
 
 
 class SenderAuth(StrEnum):
@@ -73,6 +77,7 @@ class Settings:
     sender_auth: SenderAuth = SenderAuth.REQUIRED
     additional_recipient_emails: tuple[str, ...] = ()  # per-device receiving addresses
     recipients_config: tuple[str, str] | None = None  # (bucket, key) of the groups and routes document
+    metrics_namespace: str = DEFAULT_NAMESPACE
 
     @property
     def receiving_addresses(self) -> tuple[str, ...]:
@@ -115,6 +120,10 @@ class Settings:
             sender_auth=env.choice("SENDER_AUTH", SenderAuth, SenderAuth.REQUIRED),
             additional_recipient_emails=env.emails("ADDITIONAL_RECIPIENT_EMAILS", exclude=sender),
             recipients_config=env.s3_uri("RECIPIENTS_CONFIG"),
+            metrics_namespace=env.optional(
+                "METRICS_NAMESPACE", _METRICS_NAMESPACE, "a CloudWatch namespace of your own"
+            )
+            or DEFAULT_NAMESPACE,
         )
 
 

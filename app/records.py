@@ -8,7 +8,8 @@ another bucket, or a body that is not an S3 notification, is refused: acknowledg
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -19,6 +20,9 @@ SES_SETUP_NOTIFICATION = "AMAZON_SES_SETUP_NOTIFICATION"
 class MailRef:
     bucket: str
     key: str
+    # When SES stored the mail (the S3 event's eventTime), where RelayLatency starts; not part of the
+    # mail's identity (a second event for the same object is the same mail).
+    event_time: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -59,4 +63,15 @@ def _item(s3_record: Any, incoming_bucket: str) -> Item:
         return Ignored(refused=False, why=f"event {event_name or 'without a name'}", key=key)
     if key.rsplit("/", 1)[-1] == SES_SETUP_NOTIFICATION:
         return Ignored(refused=False, why="SES setup notification", key=key)
-    return MailRef(bucket=bucket, key=key)
+    return MailRef(bucket=bucket, key=key, event_time=_event_time(s3_record.get("eventTime")))
+
+
+def _event_time(value: Any) -> datetime | None:
+    """S3's ISO 8601 eventTime (`2024-05-01T12:00:00.123Z`); None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -8,12 +8,13 @@ AWS live in `screen`; everything that does goes through the adapters in `app.aws
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from app import records, tracing
+from app import metrics, records, tracing
 from app.aws import mailer, notices, storage
 from app.aws.markers import Markers, marker_key
 from app.config import SenderAuth, Settings
@@ -59,6 +60,7 @@ class Result:
     attachments: int = 0
     source: str = "none"  # how the recipients were found: code, route or none
     from_groups: int = 0
+    attachment_bytes: int = 0
 
 
 def screen(
@@ -160,7 +162,8 @@ def process(
         outcome = Outcome.REFUSED if item.refused else Outcome.SKIPPED
         log.log(level, "record %s: %s", outcome, item.why, extra={"outcome": str(outcome), "key": item.key})
         return outcome
-    with tracing.mail_subsegment(item.key) as trace:
+    started, acceptance = time.monotonic(), metrics.Acceptance()
+    with tracing.mail_subsegment(item.key) as trace, acceptance:
         try:
             result = _relay(item, settings, signer, directory)
         except RetryableError as e:
@@ -190,6 +193,20 @@ def process(
             "attachments": result.attachments,
             "recipients_source": result.source,
             "group_recipients": result.from_groups,
+            # CloudWatch metrics of this mail, in the same line (app/metrics.py).
+            **metrics.emf(
+                settings.metrics_namespace,
+                metrics.MailMetrics(
+                    outcome=str(result.outcome),
+                    reason=str(result.reason) if result.reason else None,
+                    recipients=result.recipients,
+                    attachments=result.attachments,
+                    attachment_bytes=result.attachment_bytes,
+                    processing_ms=(time.monotonic() - started) * 1000,
+                    relay_latency_ms=metrics.latency_ms(item.event_time, acceptance.at),
+                ),
+                datetime.now(UTC),
+            ),
         },
     )
     return result.outcome
@@ -247,6 +264,7 @@ def _relay(
         message_id=mail.message_id,
         recipients=len(decision.recipients),
         attachments=len(links),
+        attachment_bytes=sum(link.size for link in links),
         source=decision.source,
         from_groups=decision.from_groups,
         detail=", ".join(
@@ -318,10 +336,12 @@ def _send(
 
         def send_chunk(number: int = number, batch: tuple[str, ...] = batch) -> str:
             try:
-                return mailer.send(message, batch, settings.sender_email, settings.configuration_set_name)
+                sent = mailer.send(message, batch, settings.sender_email, settings.configuration_set_name)
             except SendRejected as e:
                 rejected.append(f"chunk {number}: {e}")
                 return f"rejected: {e}"
+            metrics.accepted()
+            return sent
 
         markers.once(marker_key(digest, f"send-{number}-of-{len(batches)}"), send_chunk)
     return rejected
@@ -341,6 +361,7 @@ def _notify(ref: records.MailRef, settings: Settings, mail: Mail | None, refusal
 
     def publish() -> str:
         notices.publish(settings.fallback_topic_arn, notice)
+        metrics.accepted()
         return "published"
 
     key = marker_key(attachments.mail_digest(ref.key), f"notice-{refusal.reason}")

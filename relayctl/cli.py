@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "queue_url",
         "dlq_url",
         "rule_set",
+        "alarms_topic",
     )
     sub.add_argument(
         "--sample",

@@ -38,6 +38,7 @@ RESOURCES = {
         Resource("dlq_url", "--dlq-url", "DeadLetterQueueUrl", "dead-letter queue URL"),
         Resource("rule_set", "--rule-set", "ReceiptRuleSetName", "receipt rule set"),
         Resource("link_key_secret", "--link-key-secret", "LinkKeySecretArn", "link-key secret ARN"),
+        Resource("alarms_topic", "--alarms-topic", "AlarmsTopicArn", "alarms topic ARN"),
     )
 }
 

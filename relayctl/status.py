@@ -3,7 +3,9 @@
 The oldest message's age comes from CloudWatch (`ApproximateAgeOfOldestMessage`, what the alarm
 watches). Where CloudWatch has no figure (the sandbox, a quiet queue) `--sample` receives a few messages
 and puts them straight back; that counts as a receive towards the inbound queue's maxReceiveCount, so it
-is not done by default. The relay's alarms are those watching its queues.
+is not done by default. The relay's alarms are those watching its queues and, when the alarms topic is
+known (`--alarms-topic` or the stack's output), every alarm that notifies it: the function's errors, SES's
+reputation and rejected mail have no queue to recognise them by.
 
 A part that cannot be read (a queue, the age figure, the alarms, the rule set: no permission, a
 throttled or failing endpoint) is shown as `unavailable` with the error, the other parts are still
@@ -60,7 +62,8 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
             f"  [{figures['name']}]"
         )
     try:
-        alarms = _alarms(cloudwatch, {q["name"] for q in report.data["queues"].values()})
+        queue_names = {q["name"] for q in report.data["queues"].values()}
+        alarms = _alarms(cloudwatch, queue_names, resources.get("alarms_topic"))
         report.data["alarms"] = alarms
         if not alarms:
             report.lines.append("alarms             none watch these queues")
@@ -166,18 +169,19 @@ def _sampled_age(sqs: Any, url: str, now: datetime) -> int | None:
     return max(0, int(now.timestamp() - oldest))
 
 
-def _alarms(cloudwatch: Any, queue_names: set[str]) -> list[dict[str, Any]]:
+def _alarms(cloudwatch: Any, queue_names: set[str], alarms_topic: str | None) -> list[dict[str, Any]]:
     found = []
     for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
         for alarm in page.get("MetricAlarms", []):
             dimensions = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
-            if dimensions.get("QueueName") in queue_names:
+            notifies_topic = alarms_topic is not None and alarms_topic in alarm.get("AlarmActions", [])
+            if dimensions.get("QueueName") in queue_names or notifies_topic:
                 found.append(
                     {
                         "name": alarm["AlarmName"],
                         "state": alarm.get("StateValue"),
                         "metric": alarm.get("MetricName"),
-                        "queue": dimensions["QueueName"],
+                        "queue": dimensions.get("QueueName"),
                         "reason": alarm.get("StateReason"),
                         "since": alarm.get("StateUpdatedTimestamp"),
                     }

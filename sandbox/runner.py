@@ -21,6 +21,7 @@ from botocore.config import Config
 from sandbox import smtp, status
 from sandbox.claim import Claim, claim, unavailable_port
 from sandbox.download import DownloadServer
+from sandbox.metrics import EmfCapture
 from sandbox.outbox import Outbox, ses_sent_messages
 from sandbox.poller import Handler, LambdaContext, Poller
 from sandbox.resources import Provisioned, provision
@@ -122,6 +123,7 @@ class Sandbox:
         self.poller: Poller | None = None
         self.outbox: Outbox | None = None
         self.provisioned: Provisioned | None = None
+        self.metrics = EmfCapture()  # the function's EMF metrics, read from its log records
 
     # -- clients -----------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
@@ -170,6 +172,7 @@ class Sandbox:
             self.echo,
         )
         self.outbox.start()
+        self.metrics.attach()
         source = self.blueprint.event_source
         function = self.blueprint.function
         self.poller = Poller(
@@ -236,6 +239,7 @@ class Sandbox:
                     running.stop()
             except Exception:
                 log.exception("stopping %s failed", piece.lstrip("_"))
+        self.metrics.detach()
         if self._claim is not None and not self._claim.released:
             for name in (STATE_FILE, STATUS_FILE):  # ours only while the claim holds
                 (self.options.data_dir / name).unlink(missing_ok=True)
@@ -290,7 +294,7 @@ class Sandbox:
     def status(self) -> status.Status:
         if self.poller is None:
             raise RuntimeError("the sandbox is not started")
-        return status.snapshot(self.blueprint, self.poller.stats)
+        return status.snapshot(self.blueprint, self.poller.stats, self.metrics)
 
     def _report_status(self) -> None:
         """status.json every two seconds; a status line every interval when something changed."""

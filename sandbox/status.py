@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox.metrics import Datum, EmfCapture, MailFigures
+from sandbox.metrics import metric_value as emf_metric_value
 from sandbox.poller import PollerStats
 from sandbox.template import Alarm, Blueprint
 
@@ -51,6 +53,7 @@ class Status:
     alarms: list[AlarmState]
     invocations: int
     errors: int
+    mails: MailFigures | None = None  # from the EMF documents in the function's log lines
 
     def line(self) -> str:
         firing = [a.name for a in self.alarms if a.firing]
@@ -60,6 +63,7 @@ class Status:
             f"oldest {self.inbound.oldest_age_seconds:.0f} s; {dlq}; "
             f"{self.invocations} invocations, {self.errors} errors; alarms: "
             + (f"FIRING {', '.join(firing)}" if firing else f"none firing ({len(self.alarms)} watched)")
+            + (f"; mails: {self.mails.text()}" if self.mails else "")
         )
 
     def to_json(self) -> str:
@@ -94,8 +98,13 @@ def metric_value(
     inbound_name: str,
     function_name: str,
     now: float,
+    data: list[Datum] | None = None,
 ) -> float | None:
     since = now - alarm.period_seconds
+    if data is not None and not alarm.namespace.startswith("AWS/"):  # the function's own (EMF) metrics
+        return emf_metric_value(
+            data, alarm.namespace, alarm.metric, alarm.dimensions, alarm.statistic, alarm.period_seconds, now
+        )
     if alarm.namespace == "AWS/SQS":
         snapshot = queues.get(alarm.dimensions.get("QueueName", ""))
         if snapshot is None:
@@ -122,18 +131,25 @@ def metric_value(
     return None
 
 
-def evaluate(blueprint: Blueprint, queues: dict[str, QueueSnapshot], stats: PollerStats) -> list[AlarmState]:
+def evaluate(
+    blueprint: Blueprint,
+    queues: dict[str, QueueSnapshot],
+    stats: PollerStats,
+    data: list[Datum] | None = None,
+) -> list[AlarmState]:
     now = time.time()
     states = []
     for alarm in blueprint.alarms:
-        value = metric_value(alarm, queues, stats, blueprint.inbound_queue.name, blueprint.function.name, now)
+        value = metric_value(
+            alarm, queues, stats, blueprint.inbound_queue.name, blueprint.function.name, now, data
+        )
         compare = COMPARISONS.get(alarm.comparison)
         firing = value is not None and compare is not None and bool(compare(value, alarm.threshold))
         states.append(AlarmState(alarm.name, alarm.metric, value, alarm.threshold, alarm.comparison, firing))
     return states
 
 
-def snapshot(blueprint: Blueprint, stats: PollerStats) -> Status:
+def snapshot(blueprint: Blueprint, stats: PollerStats, emf: EmfCapture | None = None) -> Status:
     inbound_queue = blueprint.inbound_queue
     dlq_queue = blueprint.dead_letter_queue
     inbound = moto_queue(blueprint.account_id, blueprint.region, inbound_queue.name)
@@ -145,9 +161,10 @@ def snapshot(blueprint: Blueprint, stats: PollerStats) -> Status:
         time=time.time(),
         inbound=inbound,
         dead_letter=dead_letter,
-        alarms=evaluate(blueprint, queues, stats),
+        alarms=evaluate(blueprint, queues, stats, emf.data() if emf else None),
         invocations=stats.invocations,
         errors=stats.errors,
+        mails=MailFigures.of(emf.documents()) if emf else None,
     )
 
 
@@ -166,6 +183,9 @@ def show(status_file: Path) -> str:
     if dlq:
         lines.append(f"  dead-letter queue {dlq['name']}: {dlq['visible']} messages")
     lines.append(f"  function: {document['invocations']} invocations, {document['errors']} errors")
+    mails = document.get("mails")
+    if mails is not None:
+        lines.append(f"  mails (from the function's EMF metrics): {MailFigures(**mails).text()}")
     for alarm in document["alarms"]:
         value = "not emulated" if alarm["value"] is None else f"{alarm['value']:g}"
         state = "FIRING" if alarm["firing"] else "ok"

@@ -17,12 +17,20 @@ RETRIES = {"mode": "standard", "max_attempts": 5}
 
 
 @cache
+def _session() -> boto3.session.Session:
+    """One session for the function's clients: each session loads botocore's endpoint and service data
+    anew, so a session per client made the first mail of a cold process pay for that twice."""
+    return boto3.session.Session()
+
+
+@cache
 def client(service: str) -> Any:
     tracing.instrument()
     config = Config(retries=RETRIES, signature_version="s3v4") if service == "s3" else Config(retries=RETRIES)
-    return boto3.session.Session().client(service, config=config)
+    return _session().client(service, config=config)
 
 
 def reset() -> None:
     """Forget every client (tests start a fresh moto account per test)."""
     client.cache_clear()
+    _session.cache_clear()

@@ -91,6 +91,12 @@ def test_harness_measures_both_workloads_on_a_tiny_mail(
     assert 0 < report["cold_import_s"]["median"] < 30
     assert "64KB" in done.stdout
     assert "cold import of app.handler" in done.stdout
+    cold = report["cold_start"]
+    assert len(cold["first_mail_s"]["runs"]) == len(cold["floor_s"]["runs"]) == 1
+    assert 0 < cold["import_s"]["median"] < cold["first_mail_s"]["median"] < 30
+    assert 0 < cold["floor_s"]["median"] < 30
+    assert cold["ratio"] == cold["first_mail_s"]["median"] / cold["floor_s"]["median"]
+    assert "cold process, first 4 KB mail" in done.stdout
 
 
 @pytest.mark.integration
@@ -123,9 +129,11 @@ def test_verdicts_judge_only_the_targets_a_case_carries() -> None:
              "function": {"memory_multiple": 3.2}},
         ],
         "cold_import_s": {"median": 0.4},
+        "cold_start": {"ratio": 1.3},
     }  # fmt: skip
     assert run.verdicts(report) == [
         ("10MB: time 1.40x <= 1.5x", True),
         ("10MB: memory 3.20x <= 3x", False),
         ("cold import 0.400 s <= 0.5 s", True),
+        ("cold first mail 1.30x the dependency floor <= 1.2x", False),
     ]

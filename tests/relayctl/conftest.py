@@ -72,6 +72,11 @@ class Relay:
         return str(self.sqs.get_queue_url(QueueName=dlq.name)["QueueUrl"])
 
     @property
+    def alarms_topic(self) -> str:
+        (topic,) = {t.arn for t in self.blueprint.topics if t.logical_id == "AlarmsTopic"}
+        return topic
+
+    @property
     def rule_set(self) -> str:
         return f"{STACK}-rules"  # the template's RuleSetName: ${AWS::StackName}-rules
 
@@ -85,6 +90,8 @@ class Relay:
             self.dlq_url,
             "--rule-set",
             self.rule_set,
+            "--alarms-topic",
+            self.alarms_topic,
         ]
 
     def run(self, *argv: str) -> tuple[int, str, str]:
@@ -210,6 +217,7 @@ def relay(
                 EvaluationPeriods=1,
                 Threshold=alarm.threshold,
                 ComparisonOperator=alarm.comparison,
+                AlarmActions=list(alarm.actions),
             )
         client("ses").create_receipt_rule_set(RuleSetName=f"{STACK}-rules")
         yield Relay(blueprint, capsys, blueprint.region)

@@ -100,7 +100,8 @@ def test_the_bucket_notification_feeds_the_event_source_queue(
             assert made["QueueArn"] == blueprint.inbound_queue.arn
             assert made["Events"] == [config["Event"]]
     assert blueprint.event_source.batch_size == mapping["BatchSize"]
-    assert blueprint.event_source.window_seconds == mapping.get("MaximumBatchingWindowInSeconds", 0)
+    window = _literal(translated, mapping.get("MaximumBatchingWindowInSeconds", 0))
+    assert blueprint.event_source.window_seconds == window
 
 
 def test_the_function_environment_is_the_templates_and_the_function_accepts_it(

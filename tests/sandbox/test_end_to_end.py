@@ -337,6 +337,28 @@ def test_status_reports_the_queues_and_the_burst_alarm(running: Running, deliver
     assert "FIRING (NumberOfMessagesSent = " in firing[0]
 
 
+def test_status_counts_mails_by_outcome_and_reason_from_the_functions_metrics(
+    running: Running, delivered: dict[str, Any]
+) -> None:
+    settled = time.time()
+    status_file = running.data / "status.json"
+    while json.loads(status_file.read_text("utf-8"))["time"] < settled:
+        time.sleep(0.2)
+    mails = json.loads(status_file.read_text("utf-8"))["mails"]
+    assert mails["outcomes"] == {"distributed": BURST + 1, "fallback": 2}
+    assert mails["reasons"] == {"no_recipients": 1, "virus": 1}
+    assert 0 < mails["relay_latency_median_ms"] < SETTLE_TIMEOUT * 1000
+    shown = subprocess.run(
+        [sys.executable, "-m", "sandbox", "status", "--data-dir", str(running.data)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    assert f"{BURST + 1} distributed, 2 fallback (no_recipients 1, virus 1), latency median " in shown
+
+
 def test_ctrl_c_stops_it_cleanly_even_with_a_client_connected(
     running: Running, delivered: dict[str, Any]
 ) -> None:

@@ -31,6 +31,7 @@ def test_defaults_and_normalisation() -> None:
     assert settings.sender_auth is SenderAuth.REQUIRED
     assert settings.is_open
     assert settings.sender_email == "relay@example.com"
+    assert settings.metrics_namespace == "IoTMailRelay"
 
 
 def test_every_variable_is_declared() -> None:
@@ -46,6 +47,7 @@ def test_every_variable_is_declared() -> None:
         "RECIPIENTS_CONFIG": "s3://relay-incoming/config/recipients.json",
         "DOWNLOAD_BASE_URL": "https://abcdefghij.lambda-url.eu-west-1.on.aws",
         "LINK_KEY_SECRET_ARN": SECRET,
+        "METRICS_NAMESPACE": "IoTMailRelay/prod-eu",
     }
     assert set(full) == set(ENVIRONMENT_VARIABLES)
     settings = Settings.from_environ(full)
@@ -64,6 +66,7 @@ def test_every_variable_is_declared() -> None:
     assert not settings.is_open
     assert settings.download_base_url == "https://abcdefghij.lambda-url.eu-west-1.on.aws/"
     assert settings.link_key_secret_arn == SECRET
+    assert settings.metrics_namespace == "IoTMailRelay/prod-eu"
 
 
 @pytest.mark.parametrize(
@@ -104,6 +107,9 @@ def test_missing_or_empty_required_variable_is_named(name: str, value: str | Non
         ("RECIPIENTS_CONFIG", "s3://relay-incoming/"),
         ("DOWNLOAD_BASE_URL", "http://abcdefghij.lambda-url.eu-west-1.on.aws/"),
         ("DOWNLOAD_BASE_URL", "https://host.example.com/with/a/path"),
+        ("METRICS_NAMESPACE", "AWS/Lambda"),  # reserved for AWS's own metrics
+        ("METRICS_NAMESPACE", "relay\nmetrics"),
+        ("METRICS_NAMESPACE", "x" * 256),
     ],
 )
 def test_invalid_value_is_named(name: str, value: str) -> None:
