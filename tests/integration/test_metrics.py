@@ -69,7 +69,10 @@ def test_a_fallback_carries_its_reason_and_the_namespace_setting(
 
     caplog.set_level(logging.INFO, logger="iot_mail_relay")
     with moto_world({**environment, "METRICS_NAMESPACE": "IoTMailRelay/test"}) as world:
-        world.put_mail("incoming/nobody.eml", b"From: s@plant.example.com\r\nSubject: x\r\n\r\nno code\r\n")
+        world.put_mail(
+            "incoming/nobody.eml",
+            b"X-SES-Virus-Verdict: PASS\r\nFrom: s@plant.example.com\r\nSubject: x\r\n\r\nno code\r\n",
+        )
         lambda_handler(event_received("incoming/nobody.eml", datetime.now(UTC)), None)
         assert len(world.notices()) == 1
     (line,) = mail_lines(caplog)
