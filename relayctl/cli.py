@@ -12,16 +12,27 @@ from collections.abc import Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from relayctl import activate, links, mails, redrive, resources, revoke, rotate, status, teardown
+from relayctl import (
+    activate,
+    links,
+    mails,
+    recipients,
+    redrive,
+    resources,
+    revoke,
+    rotate,
+    status,
+    teardown,
+)
 from relayctl.aws import Aws, CommandError, describe
 from relayctl.report import Report
 
 Command = Callable[[argparse.Namespace, Aws], Report]
 
 DESCRIPTION = """Operate a deployed IoT Mail Relay: revoke attachment links, list them, rotate their
-key, redrive the dead-letter queue, show the pipeline's state, activate the receipt rule set and tear
-the relay down. Uses the usual AWS credential chain; set AWS_ENDPOINT_URL to work against the local
-sandbox."""
+key, manage recipient groups and routes, redrive the dead-letter queue, show the pipeline's state,
+activate the receipt rule set and tear the relay down. Uses the usual AWS credential chain; set
+AWS_ENDPOINT_URL to work against the local sandbox."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
         "link_key_secret",
     )
     sub.add_argument("--dry-run", action="store_true", help="show the key ids without changing the secret")
+
+    sub = command(
+        "recipients",
+        recipients.run,
+        "Recipient groups and per-device routes: show, check FILE, set FILE (guarded against lost"
+        " updates), resolve ADDRESS-OR-CODE.",
+        "recipients_config",
+    )
+    recipients.add_arguments(sub)
 
     sub = command(
         "teardown",
