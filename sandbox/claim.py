@@ -199,8 +199,6 @@ def _describe_holder(text: str) -> str:
         holder = json.loads(text)
         pid, host = int(holder["pid"]), str(holder["host"])
         ports = f"SMTP {host}:{int(holder['smtp_port'])}, AWS {host}:{int(holder['aws_port'])}"
-        if holder.get("web_port") is not None:
-            ports += f", web {host}:{int(holder['web_port'])}"
     except (ValueError, KeyError, TypeError):
         return ""  # still starting (the lock is taken before the file is written), or not ours
     return f" (process {pid}, {ports})"

@@ -35,7 +35,7 @@ FRAME_SANDBOX = "allow-popups allow-popups-to-escape-sandbox"  # links open in a
 HEADERS = {
     "Content-Security-Policy": PAGE_POLICY,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make a POST's Origin "null"
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }

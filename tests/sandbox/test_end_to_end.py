@@ -97,6 +97,8 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         "0",
         "--aws-port",
         "0",
+        "--web-port",
+        "0",
         "--smtp-password",
         PASSWORD,
         "--visibility-timeout",

@@ -50,6 +50,8 @@ def command(data: Path, smtp_port: int = 0, aws_port: int = 0) -> list[str]:
         str(smtp_port),
         "--aws-port",
         str(aws_port),
+        "--web-port",
+        "0",
         "--smtp-password",
         PASSWORD,
         "--batch-window",
