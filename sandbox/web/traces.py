@@ -70,7 +70,7 @@ def waterfall(trace: Trace, incoming_key: str) -> Waterfall:
         aws = entity.get("aws")
         http = entity.get("http")
         response = http.get("response", {}) if isinstance(http, dict) else {}
-        x = int((start - t0) / span * SCALE)
+        x = round((start - t0) / span * SCALE)
         rows.append(
             Row(
                 depth=depth,
@@ -79,7 +79,7 @@ def waterfall(trace: Trace, incoming_key: str) -> Waterfall:
                 start_ms=(start - t0) * 1000,
                 duration_ms=(end - start) * 1000,
                 x=x,
-                width=max(2, min(SCALE - x, int((end - start) / span * SCALE))),
+                width=max(2, min(SCALE - x, round((end - start) / span * SCALE))),
                 error=_error(entity),
                 status=str(response.get("status", "")) if isinstance(response, dict) else "",
                 annotations=annotations,
