@@ -100,7 +100,11 @@ class View:
 
     def status(self, moved: str | None) -> bytes:
         current = self.sources.status()
-        counts = Counter(row.outcome.kind for row in data.mails(self.sources))
+        # Notices by reason ("notice: virus"), the rest by outcome.
+        counts = Counter(
+            row.outcome.label if row.outcome.kind == "notice" else row.outcome.kind
+            for row in data.mails(self.sources)
+        )
         return self.render("status.html", status=current, counts=sorted(counts.items()), moved=moved)
 
 

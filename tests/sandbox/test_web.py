@@ -349,6 +349,7 @@ def test_the_redrive_button_moves_a_dead_lettered_mail_back_and_it_is_relayed(
     wait_for(lambda: outcomes(browser).get("reading web-dlq", ("",))[0] == "dlq", "the mail shown in the DLQ")
     browser.get(running.state["web"] + "status")
     assert browser.find_element(By.ID, "dlq-depth").text == "1"
+    assert "notice: virus 1" in browser.find_element(By.TAG_NAME, "main").text  # mails by outcome and reason
     browser.find_element(By.ID, "redrive").click()
     moved = wait_for(lambda: browser.find_element(By.ID, "moved").text, "the redrive's result")
     assert moved.startswith("Moved 1 message(s)")
