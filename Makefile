@@ -48,7 +48,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/mypy app relayctl sandbox demo tools
 
 .PHONY: test
-test: lint scan lock-check template-check wheels ## Lint, scan, check the lock and the template, run every test
+test: lint scan lock-check template-check wheels browser ## Lint, scan, check the lock and the template, run every test
 	$(BIN)/python -m pytest
 
 .PHONY: demo
@@ -110,6 +110,19 @@ SBOM ?= build/sbom.cdx.json
 .PHONY: sbom
 sbom: $(STAMP) ## CycloneDX SBOM of the image's packages (app/requirements.lock) in build/sbom.cdx.json (SBOM=path)
 	$(BIN)/python -m tools.lock sbom --output $(SBOM)
+
+# The web view's browser test (tests/sandbox/test_web.py) drives Debian's headless Chromium through its
+# driver at a fixed path (Selenium never downloads one). Installed with apt when missing; without apt and
+# without the browser the test skips and says why.
+CHROMEDRIVER := /usr/bin/chromedriver
+
+.PHONY: browser
+browser: ## Debian's chromium and chromium-driver for the browser test (apt-get, only when missing)
+	@if [ -x $(CHROMEDRIVER) ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver; \
+	else echo "no $(CHROMEDRIVER) and no apt-get: the browser tests will be skipped" >&2; fi
 
 # The benchmark is not part of `make test`: it takes minutes and its figures depend on the machine.
 BENCH_STAMP := $(VENV)/.bench-installed

@@ -69,6 +69,8 @@ def parser() -> argparse.ArgumentParser:
         default=8480,
         help="the download links' port; 0: a free one (default 8480)",
     )
+    p.add_argument("--web-port", type=int, default=8025, help="the web view's; 0: a free one (default 8025)")
+    p.add_argument("--no-web", action="store_true", help="no web view")
     p.add_argument("--smtp-user", default="sandbox")
     p.add_argument("--smtp-password", help="default: a random one, printed at start")
     p.add_argument(
@@ -111,7 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The claim comes before the seconds of importing moto and the SAM translator: a start that cannot
     # have its directory or ports says so at once.
     try:
-        claimed = claim(args.data_dir, args.host, args.smtp_port, args.aws_port)
+        claimed = claim(
+            args.data_dir, args.host, args.smtp_port, args.aws_port, None if args.no_web else args.web_port
+        )
     except Unavailable as e:  # another sandbox has the directory, or a port is taken
         print(f"sandbox: {e}", file=sys.stderr)
         return EXIT_NOT_STARTED
@@ -145,6 +149,7 @@ def run(args: argparse.Namespace, claimed: Claim, signals: StopSignals) -> int:
             smtp_port=claimed.smtp_port,
             aws_port=claimed.aws_port,
             download_port=args.download_port,
+            web_port=claimed.web_port,
             credentials=credentials,
             params=dict(args.param),
             stack_name=args.stack_name,

@@ -1,4 +1,4 @@
-"""What a sandbox must have to itself before it touches anything: its data directory and its two ports.
+"""What a sandbox must have to itself before it touches anything: its data directory and its ports.
 
 A second `make sandbox` in the same checkout used to empty the running one's outbox and only then find
 port 4566 taken. A start now claims first and changes nothing until the claim holds:
@@ -8,7 +8,8 @@ port 4566 taken. A start now claims first and changes nothing until the claim ho
   stale lock; the file itself stays (deleting a lock file lets two processes lock two different files)
   and names the holder's PID and ports for the next start's message;
 - the SMTP and AWS ports, by listening on them. The AWS socket is handed to moto's server as it is; the
-  SMTP one is closed just before aiosmtpd binds the same port (it binds by address only).
+  SMTP one is closed just before aiosmtpd binds the same port (it binds by address only);
+- the web view's port, when there is one, by listening on it too; the view serves on that socket.
 
 A refusal is an `Unavailable` whose text is one line for the user: what is taken, by which process when
 that can be found out (the lock file, or on Linux the owner of the listening socket in /proc), and the
@@ -45,6 +46,8 @@ class Claim:
     smtp_port: int
     aws_port: int
     released: bool = field(default=False)
+    web: socket.socket | None = None  # the web view's listening socket, until the view takes it
+    web_port: int | None = None
 
     def aws_fd(self) -> int:
         """The listening AWS socket, for a server that serves on it (it duplicates the descriptor)."""
@@ -59,26 +62,37 @@ class Claim:
             self.smtp = None
         return self.smtp_port
 
+    def hand_over_web(self) -> socket.socket:
+        """The web view's listening socket; from now on the view closes it."""
+        if self.web is None:
+            raise RuntimeError("no web port is held")
+        sock, self.web = self.web, None
+        return sock
+
     def release(self) -> None:
         """Close the sockets and give up the lock; safe to call more than once."""
         if self.released:
             return
         self.released = True
-        for held in (self.smtp, self.aws):
+        for held in (self.smtp, self.aws, self.web):
             if held is not None:
                 held.close()
-        self.smtp = self.aws = None
+        self.smtp = self.aws = self.web = None
         with contextlib.suppress(OSError):
             self.lock.truncate(0)  # nobody holds it any more: the next start has no one to name
         self.lock.close()  # closing the only descriptor drops the flock
 
 
-def claim(data_dir: Path, host: str, smtp_port: int, aws_port: int) -> Claim:
-    """The directory, then each port (`0`: a free one). Raises `Unavailable`; on failure nothing is kept."""
-    if smtp_port and smtp_port == aws_port:
-        raise Unavailable(
-            f"--smtp-port and --aws-port are both {smtp_port}; give one another port, or 0 for a free one"
-        )
+def claim(data_dir: Path, host: str, smtp_port: int, aws_port: int, web_port: int | None = None) -> Claim:
+    """The directory, then each port (`0`: a free one; `web_port` None: no web view). Raises
+    `Unavailable`; on failure nothing is kept."""
+    ports = {"--smtp-port": smtp_port, "--aws-port": aws_port, "--web-port": web_port or 0}
+    for i, (first, port) in enumerate(ports.items()):
+        for second, other in list(ports.items())[i + 1 :]:
+            if port and port == other:
+                raise Unavailable(
+                    f"{first} and {second} are both {port}; give one another port, or 0 for a free one"
+                )
     lock = lock_directory(data_dir)
     held: list[socket.socket] = []
     try:
@@ -86,6 +100,9 @@ def claim(data_dir: Path, host: str, smtp_port: int, aws_port: int) -> Claim:
         held.append(smtp)
         aws = listen(host, aws_port, "--aws-port")
         held.append(aws)
+        web = None if web_port is None else listen(host, web_port, "--web-port")
+        if web is not None:
+            held.append(web)
     except BaseException:
         for sock in held:
             sock.close()
@@ -93,6 +110,9 @@ def claim(data_dir: Path, host: str, smtp_port: int, aws_port: int) -> Claim:
         raise
     taken = Claim(data_dir, host, lock, smtp, aws, _port_of(smtp), _port_of(aws))
     holder = {"pid": os.getpid(), "host": host, "smtp_port": taken.smtp_port, "aws_port": taken.aws_port}
+    if web is not None:
+        taken.web, taken.web_port = web, _port_of(web)
+        holder["web_port"] = taken.web_port
     lock.write(json.dumps(holder) + "\n")
     lock.flush()
     return taken

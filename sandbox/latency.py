@@ -149,6 +149,10 @@ def sandbox(extra: Sequence[str], template: Path) -> Iterator[Running]:
             "0",
             "--aws-port",
             "0",
+            "--download-port",
+            "0",
+            "--web-port",
+            "0",
             "--smtp-password",
             secrets.token_urlsafe(12),  # the script reads it back from sandbox.json
             "--status-interval",

@@ -1,5 +1,5 @@
 """Starts and stops the pieces in order: moto, the template's resources, the function's environment,
-the outbox, the poller, the SMTP front door, and the status reports."""
+the outbox, the poller, the SMTP front door, the status reports, and the web view."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from sandbox import smtp, status
+from sandbox import smtp, status, xray
 from sandbox.claim import Claim, claim, unavailable_port
 from sandbox.download import DownloadServer
 from sandbox.metrics import EmfCapture
+from sandbox.journal import Journal
 from sandbox.outbox import Outbox, ses_sent_messages
 from sandbox.poller import Handler, LambdaContext, Poller
 from sandbox.resources import Provisioned, provision
@@ -53,6 +54,7 @@ class Options:
     handler: str = "app.handler.lambda_handler"
     authenticated_domains: tuple[str, ...] = smtp.DEFAULT_AUTHENTICATED_DOMAINS
     download_port: int = 8480  # the download function's "function URL"; 0 picks a free port
+    web_port: int | None = None  # the web view's; None: no view (0: a free port)
 
 
 def free_port(host: str) -> int:
@@ -124,6 +126,11 @@ class Sandbox:
         self.outbox: Outbox | None = None
         self.provisioned: Provisioned | None = None
         self.metrics = EmfCapture()  # the function's EMF metrics, read from its log records
+        self.xray: xray.Daemon | None = None
+        self.journal: Journal | None = None
+        self._web: Any = None
+        self._traced: Handler | None = None
+        self.web_url = ""
 
     # -- clients -----------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
@@ -144,7 +151,7 @@ class Sandbox:
         exception from a signal handler, what had started is stopped again before the error propagates."""
         o = self.options
         if self._claim is None:
-            self._claim = claim(o.data_dir, o.host, o.smtp_port, o.aws_port)
+            self._claim = claim(o.data_dir, o.host, o.smtp_port, o.aws_port, o.web_port)
         try:
             self._start(self._claim)
         except BaseException:
@@ -163,6 +170,7 @@ class Sandbox:
         self.endpoint = f"http://{o.host}:{claimed.aws_port}"
         self.provisioned = provision(self.blueprint, self.client, o.visibility_timeout)
         self._function_environment()
+        self._start_observers()
 
         self.outbox = Outbox(
             data,
@@ -180,7 +188,7 @@ class Sandbox:
             queue_url=self.provisioned.url(self.blueprint.inbound_queue),
             queue_arn=source.queue_arn,
             region=self.blueprint.region,
-            handler=self.handler,
+            handler=self._traced_handler,
             context=lambda: LambdaContext(
                 function.name, function.arn, function.memory_mb, function.timeout_seconds
             ),
@@ -218,6 +226,7 @@ class Sandbox:
             self._smtp.start()
         except OSError as e:  # another program took the port in the instant since the claim closed it
             raise unavailable_port(o.host, self.smtp_port, "--smtp-port", e) from e
+        self._start_web(claimed)
         self._write_state()
         self._status_thread = threading.Thread(target=self._report_status, name="sandbox-status", daemon=True)
         self._status_thread.start()
@@ -227,7 +236,7 @@ class Sandbox:
         up the ports and the directory. Also after a failed or interrupted start, and more than once;
         a piece that fails to stop is logged and does not keep the others running."""
         self._stop_status.set()
-        for piece in ("_smtp", "poller", "_status_thread", "outbox", "_moto"):
+        for piece in ("_web", "_smtp", "poller", "_status_thread", "outbox", "_moto", "xray", "journal"):
             running = getattr(self, piece)
             setattr(self, piece, None)  # stopped once, even if stopping is interrupted
             if running is None:
@@ -267,6 +276,50 @@ class Sandbox:
                 "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             }
         )
+
+    # -- the web view and what it shows (sandbox/web, sandbox/xray.py, sandbox/journal.py) --------------
+    def _start_observers(self) -> None:
+        """The X-Ray daemon's listener and the function's log lines, before the handler is imported."""
+        self.xray = xray.Daemon()
+        self.xray.start()
+        xray.configure(self.xray.address)
+        self.journal = Journal()
+        self.journal.attach()
+
+    def _traced_handler(self) -> Handler:
+        if self._traced is None:
+            self._traced = xray.traced(self.handler(), self.blueprint.function.name)
+        return self._traced
+
+    def _start_web(self, claimed: Claim) -> None:
+        if claimed.web is None or self.provisioned is None:
+            return
+        from sandbox.web import data, server
+
+        b = self.blueprint
+        dlq = b.dead_letter_queue
+        sources = data.Sources(
+            s3=self.client("s3"),
+            sqs=self.client("sqs"),
+            bucket=b.receipt_rule.bucket if b.receipt_rule else b.incoming_bucket,
+            prefix=b.incoming_prefix,
+            data_dir=self.options.data_dir,
+            endpoint=self.endpoint,
+            account_id=b.account_id,
+            region=b.region,
+            inbound_queue=b.inbound_queue.name,
+            inbound_url=self.provisioned.url(b.inbound_queue),
+            dead_letter_queue=dlq.name if dlq else None,
+            dead_letter_url=self.provisioned.url(dlq) if dlq else None,
+            status=self.status,
+            daemon=self.xray,
+            journal=self.journal,
+        )
+        self._web = server.WebView(
+            claimed.hand_over_web(), self.options.host, sources, lambda: server.redrive(sources)
+        )
+        self._web.start()
+        self.web_url = self._web.url
 
     def handler(self) -> Handler:
         """Imported on first use, after the environment is in place (the settings are read once)."""
@@ -345,6 +398,7 @@ class Sandbox:
             }
             if b.download
             else None,
+            "web": self.web_url or None,
         }
         path = self.options.data_dir / STATE_FILE
         path.touch(mode=0o600)
@@ -376,6 +430,11 @@ class Sandbox:
             f"  outbox              {self.options.data_dir / 'outbox'}",
             f"  notices             {self.options.data_dir / 'notices'}",
             f"  not emulated        {', '.join(b.not_emulated) or '-'}",
+            *(
+                [f"  web view            {self.web_url}  (the mails, what became of each, traces)"]
+                if self.web_url
+                else []
+            ),
             "",
             "Try:",
             f"  swaks --server {self.options.host}:{self.smtp_port} --tls --auth LOGIN"

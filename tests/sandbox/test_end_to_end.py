@@ -101,6 +101,8 @@ def launch(data: Path, *extra: str) -> Iterator[Running]:
         "0",
         "--download-port",
         "0",
+        "--web-port",
+        "0",
         "--smtp-password",
         PASSWORD,
         "--status-interval",
