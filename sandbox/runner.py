@@ -21,8 +21,8 @@ from botocore.config import Config
 from sandbox import smtp, status, xray
 from sandbox.claim import Claim, claim, unavailable_port
 from sandbox.download import DownloadServer
-from sandbox.metrics import EmfCapture
 from sandbox.journal import Journal
+from sandbox.metrics import EmfCapture
 from sandbox.outbox import Outbox, ses_sent_messages
 from sandbox.poller import Handler, LambdaContext, Poller
 from sandbox.resources import Provisioned, provision
