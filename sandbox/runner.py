@@ -304,7 +304,8 @@ class Sandbox:
             bucket=b.receipt_rule.bucket if b.receipt_rule else b.incoming_bucket,
             prefix=b.incoming_prefix,
             data_dir=self.options.data_dir,
-            endpoint=self.endpoint,
+            # where attachment links point: the download function's URL (S3 itself without one)
+            endpoint=b.download.url if b.download else self.endpoint,
             account_id=b.account_id,
             region=b.region,
             inbound_queue=b.inbound_queue.name,

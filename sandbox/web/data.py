@@ -43,7 +43,7 @@ class Sources:
     bucket: str
     prefix: str
     data_dir: Path
-    endpoint: str
+    endpoint: str  # where attachment links point (the download server, else the S3 endpoint)
     account_id: str
     region: str
     inbound_queue: str

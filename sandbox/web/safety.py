@@ -86,5 +86,6 @@ def same_origin(origin: str | None, referer: str | None, host_header: str | None
 
 
 def safe_link(url: str, endpoint: str) -> bool:
-    """Links made clickable in the view: only the sandbox's own S3 endpoint's."""
+    """Links made clickable in the view: only the sandbox's own attachment links (its download server's,
+    or S3's without one)."""
     return url.startswith(endpoint.rstrip("/") + "/")

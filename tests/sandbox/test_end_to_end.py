@@ -347,8 +347,8 @@ def test_status_counts_mails_by_outcome_and_reason_from_the_functions_metrics(
     while json.loads(status_file.read_text("utf-8"))["time"] < settled:
         time.sleep(0.2)
     mails = json.loads(status_file.read_text("utf-8"))["mails"]
-    assert mails["outcomes"] == {"distributed": BURST + 1, "fallback": 2}
-    assert mails["reasons"] == {"no_recipients": 1, "virus": 1}
+    assert mails["outcomes"] == {"distributed": BURST + 1, "fallback": 3}
+    assert mails["reasons"] == {"no_recipients": 1, "virus": 1, "sender_not_authenticated": 1}
     assert 0 < mails["relay_latency_median_ms"] < SETTLE_TIMEOUT * 1000
     shown = subprocess.run(
         [sys.executable, "-m", "sandbox", "status", "--data-dir", str(running.data)],
@@ -358,7 +358,10 @@ def test_status_counts_mails_by_outcome_and_reason_from_the_functions_metrics(
         timeout=30,
         check=True,
     ).stdout
-    assert f"{BURST + 1} distributed, 2 fallback (no_recipients 1, virus 1), latency median " in shown
+    assert (
+        f"{BURST + 1} distributed, 3 fallback (no_recipients 1, sender_not_authenticated 1, virus 1), latency median "
+        in shown
+    )
 
 
 def test_ctrl_c_stops_it_cleanly_even_with_a_client_connected(
