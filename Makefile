@@ -117,12 +117,12 @@ sbom: $(STAMP) ## CycloneDX SBOM of the image's packages (app/requirements.lock)
 CHROMEDRIVER := /usr/bin/chromedriver
 
 .PHONY: browser
-browser: ## Debian's chromium and chromium-driver for the browser test (apt-get, only when missing)
-	@if [ -x $(CHROMEDRIVER) ]; then :; \
+browser: ## Debian's chromium, chromium-driver and swaks for the end-to-end tests (apt-get, only when missing)
+	@if [ -x $(CHROMEDRIVER) ] && command -v swaks >/dev/null 2>&1; then :; \
 	elif command -v apt-get >/dev/null 2>&1; then \
 		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver; \
-	else echo "no $(CHROMEDRIVER) and no apt-get: the browser tests will be skipped" >&2; fi
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver swaks; \
+	else echo "no $(CHROMEDRIVER) or swaks and no apt-get: the browser and swaks tests will be skipped" >&2; fi
 
 # The benchmark is not part of `make test`: it takes minutes and its figures depend on the machine.
 BENCH_STAMP := $(VENV)/.bench-installed

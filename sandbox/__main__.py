@@ -88,6 +88,12 @@ def parser() -> argparse.ArgumentParser:
         help="a From domain SES authenticates (aligned dkim/spf/dmarc=pass); repeatable"
         " (default: plant.example.com, the README's example sensor)",
     )
+    p.add_argument(
+        "--recipients-config",
+        type=Path,
+        metavar="FILE",
+        help="a recipient groups and routes document (JSON) to load at start",
+    )
     p.add_argument("--stack-name", default="sandbox", help="resource names derive from it (default sandbox)")
     p.add_argument("--visibility-timeout", type=int, help="override the inbound queue's (faster redelivery)")
     p.add_argument("--batch-window", type=float, help="override MaximumBatchingWindowInSeconds")
@@ -157,6 +163,7 @@ def run(args: argparse.Namespace, claimed: Claim, signals: StopSignals) -> int:
             batch_window=args.batch_window,
             status_interval=args.status_interval,
             authenticated_domains=tuple(args.authenticated_domain or smtp.DEFAULT_AUTHENTICATED_DOMAINS),
+            recipients_config=args.recipients_config,
         )
         try:
             sandbox = Sandbox(options, echo, claimed)

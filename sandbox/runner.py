@@ -53,6 +53,7 @@ class Options:
     status_interval: float = 30.0
     handler: str = "app.handler.lambda_handler"
     authenticated_domains: tuple[str, ...] = smtp.DEFAULT_AUTHENTICATED_DOMAINS
+    recipients_config: Path | None = None  # a groups and routes document to load at start
     download_port: int = 8480  # the download function's "function URL"; 0 picks a free port
     web_port: int | None = None  # the web view's; None: no view (0: a free port)
 
@@ -116,6 +117,8 @@ class Sandbox:
         self.endpoint = ""
         self.smtp_port = 0
         self.accepted: list[smtp.Accepted] = []
+        self.groups: dict[str, int] = {}  # loaded from --recipients-config: name -> members
+        self.routes = 0
         self._claim = claimed
         self._moto: MotoServer | None = None
         self._smtp: Any = None
@@ -170,6 +173,7 @@ class Sandbox:
         self.endpoint = f"http://{o.host}:{claimed.aws_port}"
         self.provisioned = provision(self.blueprint, self.client, o.visibility_timeout)
         self._function_environment()
+        self._load_recipients_config()
         self._start_observers()
 
         self.outbox = Outbox(
@@ -276,6 +280,24 @@ class Sandbox:
                 "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
             }
         )
+
+    def _load_recipients_config(self) -> None:
+        """`--recipients-config FILE`: validated as the function would, then put where it reads it."""
+        path = self.options.recipients_config
+        if path is None:
+            return
+        from app.routing import document
+
+        data = path.read_bytes()
+        try:
+            directory = document.parse(data)
+        except document.DocumentError as e:
+            raise ValueError(f"--recipients-config {path}: {e}") from None
+        uri = self.blueprint.function.environment.get("RECIPIENTS_CONFIG", "")
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        self.client("s3").put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/json")
+        self.groups = {name: len(members) for name, members in directory.groups.items()}
+        self.routes = len(directory.routes)
 
     # -- the web view and what it shows (sandbox/web, sandbox/xray.py, sandbox/journal.py) --------------
     def _start_observers(self) -> None:
@@ -405,6 +427,12 @@ class Sandbox:
         path.touch(mode=0o600)
         path.write_text(json.dumps(state, indent=2), "utf-8")
 
+    def _groups_text(self) -> str:
+        if self.options.recipients_config is None:
+            return "none loaded (--recipients-config FILE)"
+        listed = ", ".join(f"{name} ({size})" for name, size in self.groups.items()) or "no groups"
+        return f"{listed}; {self.routes} routes, from {self.options.recipients_config}"
+
     def banner(self) -> str:
         b = self.blueprint
         c = self.credentials
@@ -417,6 +445,7 @@ class Sandbox:
             f"  SMTP                {self.options.host}:{self.smtp_port}  STARTTLS + AUTH LOGIN/PLAIN",
             f"                      user {c.username}  password {c.password}",
             f"  receipt rule        {', '.join(b.recipients)} -> s3://{b.incoming_bucket}/{b.incoming_prefix}",
+            f"  recipient groups    {self._groups_text()}",
             f"  inbound queue       {b.inbound_queue.name} (batch {b.event_source.batch_size},"
             f" window {self.poller.window_seconds if self.poller else b.event_source.window_seconds} s,"
             f" max receives {b.inbound_queue.max_receive_count})",
@@ -442,7 +471,7 @@ class Sandbox:
             f" --auth-user {c.username} --auth-password '{c.password}' \\",
             f"    --from sensor@plant.example.com --to {recipient} \\",
             "    --body 'Email_Rxers_Code:[you@example.com]:Email_Rxers_Code:'"
-            " --attach-name README.md --attach @README.md",
+            " --attach-name README.md --attach README.md",
             "",
             "Ctrl-C stops the sandbox.",
         ]
