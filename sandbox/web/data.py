@@ -17,23 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
+from app.mail import authentication
 from sandbox.journal import Journal
 from sandbox.status import Status
 from sandbox.xray import Daemon
 
 HEADER_BYTES = 64 * 1024  # enough for any header block the list shows
-# The block SES prepends (sandbox/smtp.py writes it, in this order); it ends with X-SES-DKIM-SIGNATURE.
-SES_HEADERS = (
-    "return-path",
-    "received",
-    "x-ses-spam-verdict",
-    "x-ses-virus-verdict",
-    "received-spf",
-    "authentication-results",
-    "x-ses-receipt",
-    "x-ses-dkim-signature",
-)
-SES_LAST = "x-ses-dkim-signature"
 
 
 @dataclass
@@ -245,15 +234,10 @@ def mails(sources: Sources) -> list[MailRow]:
 
 
 def headers(message: EmailMessage) -> list[Header]:
-    """The headers in order; the leading block SES prepended is marked."""
-    found = []
-    in_block = True
-    for name, value in message.raw_items():
-        ses = in_block and name.lower() in SES_HEADERS
-        found.append(Header(name, " ".join(str(value).split()), ses))
-        if not ses or name.lower() == SES_LAST:
-            in_block = False
-    return found
+    """The headers in order; the block SES prepended is marked, as the function reads it."""
+    items = [(name, str(value)) for name, value in message.raw_items()]
+    block = len(authentication.ses_block(items))
+    return [Header(name, " ".join(value.split()), n < block) for n, (name, value) in enumerate(items)]
 
 
 def structure(message: EmailMessage, depth: int = 0) -> list[Part]:

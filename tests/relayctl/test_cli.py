@@ -17,7 +17,17 @@ from relayctl.teardown import EXISTING_RULE_SET_PARAMETER
 from tests.relayctl.conftest import STACK, TEMPLATE, Relay
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ("revoke", "unrevoke", "links", "redrive", "status", "activate", "rotate-link-key", "recipients", "teardown")
+COMMANDS = (
+    "revoke",
+    "unrevoke",
+    "links",
+    "redrive",
+    "status",
+    "activate",
+    "rotate-link-key",
+    "recipients",
+    "teardown",
+)
 
 
 def _create_stack(relay: Relay) -> None:

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -23,8 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from sandbox.smtp import EICAR, ses_headers
-from tests.sandbox.conftest import ROOT, TEMPLATE
-from tests.sandbox.test_end_to_end import PASSWORD, START_TIMEOUT, Running, mail, smtp_session
+from tests.sandbox.conftest import ROOT
+from tests.sandbox.test_end_to_end import Running, launch, mail, smtp_session
 
 pytestmark = pytest.mark.integration
 
@@ -81,50 +78,8 @@ def canary() -> Iterator[Canary]:
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     _browser_or_skip()
     data = tmp_path_factory.mktemp("sandbox-web")
-    log = data / "sandbox.log"
-    command = [
-        sys.executable,
-        "-m",
-        "sandbox",
-        "--template",
-        str(TEMPLATE),
-        "--data-dir",
-        str(data),
-        "--smtp-port",
-        "0",
-        "--aws-port",
-        "0",
-        "--web-port",
-        "0",
-        "--download-port",
-        "0",
-        "--smtp-password",
-        PASSWORD,
-        "--visibility-timeout",
-        "2",
-        "--batch-window",
-        "0.2",
-        "--status-interval",
-        "0",
-    ]
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        state_file = data / "sandbox.json"
-        deadline = time.monotonic() + START_TIMEOUT
-        while not state_file.exists() or not state_file.read_text():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the sandbox did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield Running(process, json.loads(state_file.read_text()), data, log)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with launch(data, "--visibility-timeout", "2", "--batch-window", "0.2") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
