@@ -120,7 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # have its directory or ports says so at once.
     try:
         claimed = claim(
-            args.data_dir, args.host, args.smtp_port, args.aws_port, None if args.no_web else args.web_port
+            args.data_dir,
+            args.host,
+            args.smtp_port,
+            args.aws_port,
+            None if args.no_web else args.web_port,
+            args.download_port,
         )
     except Unavailable as e:  # another sandbox has the directory, or a port is taken
         print(f"sandbox: {e}", file=sys.stderr)
@@ -154,7 +159,7 @@ def run(args: argparse.Namespace, claimed: Claim, signals: StopSignals) -> int:
             host=args.host,
             smtp_port=claimed.smtp_port,
             aws_port=claimed.aws_port,
-            download_port=args.download_port,
+            download_port=claimed.download_port,
             web_port=claimed.web_port,
             credentials=credentials,
             params=dict(args.param),

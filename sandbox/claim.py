@@ -48,6 +48,8 @@ class Claim:
     released: bool = field(default=False)
     web: socket.socket | None = None  # the web view's listening socket, until the view takes it
     web_port: int | None = None
+    download: socket.socket | None = None  # the download links' port, until their server binds it
+    download_port: int = 0
 
     def aws_fd(self) -> int:
         """The listening AWS socket, for a server that serves on it (it duplicates the descriptor)."""
@@ -62,6 +64,13 @@ class Claim:
             self.smtp = None
         return self.smtp_port
 
+    def hand_over_download(self) -> int:
+        """Close the download port's socket so the download server can bind it; returns the port."""
+        if self.download is not None:
+            self.download.close()
+            self.download = None
+        return self.download_port
+
     def hand_over_web(self) -> socket.socket:
         """The web view's listening socket; from now on the view closes it."""
         if self.web is None:
@@ -74,19 +83,31 @@ class Claim:
         if self.released:
             return
         self.released = True
-        for held in (self.smtp, self.aws, self.web):
+        for held in (self.smtp, self.aws, self.web, self.download):
             if held is not None:
                 held.close()
-        self.smtp = self.aws = self.web = None
+        self.smtp = self.aws = self.web = self.download = None
         with contextlib.suppress(OSError):
             self.lock.truncate(0)  # nobody holds it any more: the next start has no one to name
         self.lock.close()  # closing the only descriptor drops the flock
 
 
-def claim(data_dir: Path, host: str, smtp_port: int, aws_port: int, web_port: int | None = None) -> Claim:
-    """The directory, then each port (`0`: a free one; `web_port` None: no web view). Raises
-    `Unavailable`; on failure nothing is kept."""
-    ports = {"--smtp-port": smtp_port, "--aws-port": aws_port, "--web-port": web_port or 0}
+def claim(
+    data_dir: Path,
+    host: str,
+    smtp_port: int,
+    aws_port: int,
+    web_port: int | None = None,
+    download_port: int | None = None,
+) -> Claim:
+    """The directory, then each port (`0`: a free one; `web_port` None: no web view, `download_port`
+    None: none claimed). Raises `Unavailable`; on failure nothing is kept."""
+    ports = {
+        "--smtp-port": smtp_port,
+        "--aws-port": aws_port,
+        "--web-port": web_port or 0,
+        "--download-port": download_port or 0,
+    }
     for i, (first, port) in enumerate(ports.items()):
         for second, other in list(ports.items())[i + 1 :]:
             if port and port == other:
@@ -103,6 +124,9 @@ def claim(data_dir: Path, host: str, smtp_port: int, aws_port: int, web_port: in
         web = None if web_port is None else listen(host, web_port, "--web-port")
         if web is not None:
             held.append(web)
+        download = None if download_port is None else listen(host, download_port, "--download-port")
+        if download is not None:
+            held.append(download)
     except BaseException:
         for sock in held:
             sock.close()
@@ -113,6 +137,9 @@ def claim(data_dir: Path, host: str, smtp_port: int, aws_port: int, web_port: in
     if web is not None:
         taken.web, taken.web_port = web, _port_of(web)
         holder["web_port"] = taken.web_port
+    if download is not None:
+        taken.download, taken.download_port = download, _port_of(download)
+        holder["download_port"] = taken.download_port
     lock.write(json.dumps(holder) + "\n")
     lock.flush()
     return taken

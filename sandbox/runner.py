@@ -202,6 +202,8 @@ class Sandbox:
         )
         self.poller.start()
         if self.blueprint.download is not None:
+            if self._claim is not None:
+                self._claim.hand_over_download()  # the port it held; the server binds it now
             self._download = DownloadServer(o.host, self.download_port, self.download_handler)
             self._download.start()
 

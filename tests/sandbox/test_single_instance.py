@@ -290,6 +290,18 @@ def test_claim_refuses_a_held_directory_and_a_taken_port_and_keeps_nothing(tmp_p
     again.release()
 
 
+def test_a_taken_download_port_is_refused_by_name_and_handed_over_when_free(tmp_path: Path) -> None:
+    held = claim(tmp_path / "first", HOST, 0, 0, download_port=0)
+    try:
+        with pytest.raises(Unavailable, match=rf"port {held.download_port} .*--download-port"):
+            claim(tmp_path / "second", HOST, 0, 0, download_port=held.download_port)
+        port = held.hand_over_download()
+        with socket.create_server((HOST, port)):  # what the download server does next: the port is free
+            pass
+    finally:
+        held.release()
+
+
 class _NoNotices:
     def receive_message(self, **_: Any) -> dict[str, Any]:
         return {}
