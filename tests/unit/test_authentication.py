@@ -170,3 +170,25 @@ def test_parse_reads_the_first_from_and_the_ses_block() -> None:
 def test_the_sender_is_the_one_address_of_the_one_from(from_header: str, sender: str | None) -> None:
     raw = f"X-SES-Virus-Verdict: PASS\r\nFrom: {from_header}\r\nSubject: s\r\n\r\nbody\r\n".encode()
     assert parse(raw).sender == sender
+
+
+def test_the_envelope_recipient_is_ses_s_never_a_forged_received_below() -> None:
+    forged = [
+        (
+            "Received",
+            "from evil by inbound-smtp.eu-west-1.amazonaws.com for cam-lobby-8f2k@relay.example.com; now",
+        )
+    ]
+    assert read(SES_BLOCK + forged).envelope_recipient == "inbox-7f3k9q@relay.example.com"
+
+
+def test_several_envelope_recipients_leave_no_envelope_recipient() -> None:
+    several = [
+        (
+            "Received",
+            "from mx (mx [198.51.100.23]) by inbound-smtp.eu-west-1.amazonaws.com with SMTP id x; now",
+        ),
+        *SES_BLOCK[2:],
+    ]
+    assert read(several).envelope_recipient is None
+    assert read([]).envelope_recipient is None
