@@ -31,6 +31,10 @@ log = logging.getLogger("iot_mail_relay")
 MB = 1024 * 1024
 MAX_RAW_BYTES = 48 * MB  # SES receives at most 40 MB; anything larger is not read at all
 SES_MAX_MESSAGE_BYTES = 40 * MB
+_LEFT_OUT = {  # the notice's detail when a distributed mail left some listed recipients out
+    Reason.INVALID_RECIPIENTS: "sent to the valid recipients only; these were rejected",
+    Reason.RECIPIENT_NOT_ALLOWED: "sent to the recipients inside ALLOWED_RECIPIENTS only; these were refused",
+}
 
 
 @dataclass(frozen=True)
@@ -245,20 +249,12 @@ def _relay(
         result = _notify(ref, settings, mail, Refusal(Reason.REJECTED, detail))
         if len(rejected) == len(batches):
             return result
-    if decision.invalid:
-        refusal = Refusal(
-            Reason.INVALID_RECIPIENTS,
-            "sent to the valid recipients only; these were rejected",
-            decision.invalid,
-        )
-        _notify(ref, settings, mail, refusal)
-    if decision.refused:
-        refusal = Refusal(
-            Reason.RECIPIENT_NOT_ALLOWED,
-            "sent to the recipients inside ALLOWED_RECIPIENTS only; these were refused",
-            decision.refused,
-        )
-        _notify(ref, settings, mail, refusal)
+    for reason, entries in (
+        (Reason.INVALID_RECIPIENTS, decision.invalid),
+        (Reason.RECIPIENT_NOT_ALLOWED, decision.refused),
+    ):
+        if entries:  # the mail went out; the operator learns who was left out, and why
+            _notify(ref, settings, mail, Refusal(reason, _LEFT_OUT[reason], entries))
     return Result(
         Outcome.DISTRIBUTED,
         message_id=mail.message_id,
