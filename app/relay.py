@@ -1,8 +1,8 @@
 """One mail -> one outcome: distributed, a fallback notice, or retry.
 
 The path: read the raw mail, parse, screen (verdicts, sender, recipients), offload the attachments and
-sign their links, rewrite, then send in chunks of 50 under idempotency markers. Decisions that need no
-AWS live in `screen`; everything that does goes through the adapters in `app.aws`.
+sign their links, rewrite, then send in chunks of 50 under idempotency markers. The decision needs no
+AWS and lives in `app.screening`; everything that does goes through the adapters in `app.aws`.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from urllib.parse import quote
 from app import metrics, records, tracing
 from app.aws import mailer, notices, storage
 from app.aws.markers import Markers, marker_key
-from app.config import SenderAuth, Settings
+from app.config import Settings
 from app.errors import RetryableError, SendRejected
-from app.mail import attachments, authentication, decode, fence, rewrite
+from app.mail import attachments, decode, rewrite
 from app.mail.parse import Mail, MalformedMail, TooManyParts, parse
-from app.mail.recipients import classify, extract
 from app.outcomes import Notice, Outcome, Reason
 from app.routing.document import EMPTY, Directory
-from app.routing.expand import expand, receiving_address
+from app.screening import Distribution, Refusal, screen
 
 log = logging.getLogger("iot_mail_relay")
 
@@ -35,23 +34,6 @@ _LEFT_OUT = {  # the notice's detail when a distributed mail left some listed re
     Reason.INVALID_RECIPIENTS: "sent to the valid recipients only; these were rejected",
     Reason.RECIPIENT_NOT_ALLOWED: "sent to the recipients inside ALLOWED_RECIPIENTS only; these were refused",
 }
-
-
-@dataclass(frozen=True)
-class Refusal:
-    reason: Reason
-    detail: str
-    invalid: tuple[str, ...] = ()
-    source: str = "none"  # how the recipients were found: "code", "route" or "none"
-
-
-@dataclass(frozen=True)
-class Distribution:
-    recipients: tuple[str, ...]
-    invalid: tuple[str, ...]  # rejected entries: the mail still goes out, and a notice lists them
-    refused: tuple[str, ...] = ()  # valid addresses outside ALLOWED_RECIPIENTS: a notice lists them
-    source: str = "code"  # "code" or "route"
-    from_groups: int = 0  # recipients that only a group put there
 
 
 @dataclass
@@ -65,93 +47,6 @@ class Result:
     source: str = "none"  # how the recipients were found: code, route or none
     from_groups: int = 0
     attachment_bytes: int = 0
-
-
-def screen(
-    mail: Mail, settings: Settings, directory: Callable[[], Directory] = lambda: EMPTY
-) -> Refusal | Distribution:
-    """Decide, without AWS, whether and to whom the mail may be distributed.
-
-    Only SES's own block speaks for the verdicts and the sender's authentication (`mail.ses`); the
-    order is the order of harm: nothing of a mail SES did not scan is stored, nothing of an unvouched
-    sender is sent, and the fence decides last who, of the listed recipients, may receive it.
-    `directory` gives the groups and routes; it is asked only when the mail names a group or has no code.
-    """
-    if mail.virus_verdict == "FAIL":
-        return Refusal(Reason.VIRUS, "SES's virus scan failed the mail")
-    if mail.virus_verdict != "PASS":
-        return Refusal(
-            Reason.UNSCANNED, f"SES's virus verdict is {mail.virus_verdict or 'missing'}, not PASS"
-        )
-    if mail.spam_verdict == "FAIL":
-        return Refusal(Reason.SPAM, "SES's spam scan failed the mail")
-    refusal = _screen_sender(mail, settings)
-    if refusal:
-        return refusal
-    listed = _recipients(mail, settings, directory)
-    if isinstance(listed, Refusal):
-        return listed
-    inside, refused = listed.recipients, tuple[str, ...]()
-    if settings.allowed_recipients:
-        inside = tuple(r for r in listed.recipients if fence.admits(settings.allowed_recipients, r))
-        refused = tuple(r for r in listed.recipients if r not in inside)
-    if not inside:
-        return Refusal(Reason.RECIPIENT_NOT_ALLOWED, "no recipient is inside ALLOWED_RECIPIENTS", refused)
-    if len(inside) > settings.max_recipients:
-        return Refusal(
-            Reason.TOO_MANY_RECIPIENTS,
-            f"{len(inside)} recipients, more than MAX_RECIPIENTS={settings.max_recipients}",
-        )
-    return replace(listed, recipients=inside, refused=refused)
-
-
-def _recipients(mail: Mail, settings: Settings, directory: Callable[[], Directory]) -> Refusal | Distribution:
-    """The code decides when there is one; else the route of the address the mail was received for.
-    Groups expand, and the relay's own addresses are dropped; the fence and the cap come after."""
-    drop = settings.receiving_addresses
-    found = extract(mail.bodies, drop=drop)
-    source = "code"
-    if not found.found:
-        address = receiving_address(mail.ses.envelope_recipient, mail.addressed_to, drop)
-        route = directory().routes.get(address) if address else None
-        if not route:
-            return Refusal(
-                Reason.NO_RECIPIENTS, "the body has no Email_Rxers_Code recipient list", source="none"
-            )
-        found, source = classify(route, drop), "route"
-    if not found.entries and not found.invalid:
-        return Refusal(Reason.NO_RECIPIENTS, "the recipient list is empty", source=source)
-    expansion = expand(found.entries, directory() if found.groups else EMPTY, drop)
-    invalid = found.invalid + tuple(f"{name} (unknown group)" for name in expansion.unknown_groups)
-    if not expansion.recipients:
-        return Refusal(Reason.INVALID_RECIPIENTS, "no entry of the recipient list is valid", invalid, source)
-    return Distribution(expansion.recipients, invalid, source=source, from_groups=expansion.from_groups)
-
-
-def _screen_sender(mail: Mail, settings: Settings) -> Refusal | None:
-    if not settings.allowed_senders:
-        return None
-    if not mail.sender:
-        return Refusal(Reason.SENDER_NOT_ALLOWED, f"{_no_sender(mail)}: no sender to match ALLOWED_SENDERS")
-    if not fence.admits(settings.allowed_senders, mail.sender):
-        return Refusal(Reason.SENDER_NOT_ALLOWED, f"{mail.sender} is not in ALLOWED_SENDERS")
-    if settings.sender_auth is SenderAuth.REQUIRED:
-        domain = mail.sender.rpartition("@")[2]
-        verification = authentication.verify(mail.ses, domain)
-        if not verification.authenticated:
-            return Refusal(
-                Reason.SENDER_NOT_AUTHENTICATED,
-                f"SES authenticated no aligned domain for {domain}: it reported {verification.summary}",
-            )
-    return None
-
-
-def _no_sender(mail: Mail) -> str:
-    if mail.from_count == 0:
-        return "the mail has no From"
-    if mail.from_count > 1:
-        return f"the mail has {mail.from_count} From headers"
-    return "the From does not name exactly one address"
 
 
 def process(

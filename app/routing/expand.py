@@ -2,7 +2,7 @@
 
 Groups expand to their members; the result is de-duplicated (case-insensitively, first occurrence
 wins) and the relay's own receiving addresses are dropped, so no group or route can make the relay mail
-itself. The fence and the cap apply afterwards, in `relay.screen`, to what expansion produced.
+itself. The fence and the cap apply afterwards, in `screening.screen`, to what expansion produced.
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from app.config import Settings
 from app.mail.authentication import SesReport
 from app.mail.parse import Mail, TextBody
 from app.outcomes import Reason
-from app.relay import Distribution, Refusal, screen
 from app.routing import document
 from app.routing.document import Directory, DocumentError
 from app.routing.expand import expand, receiving_address
+from app.screening import Distribution, Refusal, screen
 
 RELAY = "inbox@relay.example.com"
 CAMERA = "cam-lobby-8f2k@relay.example.com"

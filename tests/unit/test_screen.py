@@ -9,7 +9,7 @@ from app.mail.auth_results import Result
 from app.mail.authentication import SesReport
 from app.mail.parse import Mail, TextBody
 from app.outcomes import Reason
-from app.relay import Distribution, Refusal, screen
+from app.screening import Distribution, Refusal, screen
 
 SETTINGS = Settings(
     incoming_bucket="in",
