@@ -55,6 +55,13 @@ forged_headers = st.lists(
     ),
     max_size=12,
 )
+# SES's block (its verdicts and results) and what the sender wrote below it.
+SCENARIOS = {
+    "spam": st.sampled_from(VERDICTS),
+    "virus": st.sampled_from(VERDICTS),
+    "results": st.sampled_from(sorted(RESULTS)),
+    "forged": forged_headers,
+}
 MANY = settings(FUZZ, max_examples=max(FUZZ.max_examples, 1000))  # pure and cheap: always many
 
 
@@ -78,12 +85,7 @@ def mail(block: str, forged: list[tuple[str, str]]) -> bytes:
 
 
 @MANY
-@given(
-    spam=st.sampled_from(VERDICTS),
-    virus=st.sampled_from(VERDICTS),
-    results=st.sampled_from(sorted(RESULTS)),
-    forged=forged_headers,
-)
+@given(**SCENARIOS)
 def test_the_report_is_ses_s_whatever_the_sender_writes_below(
     spam: str, virus: str, results: str, forged: list[tuple[str, str]]
 ) -> None:
@@ -108,12 +110,7 @@ def expected(spam: str, virus: str, results: str) -> str:
 
 
 @FUZZ
-@given(
-    spam=st.sampled_from(VERDICTS),
-    virus=st.sampled_from(VERDICTS),
-    results=st.sampled_from(sorted(RESULTS)),
-    forged=forged_headers,
-)
+@given(**SCENARIOS)
 def test_the_relay_acts_on_ses_s_word_only(
     closed_world: World, spam: str, virus: str, results: str, forged: list[tuple[str, str]]
 ) -> None:
