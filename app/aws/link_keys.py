@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.aws import clients
+from app.aws import clients, error_codes
 from app.errors import RetryableError
 from app.links import Keyring, KeyringError, parse_keyring
 
@@ -51,8 +51,9 @@ class KeyringSource:
         try:
             secret = clients.client("secretsmanager").get_secret_value(SecretId=self._secret_arn)
         except ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "unknown")
-            raise KeyringUnavailable(f"LINK_KEY_SECRET_ARN: reading the secret failed: {code}") from e
+            raise KeyringUnavailable(
+                f"LINK_KEY_SECRET_ARN: reading the secret failed: {error_codes.code(e)}"
+            ) from e
         except BotoCoreError as e:
             raise KeyringUnavailable(
                 f"LINK_KEY_SECRET_ARN: reading the secret failed: {type(e).__name__}"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.aws import clients
+from app.aws import clients, error_codes
 from app.errors import RetryableError, SendRejected
 
 MAX_DESTINATIONS = 50  # SES's limit per SendEmail call
@@ -33,9 +33,9 @@ def send(raw: bytes, recipients: Sequence[str], sender: str, configuration_set: 
     try:
         return str(clients.client("sesv2").send_email(**request)["MessageId"])
     except ClientError as e:
-        code = str(e.response.get("Error", {}).get("Code", "unknown"))
+        code = error_codes.code(e)
         if code in _DENIED:
-            raise SendRejected(denied(code, str(e.response.get("Error", {}).get("Message", "")))) from e
+            raise SendRejected(denied(code, error_codes.message(e))) from e
         if code in _PERMANENT:
             raise SendRejected(f"SES rejected the mail: {code}") from e
         raise RetryableError(f"SES send failed: {code}") from e

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.aws import clients
+from app.aws import clients, error_codes
 from app.errors import InFlight, RetryableError
 
 log = logging.getLogger("iot_mail_relay")
@@ -87,7 +87,7 @@ class Markers:
                 clients.client("s3").put_object(Bucket=self._bucket, Key=key, Body=body, **extra)
                 return True
             except ClientError as e:
-                code = e.response.get("Error", {}).get("Code")
+                code = error_codes.code(e)
                 if only_if_new and code in _TAKEN:
                     return False
                 if code in _CONFLICT and pause is not None:
@@ -105,7 +105,7 @@ class Markers:
             document = json.loads(response["Body"].read())
             return str(document.get("state", "")), float(document.get("at", 0))
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            if error_codes.code(e) in {"NoSuchKey", "404"}:
                 return "", 0.0
             raise RetryableError(f"reading marker {key}: {e}") from e
         except (BotoCoreError, ValueError) as e:

@@ -13,11 +13,11 @@ from enum import StrEnum
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.aws import clients
+from app.aws import clients, error_codes
 from app.errors import RetryableError
 
 REVOKED_TAG = "revoked"  # relayctl revoke sets it; the bucket policy denies GetObject on it as well
-_GONE = {"NoSuchKey", "404", "NotFound", "AccessDenied", "403"}
+_GONE = error_codes.MISSING | {"AccessDenied", "403"}
 
 
 class ObjectState(StrEnum):
@@ -30,11 +30,9 @@ def state(bucket: str, key: str) -> ObjectState:
     try:
         tags = clients.client("s3").get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
     except ClientError as e:
-        if str(e.response.get("Error", {}).get("Code")) in _GONE:
+        if error_codes.code(e) in _GONE:
             return ObjectState.GONE
-        raise RetryableError(
-            f"reading the tags of an attachment: {e.response.get('Error', {}).get('Code')}"
-        ) from e
+        raise RetryableError(f"reading the tags of an attachment: {error_codes.code(e)}") from e
     except BotoCoreError as e:
         raise RetryableError(f"reading the tags of an attachment: {type(e).__name__}") from e
     if any(t["Key"] == REVOKED_TAG and t["Value"] == "true" for t in tags):

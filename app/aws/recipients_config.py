@@ -15,14 +15,13 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.aws import clients
+from app.aws import clients, error_codes
 from app.errors import RetryableError
 from app.routing.document import EMPTY, Directory, DocumentError, parse
 
 log = logging.getLogger("iot_mail_relay")
 
 REVALIDATE_SECONDS = 60.0
-_MISSING = {"NoSuchKey", "404", "NotFound"}
 _NOT_MODIFIED = {"304", "NotModified"}
 
 
@@ -64,10 +63,10 @@ class RecipientsConfig:
             response = clients.client("s3").get_object(**request)
             data = response["Body"].read()
         except ClientError as e:
-            code = str(e.response.get("Error", {}).get("Code", "unknown"))
+            code = error_codes.code(e)
             if code in _NOT_MODIFIED:
                 return
-            if code in _MISSING:
+            if code in error_codes.MISSING:
                 self._directory, self._etag = EMPTY, None
                 return
             raise RetryableError(f"reading the recipients document s3://{bucket}/{key}: {code}") from e

@@ -12,7 +12,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app import links
-from app.aws import clients
+from app.aws import clients, error_codes
 from app.aws.link_keys import KeyringSource
 from app.errors import MailMissing, RetryableError
 
@@ -20,7 +20,6 @@ MB = 1024 * 1024
 # Parts of 16 MB, two at a time: the largest attachment a 40 MB mail can carry (30 MB decoded) goes up
 # in two parallel parts, and at most 32 MB of decoded data is in flight beside the raw mail.
 TRANSFER = TransferConfig(multipart_threshold=16 * MB, multipart_chunksize=16 * MB, max_concurrency=2)
-_MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
 def read_object(bucket: str, key: str, max_size: int) -> bytes | None:
@@ -32,9 +31,9 @@ def read_object(bucket: str, key: str, max_size: int) -> bytes | None:
             return None
         return bytes(response["Body"].read())
     except ClientError as e:
-        if e.response.get("Error", {}).get("Code") in _MISSING:
+        if error_codes.code(e) in error_codes.MISSING:
             raise MailMissing(f"s3://{bucket}/{key} does not exist") from e
-        raise RetryableError(f"reading s3://{bucket}/{key}: {_code(e)}") from e
+        raise RetryableError(f"reading s3://{bucket}/{key}: {error_codes.code(e)}") from e
     except BotoCoreError as e:
         raise RetryableError(f"reading s3://{bucket}/{key}: {type(e).__name__}") from e
 
@@ -43,7 +42,7 @@ def upload(bucket: str, key: str, body: io.RawIOBase, extra_args: dict[str, Any]
     try:
         clients.client("s3").upload_fileobj(body, bucket, key, ExtraArgs=extra_args, Config=TRANSFER)
     except (ClientError, BotoCoreError) as e:
-        raise RetryableError(f"uploading s3://{bucket}/{key}: {_error(e)}") from e
+        raise RetryableError(f"uploading s3://{bucket}/{key}: {error_codes.describe(e)}") from e
 
 
 def put_json(bucket: str, key: str, document: dict[str, Any]) -> None:
@@ -52,7 +51,7 @@ def put_json(bucket: str, key: str, document: dict[str, Any]) -> None:
             Bucket=bucket, Key=key, Body=json.dumps(document).encode(), ContentType="application/json"
         )
     except (ClientError, BotoCoreError) as e:
-        raise RetryableError(f"writing s3://{bucket}/{key}: {_error(e)}") from e
+        raise RetryableError(f"writing s3://{bucket}/{key}: {error_codes.describe(e)}") from e
 
 
 class LinkSigner:
@@ -76,12 +75,4 @@ class LinkSigner:
                 )
             )
         except (ClientError, BotoCoreError) as e:
-            raise RetryableError(f"signing a link: {_error(e)}") from e
-
-
-def _code(e: ClientError) -> str:
-    return str(e.response.get("Error", {}).get("Code", "unknown"))
-
-
-def _error(e: Exception) -> str:
-    return _code(e) if isinstance(e, ClientError) else type(e).__name__
+            raise RetryableError(f"signing a link: {error_codes.describe(e)}") from e

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.aws import clients
+from app.aws import clients, error_codes
 
 log = logging.getLogger("iot_mail_relay")
 
@@ -40,7 +40,7 @@ def postpone(record: Mapping[str, Any], seconds: int) -> bool:
         )
         return True
     except ClientError as e:
-        reason = str(e.response.get("Error", {}).get("Code", "unknown"))
+        reason = error_codes.code(e)
     except (BotoCoreError, ValueError) as e:
         reason = type(e).__name__
     log.warning(
