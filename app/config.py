@@ -179,6 +179,14 @@ def _addresses() -> Any:
     return address
 
 
+def _email(name: str, value: str) -> str:
+    """`value` as one lower-cased address exactly as written, or a ConfigError naming `name`."""
+    parsed = _addresses().parse(value, addr_spec_only=True)
+    if parsed is None or parsed.addr_type != "email" or str(parsed.address).lower() != value.lower():
+        raise ConfigError(f"{name}: {value!r} is not an email address")
+    return str(parsed.address).lower()
+
+
 class _Reader:
     """Reads one variable at a time and names it in every error."""
 
@@ -204,21 +212,14 @@ class _Reader:
         return self.matching(name, pattern, what) if self._value(name) else None
 
     def email(self, name: str) -> str:
-        value = self.required(name)
-        parsed = _addresses().parse(value, addr_spec_only=True)
-        if parsed is None or parsed.addr_type != "email" or str(parsed.address).lower() != value.lower():
-            raise ConfigError(f"{name}: {value!r} is not an email address")
-        return str(parsed.address).lower()
+        return _email(name, self.required(name))
 
     def emails(self, name: str, exclude: str) -> tuple[str, ...]:
         found: list[str] = []
         for entry in (entry.strip() for entry in self._value(name).split(",")):
             if not entry:
                 continue
-            parsed = _addresses().parse(entry, addr_spec_only=True)
-            if parsed is None or parsed.addr_type != "email":
-                raise ConfigError(f"{name}: {entry!r} is not an email address")
-            addr = str(parsed.address).lower()
+            addr = _email(name, entry)
             if addr == exclude:
                 raise ConfigError(f"{name}: {entry!r} is SENDER_EMAIL (the relay would mail itself)")
             found.append(addr)
