@@ -59,7 +59,7 @@ def classify(entries: Iterable[str], drop: str | Iterable[str]) -> Recipients:
     """Validate entries: addresses and group names kept in order and deduped, the rest invalid."""
     valid: list[str] = []
     invalid: list[str] = []
-    seen = {drop.lower()} if isinstance(drop, str) else {address.lower() for address in drop}
+    seen = {drop.lower()} if isinstance(drop, str) else {ours.lower() for ours in drop}
     for entry in entries:
         name = entry.strip().lower()
         addr = name if GROUP_NAME.match(name) else validate(entry)
