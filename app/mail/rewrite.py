@@ -21,6 +21,7 @@ from flanker.addresslib import address
 from app.mail.header_text import one_line
 from app.mail.parse import Mail
 from app.mail.recipients import remove_codes
+from app.sizes import human_size
 
 RELAY_NAME = "IoT Mail Relay"
 _ADDRESS_LIKE = re.compile(r"[@<>]")
@@ -70,14 +71,6 @@ def build(mail: Mail, links: list[Link], expires_at: datetime, sender_email: str
 def expiry_text(expires_at: datetime) -> str:
     return expires_at.strftime("%Y-%m-%d %H:%M UTC")
 
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB"):
-        if value < 1024 or unit == "MB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"  # pragma: no cover - the loop always returns
 
 
 def _plain(texts: list[str], links: list[Link], expires_at: datetime) -> str:
