@@ -72,7 +72,6 @@ def expiry_text(expires_at: datetime) -> str:
     return expires_at.strftime("%Y-%m-%d %H:%M UTC")
 
 
-
 def _plain(texts: list[str], links: list[Link], expires_at: datetime) -> str:
     text = "\n\n".join(part.rstrip() for part in texts).replace("\r\n", "\n")
     if not links:
