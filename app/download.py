@@ -24,7 +24,7 @@ from functools import cache
 from typing import Any
 
 from app import links
-from app.aws import objects
+from app.aws import clients, objects
 from app.aws.link_keys import KeyringSource
 from app.config import DownloadSettings, load_download_settings
 from app.errors import RetryableError
@@ -149,6 +149,13 @@ def log_record(request: Request, result: Answer, now: float) -> dict[str, Any]:
 @cache
 def _keys(secret_arn: str) -> KeyringSource:
     return KeyringSource(secret_arn)
+
+
+def reset() -> None:
+    """Forget what a container keeps between invocations (tests start a fresh account each time)."""
+    _keys.cache_clear()
+    load_download_settings.cache_clear()
+    clients.reset()
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

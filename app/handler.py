@@ -8,11 +8,13 @@ from functools import cache
 from typing import Any
 
 from app import backoff, records, relay
-from app.aws import visibility
+from app.aws import clients, mailer, notices, storage, visibility
+from app.aws.markers import Markers
 from app.aws.recipients_config import RecipientsConfig
 from app.aws.storage import LinkSigner
 from app.config import Settings, load_settings
 from app.outcomes import Outcome
+from app.ports import Ports
 
 DEADLINE_RESERVE_MS = 30_000  # stop starting mails this close to the timeout; they are retried instead
 
@@ -33,33 +35,38 @@ def _warn_if_open(settings: Settings) -> None:
 
 
 @cache
-def _recipients_config(location: tuple[str, str] | None) -> RecipientsConfig:
-    return RecipientsConfig(location)
-
-
-@cache
-def _signer(download_base_url: str | None, link_key_secret_arn: str | None) -> LinkSigner:
-    return LinkSigner(download_base_url, link_key_secret_arn)
+def _ports(settings: Settings) -> Ports:
+    """The adapters, once per container: the link keys and the recipients document they cache live
+    as long as the container does."""
+    return Ports(
+        storage=storage,
+        mailer=mailer,
+        notices=notices,
+        markers=Markers(settings.incoming_bucket),
+        signer=LinkSigner(settings.download_base_url, settings.link_key_secret_arn),
+        directory=RecipientsConfig(settings.recipients_config).directory,
+    )
 
 
 def reset() -> None:
-    """Forget what a container keeps between invocations (tests start a fresh account each time)."""
-    for cached in (_warn_if_open, _recipients_config, _signer):
+    """Forget what a container keeps between invocations: settings, clients, adapters (tests start a
+    fresh account and environment each time)."""
+    for cached in (_warn_if_open, _ports, load_settings):
         cached.cache_clear()
+    clients.reset()
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     settings = load_settings()
     _warn_if_open(settings)
-    signer = _signer(settings.download_base_url, settings.link_key_secret_arn)
-    directory = _recipients_config(settings.recipients_config).directory
+    ports = _ports(settings)
     failures: list[dict[str, str]] = []
     for record in event.get("Records", []):
         if context is not None and context.get_remaining_time_in_millis() < DEADLINE_RESERVE_MS:
             outcomes = [Outcome.RETRY]
         else:
             items = records.items(record, settings.incoming_bucket)
-            outcomes = [relay.process(item, settings, signer, directory) for item in items]
+            outcomes = [relay.process(item, settings, ports) for item in items]
         if Outcome.RETRY in outcomes:
             visibility.postpone(record, backoff.delay(backoff.receive_count(record)))
             failures.append({"itemIdentifier": record["messageId"]})

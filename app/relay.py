@@ -2,27 +2,26 @@
 
 The path: read the raw mail, parse, screen (verdicts, sender, recipients), offload the attachments and
 sign their links, rewrite, then send in chunks of 50 under idempotency markers. The decision needs no
-AWS and lives in `app.screening`; everything that does goes through the adapters in `app.aws`.
+AWS and lives in `app.screening`; everything that does goes through the ports (`app.ports`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from app import metrics, records, tracing
-from app.aws import mailer, notices, storage
-from app.aws.markers import Markers, marker_key
+from app.aws.mailer import chunks
+from app.aws.markers import marker_key
 from app.config import Settings
 from app.errors import RetryableError, SendRejected
 from app.mail import attachments, decode, rewrite
 from app.mail.parse import Mail, MalformedMail, TooManyParts, parse
 from app.outcomes import Notice, Outcome, Reason
-from app.routing.document import EMPTY, Directory
+from app.ports import Ports
 from app.screening import Distribution, Refusal, screen
 
 log = logging.getLogger("iot_mail_relay")
@@ -49,12 +48,7 @@ class Result:
     attachment_bytes: int = 0
 
 
-def process(
-    item: records.Item,
-    settings: Settings,
-    signer: storage.LinkSigner,
-    directory: Callable[[], Directory] = lambda: EMPTY,
-) -> Outcome:
+def process(item: records.Item, settings: Settings, ports: Ports) -> Outcome:
     """Handle one item of a record; never raises, so one mail cannot fail its batch-mates."""
     if isinstance(item, records.Ignored):
         level = logging.WARNING if item.refused else logging.INFO
@@ -64,7 +58,7 @@ def process(
     started, acceptance = time.monotonic(), metrics.Acceptance()
     with tracing.mail_subsegment(item.key) as trace, acceptance:
         try:
-            result = _relay(item, settings, signer, directory)
+            result = _relay(item, settings, ports)
         except RetryableError as e:
             result = Result(Outcome.RETRY, detail=str(e))
         except Exception as e:  # a bug must not lose the mail: retry, and in the end the DLQ keeps it
@@ -111,37 +105,33 @@ def process(
     return result.outcome
 
 
-def _relay(
-    ref: records.MailRef,
-    settings: Settings,
-    signer: storage.LinkSigner,
-    directory: Callable[[], Directory],
-) -> Result:
-    raw = storage.read_object(ref.bucket, ref.key, MAX_RAW_BYTES)
+def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
+    raw = ports.storage.read_object(ref.bucket, ref.key, MAX_RAW_BYTES)
     if raw is None:
-        return _notify(ref, settings, None, Refusal(Reason.TOO_LARGE, f"larger than {MAX_RAW_BYTES} bytes"))
+        too_large = Refusal(Reason.TOO_LARGE, f"larger than {MAX_RAW_BYTES} bytes")
+        return _notify(ref, settings, ports, None, too_large)
     try:
         mail = parse(raw)
     except MalformedMail as e:
-        return _notify(ref, settings, None, Refusal(Reason.MALFORMED, str(e)))
+        return _notify(ref, settings, ports, None, Refusal(Reason.MALFORMED, str(e)))
     except TooManyParts as e:
-        return _notify(ref, settings, None, Refusal(Reason.TOO_LARGE, str(e)))
-    decision = screen(mail, settings, directory)
+        return _notify(ref, settings, ports, None, Refusal(Reason.TOO_LARGE, str(e)))
+    decision = screen(mail, settings, ports.directory)
     if isinstance(decision, Refusal):
-        return replace(_notify(ref, settings, mail, decision), source=decision.source)
+        return replace(_notify(ref, settings, ports, mail, decision), source=decision.source)
 
     now = datetime.now(UTC)
     expires_at = now + timedelta(seconds=settings.url_expiry_seconds)
-    links = _offload(ref, settings, signer, mail, decision, now, expires_at)
+    links = _offload(ref, settings, ports, mail, decision, now, expires_at)
     message = rewrite.build(mail, links, expires_at, settings.sender_email, now)
     if len(message) > SES_MAX_MESSAGE_BYTES:
         refusal = Refusal(Reason.TOO_LARGE, f"the rewritten mail has {len(message)} bytes, over SES's limit")
-        return _notify(ref, settings, mail, refusal)
-    batches = mailer.chunks(decision.recipients)
-    rejected = _send(ref, settings, message, batches)
+        return _notify(ref, settings, ports, mail, refusal)
+    batches = chunks(decision.recipients)
+    rejected = _send(ref, settings, ports, message, batches)
     if rejected:
         detail = f"SES refused {len(rejected)} of {len(batches)} sends: {'; '.join(rejected)}"
-        result = _notify(ref, settings, mail, Refusal(Reason.REJECTED, detail))
+        result = _notify(ref, settings, ports, mail, Refusal(Reason.REJECTED, detail))
         if len(rejected) == len(batches):
             return result
     for reason, entries in (
@@ -149,7 +139,7 @@ def _relay(
         (Reason.RECIPIENT_NOT_ALLOWED, decision.refused),
     ):
         if entries:  # the mail went out; the operator learns who was left out, and why
-            _notify(ref, settings, mail, Refusal(reason, _LEFT_OUT[reason], entries))
+            _notify(ref, settings, ports, mail, Refusal(reason, _LEFT_OUT[reason], entries))
     return Result(
         Outcome.DISTRIBUTED,
         message_id=mail.message_id,
@@ -169,7 +159,7 @@ def _relay(
 def _offload(
     ref: records.MailRef,
     settings: Settings,
-    signer: storage.LinkSigner,
+    ports: Ports,
     mail: Mail,
     decision: Distribution,
     now: datetime,
@@ -182,7 +172,7 @@ def _offload(
         filename = attachments.safe_filename(part.original_name, part.content_type, part.index)
         key = attachments.object_key(ref.key, part.index, filename)
         reader = decode.DecodingReader(part.body.view(), part.body.encoding)
-        storage.upload(
+        ports.storage.upload(
             settings.attachments_bucket,
             key,
             reader,
@@ -195,12 +185,12 @@ def _offload(
                 },
             },
         )
-        url = signer.sign(settings.attachments_bucket, key, expires_at)
+        url = ports.signer.sign(settings.attachments_bucket, key, expires_at)
         links.append(rewrite.Link(filename, reader.size, part.content_type, part.content_id, url))
         manifest_entries.append(
             {"key": key, "filename": filename, "size": reader.size, "content_type": part.content_type}
         )
-    storage.put_json(
+    ports.storage.put_json(
         settings.attachments_bucket,
         attachments.manifest_key(ref.key),
         {
@@ -217,28 +207,31 @@ def _offload(
 
 
 def _send(
-    ref: records.MailRef, settings: Settings, message: bytes, batches: list[tuple[str, ...]]
+    ref: records.MailRef, settings: Settings, ports: Ports, message: bytes, batches: list[tuple[str, ...]]
 ) -> list[str]:
     """Send each chunk once; returns what SES refused for good (those chunks are not retried)."""
-    markers = Markers(settings.incoming_bucket)
     digest = attachments.mail_digest(ref.key)
     rejected: list[str] = []
     for number, batch in enumerate(batches, start=1):
 
         def send_chunk(number: int = number, batch: tuple[str, ...] = batch) -> str:
             try:
-                sent = mailer.send(message, batch, settings.sender_email, settings.configuration_set_name)
+                sent = ports.mailer.send(
+                    message, batch, settings.sender_email, settings.configuration_set_name
+                )
             except SendRejected as e:
                 rejected.append(f"chunk {number}: {e}")
                 return f"rejected: {e}"
             metrics.accepted()
             return sent
 
-        markers.once(marker_key(digest, f"send-{number}-of-{len(batches)}"), send_chunk)
+        ports.markers.once(marker_key(digest, f"send-{number}-of-{len(batches)}"), send_chunk)
     return rejected
 
 
-def _notify(ref: records.MailRef, settings: Settings, mail: Mail | None, refusal: Refusal) -> Result:
+def _notify(
+    ref: records.MailRef, settings: Settings, ports: Ports, mail: Mail | None, refusal: Refusal
+) -> Result:
     notice = Notice(
         reason=refusal.reason,
         detail=refusal.detail,
@@ -251,12 +244,12 @@ def _notify(ref: records.MailRef, settings: Settings, mail: Mail | None, refusal
     )
 
     def publish() -> str:
-        notices.publish(settings.fallback_topic_arn, notice)
+        ports.notices.publish(settings.fallback_topic_arn, notice)
         metrics.accepted()
         return "published"
 
     key = marker_key(attachments.mail_digest(ref.key), f"notice-{refusal.reason}")
-    Markers(settings.incoming_bucket).once(key, publish)
+    ports.markers.once(key, publish)
     return Result(
         Outcome.FALLBACK, reason=refusal.reason, detail=refusal.detail, message_id=notice.message_id
     )
