@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from app.config import SenderAuth, Settings
-from app.mail import authentication, fence
+from app.mail import fence, sender_alignment
 from app.mail.parse import Mail
 from app.mail.recipients import classify, extract
 from app.outcomes import Reason
@@ -103,7 +103,7 @@ def _screen_sender(mail: Mail, settings: Settings) -> Refusal | None:
         return Refusal(Reason.SENDER_NOT_ALLOWED, f"{mail.sender} is not in ALLOWED_SENDERS")
     if settings.sender_auth is SenderAuth.REQUIRED:
         domain = mail.sender.rpartition("@")[2]
-        verification = authentication.verify(mail.ses, domain)
+        verification = sender_alignment.verify(mail.ses, domain)
         if not verification.authenticated:
             return Refusal(
                 Reason.SENDER_NOT_AUTHENTICATED,

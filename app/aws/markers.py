@@ -105,7 +105,7 @@ class Markers:
             document = json.loads(response["Body"].read())
             return str(document.get("state", "")), float(document.get("at", 0))
         except ClientError as e:
-            if error_codes.code(e) in {"NoSuchKey", "404"}:
+            if error_codes.code(e) in error_codes.MISSING:
                 return "", 0.0
             raise RetryableError(f"reading marker {key}: {e}") from e
         except (BotoCoreError, ValueError) as e:

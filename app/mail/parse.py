@@ -14,9 +14,9 @@ from flanker import mime
 from flanker.addresslib import address
 from flanker.mime.message.errors import MimeError
 
-from app.mail import authentication, decode, skeleton
-from app.mail.authentication import SesReport
+from app.mail import decode, ses_block, skeleton
 from app.mail.header_text import one_line
+from app.mail.ses_block import SesReport
 
 # Abuse limits: a sensor mail has a handful of parts; these bound the work a hostile one can cause.
 MAX_PARTS = 100
@@ -113,7 +113,7 @@ def parse(raw: bytes) -> Mail:
             sender=_sender(froms),
             from_header=", ".join(value for value in froms if value),
             subject=_clean(message.subject or ""),
-            ses=authentication.read((str(name), _repair(str(value))) for name, value in headers.items()),
+            ses=ses_block.read((str(name), _repair(str(value))) for name, value in headers.items()),
             bodies=tuple(bodies),
             attachments=tuple(attachments),
             from_count=len(froms),

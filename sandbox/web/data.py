@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-from app.mail import authentication
+from app.mail import ses_block
 from sandbox.journal import Journal
 from sandbox.status import Status
 from sandbox.xray import Daemon
@@ -236,7 +236,7 @@ def mails(sources: Sources) -> list[MailRow]:
 def headers(message: EmailMessage) -> list[Header]:
     """The headers in order; the block SES prepended is marked, as the function reads it."""
     items = [(name, str(value)) for name, value in message.raw_items()]
-    block = len(authentication.ses_block(items))
+    block = len(ses_block.ses_block(items))
     return [Header(name, " ".join(value.split()), n < block) for n, (name, value) in enumerate(items)]
 
 

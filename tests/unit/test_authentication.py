@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.mail.auth_results import Result, parse_authentication_results, parse_received_spf
-from app.mail.authentication import SesReport, aligned, read, ses_block, verify
+from app.mail.authres_parser import Result, parse_authentication_results, parse_received_spf
 from app.mail.parse import parse
+from app.mail.sender_alignment import aligned, verify
+from app.mail.ses_block import SesReport, read, ses_block
 
 SES_AR = (
     "amazonses.com;\r\n spf=pass (spfCheck: domain of plant.example.com designates 198.51.100.23 as permitted"

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from app.config import Settings
-from app.mail.authentication import SesReport
 from app.mail.parse import Mail, TextBody
+from app.mail.ses_block import SesReport
 from app.outcomes import Reason
 from app.routing import document
 from app.routing.document import Directory, DocumentError

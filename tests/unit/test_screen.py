@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 
 from app.config import SenderAuth, Settings
-from app.mail.auth_results import Result
-from app.mail.authentication import SesReport
+from app.mail.authres_parser import Result
 from app.mail.parse import Mail, TextBody
+from app.mail.ses_block import SesReport
 from app.outcomes import Reason
 from app.screening import Distribution, Refusal, screen
 
