@@ -45,7 +45,7 @@ venv: $(STAMP) ## Create .venv with Python 3.12 and the dev tools
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy app relayctl sandbox demo tools
+	$(BIN)/mypy app relayctl sandbox demo tools localaws
 
 .PHONY: test
 test: lint scan lock-check template-check wheels browser ## Lint, scan, check the lock and the template, run every test
