@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,20 +24,12 @@ from typing import Any
 from app.aws.markers import MARKERS_PREFIX
 from app.mail.attachments import ATTACHMENTS_PREFIX, mail_digest
 from bench import mails
+from localaws.account import Account, served
+from localaws.template import load
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path("bench/results/latest.json")
 CHART = Path("docs/benchmark.png")
-REGION = "us-east-1"
-ACCOUNT = "123456789012"  # moto's default account
-ENVIRONMENT = {
-    "INCOMING_BUCKET": "bench-incoming",
-    "ATTACHMENTS_BUCKET": "bench-attachments",
-    "SENDER_EMAIL": "relay@example.com",
-    "RECIPIENT_EMAIL": "inbox-7f3k9q@relay.example.com",
-    "FALLBACK_TOPIC_ARN": f"arn:aws:sns:{REGION}:{ACCOUNT}:bench-fallback",
-    "URL_EXPIRY_SECONDS": "86400",
-}
 TARGETS = {"time_ratio": 1.5, "memory_multiple": 3.0, "cold_import_s": 0.5, "cold_start_ratio": 1.2}
 WARMUP_CASE = mails.Case("warm-up", (4 * mails.KB,))
 IMPORT_PROBE = "import time; t = time.perf_counter(); import app.handler; print(time.perf_counter() - t)"
@@ -94,81 +85,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # -- the local AWS ----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+class Bench:
+    """The template's account behind moto's server in this process, and what the runs do to it."""
 
-
-class LocalAws:
-    """A moto server in this process (threads), with the relay's buckets, sender identity and topic."""
-
-    def __init__(self) -> None:
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-
-    def __enter__(self) -> LocalAws:
-        self._server.start()
-        self.s3 = self.client("s3")
-        self.s3.create_bucket(Bucket=ENVIRONMENT["INCOMING_BUCKET"])
-        self.s3.create_bucket(Bucket=ENVIRONMENT["ATTACHMENTS_BUCKET"])
-        self.client("sesv2").create_email_identity(EmailIdentity=ENVIRONMENT["SENDER_EMAIL"])
-        self.client("sns").create_topic(Name=ENVIRONMENT["FALLBACK_TOPIC_ARN"].rsplit(":", 1)[-1])
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.stop()
-
-    def client(self, service: str) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        return boto3.session.Session().client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
-            config=Config(signature_version="s3v4") if service == "s3" else None,
-        )
+    def __init__(self, account: Account) -> None:
+        self.account = account
+        self.s3 = account.client("s3")
+        self.incoming = account.blueprint.incoming_bucket
+        self.attachments = account.blueprint.function.environment["ATTACHMENTS_BUCKET"]
+        self.fallback_topic = account.blueprint.function.environment["FALLBACK_TOPIC_ARN"]
 
     def child_environment(self) -> dict[str, str]:
-        """The parent's environment without any AWS settings, pointed at this server."""
-        from app.config import ENVIRONMENT_VARIABLES
+        """The parent's environment without any AWS settings, plus the functions' as Lambda sets it."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "_X_AMZN", "LAMBDA_"))}
+        names = self.account.blueprint.process_environment()
+        return {**{k: v for k, v in env.items() if k not in names}, **self.account.environment()}
 
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("AWS_", "_X_AMZN", "LAMBDA_")) and k not in ENVIRONMENT_VARIABLES
-        }
-        env.update(ENVIRONMENT)
-        env.update(
-            {
-                "AWS_ENDPOINT_URL": self.endpoint,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_SESSION_TOKEN": "testing",
-                "AWS_DEFAULT_REGION": REGION,
-                "AWS_REGION": REGION,
-                "AWS_CONFIG_FILE": os.devnull,
-                "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            }
-        )
-        return env
+    def buckets(self) -> dict[str, str]:
+        return {"incoming_bucket": self.incoming, "attachments_bucket": self.attachments}
 
     def store(self, case: mails.Case, key: str) -> Stored:
         mail = mails.build(case)
-        self.s3.put_object(Bucket=ENVIRONMENT["INCOMING_BUCKET"], Key=key, Body=mail.raw)
+        self.s3.put_object(Bucket=self.incoming, Key=key, Body=mail.raw)
         return Stored(case, key, mail.boundary, len(mail.raw))
 
     def copy(self, source: str, target: str) -> None:
-        bucket = ENVIRONMENT["INCOMING_BUCKET"]
+        bucket = self.incoming
         self.s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": source})
 
     def objects(self, bucket: str, prefix: str) -> dict[str, int]:
@@ -183,17 +125,19 @@ class LocalAws:
             batch = [{"Key": key} for key in keys[start : start + 1000]]
             self.s3.delete_objects(Bucket=bucket, Delete={"Objects": batch})
 
-    def sent_count(self) -> int:
-        from moto.ses.models import ses_backends
+    def forget(self, incoming_key: str) -> None:
+        """Everything one relayed mail left behind: attachments, markers, the raw mail."""
+        digest = mail_digest(incoming_key)
+        self.delete(self.attachments, f"{ATTACHMENTS_PREFIX}{digest}/")
+        self.delete(self.incoming, f"{MARKERS_PREFIX}{digest}/")
+        self.s3.delete_object(Bucket=self.incoming, Key=incoming_key)
 
-        return len(ses_backends[ACCOUNT][REGION].sent_messages)
+    def sent_count(self) -> int:
+        return len(self.account.sent_mail())
 
     def notices(self) -> list[str]:
         """The fallback notices published so far (why a mail was not sent)."""
-        from moto.sns.models import sns_backends
-
-        topic = sns_backends[ACCOUNT][REGION].topics[ENVIRONMENT["FALLBACK_TOPIC_ARN"]]
-        return [str(message) for _, message, *_ in topic.sent_notifications]
+        return [p.message for p in self.account.published(self.fallback_topic)]
 
 
 # -- runs -------------------------------------------------------------------------------------------
@@ -212,7 +156,7 @@ def run_child(kind: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str,
 class Runner:
     """Runs one workload on one stored mail and checks that it really did the work."""
 
-    def __init__(self, aws: LocalAws, warmup: Stored) -> None:
+    def __init__(self, aws: Bench, warmup: Stored) -> None:
         self.aws = aws
         self.warmup = warmup
         self.env = aws.child_environment()
@@ -225,7 +169,7 @@ class Runner:
     def limit(self, stored: Stored) -> dict[str, Any]:
         prefix = f"bench-limit/{self.runs}"
         spec = {
-            **self._buckets(),
+            **self.aws.buckets(),
             "key": stored.key,
             "boundary": stored.boundary,
             "warmup_key": self.warmup.key,
@@ -237,7 +181,7 @@ class Runner:
             if tuple(result["attachment_sizes"]) != stored.case.attachment_sizes:
                 raise BenchError(f"the limit decoded {result['attachment_sizes']} for {stored.case.name}")
         finally:
-            self.aws.delete(ENVIRONMENT["ATTACHMENTS_BUCKET"], prefix + "/")
+            self.aws.delete(self.aws.attachments, prefix + "/")
         return result
 
     def function(self, stored: Stored) -> dict[str, Any]:
@@ -246,16 +190,13 @@ class Runner:
         self.aws.copy(stored.key, key)
         self.aws.copy(self.warmup.key, warmup_key)
         sent_before = self.aws.sent_count()
-        spec = {**self._buckets(), "key": key, "warmup_key": warmup_key}
+        spec = {**self.aws.buckets(), "key": key, "warmup_key": warmup_key}
         try:
             result = run_child("function", spec, self.env)
             self._check_function(stored, key, self.aws.sent_count() - sent_before, result)
         finally:
             for incoming in (key, warmup_key):
-                digest = mail_digest(incoming)
-                self.aws.delete(ENVIRONMENT["ATTACHMENTS_BUCKET"], f"{ATTACHMENTS_PREFIX}{digest}/")
-                self.aws.delete(ENVIRONMENT["INCOMING_BUCKET"], f"{MARKERS_PREFIX}{digest}/")
-                self.aws.s3.delete_object(Bucket=ENVIRONMENT["INCOMING_BUCKET"], Key=incoming)
+                self.aws.forget(incoming)
         return result
 
     def _check_function(self, stored: Stored, key: str, sent: int, result: dict[str, Any]) -> None:
@@ -266,19 +207,10 @@ class Runner:
                 f"SES got {sent} mails, not the warm-up and the measured one; fallback notices: "
                 f"{self.aws.notices()[-2:]}; log:\n{result['log']}"
             )
-        objects = self.aws.objects(
-            ENVIRONMENT["ATTACHMENTS_BUCKET"], f"{ATTACHMENTS_PREFIX}{mail_digest(key)}/"
-        )
+        objects = self.aws.objects(self.aws.attachments, f"{ATTACHMENTS_PREFIX}{mail_digest(key)}/")
         sizes = sorted(size for name, size in objects.items() if not name.endswith("/manifest.json"))
         if sizes != sorted(stored.case.attachment_sizes):
             raise BenchError(f"the function stored attachments of {sizes} bytes for {stored.case.name}")
-
-    @staticmethod
-    def _buckets() -> dict[str, str]:
-        return {
-            "incoming_bucket": ENVIRONMENT["INCOMING_BUCKET"],
-            "attachments_bucket": ENVIRONMENT["ATTACHMENTS_BUCKET"],
-        }
 
 
 def cold_imports(runs: int, env: dict[str, str]) -> list[float]:
@@ -295,7 +227,7 @@ def cold_imports(runs: int, env: dict[str, str]) -> list[float]:
     return times
 
 
-def cold_starts(runs: int, aws: LocalAws, warmup: Stored) -> dict[str, Any]:
+def cold_starts(runs: int, aws: Bench, warmup: Stored) -> dict[str, Any]:
     """Time to first mail in a cold process against the dependency floor, alternating, `runs` of each.
 
     Lambda's environment as in `cold_imports`; each cold run relays a fresh copy of the 4 KB warm-up
@@ -310,7 +242,7 @@ def cold_starts(runs: int, aws: LocalAws, warmup: Stored) -> dict[str, Any]:
         sent_before = aws.sent_count()
         try:
             for kind in ("cold", "floor") if n % 2 == 0 else ("floor", "cold"):
-                spec = {"key": key, "incoming_bucket": ENVIRONMENT["INCOMING_BUCKET"]}
+                spec = {"key": key, "incoming_bucket": aws.incoming}
                 result = run_child(kind, spec, env)
                 if kind == "floor":
                     floor.append(result["floor_s"])
@@ -320,10 +252,7 @@ def cold_starts(runs: int, aws: LocalAws, warmup: Stored) -> dict[str, Any]:
                 first_mail.append(result["first_mail_s"])
                 imports.append(result["import_s"])
         finally:
-            digest = mail_digest(key)
-            aws.delete(ENVIRONMENT["ATTACHMENTS_BUCKET"], f"{ATTACHMENTS_PREFIX}{digest}/")
-            aws.delete(ENVIRONMENT["INCOMING_BUCKET"], f"{MARKERS_PREFIX}{digest}/")
-            aws.s3.delete_object(Bucket=ENVIRONMENT["INCOMING_BUCKET"], Key=key)
+            aws.forget(key)
     return {
         "first_mail_s": {"median": statistics.median(first_mail), "runs": first_mail},
         "import_s": {"median": statistics.median(imports), "runs": imports},
@@ -415,7 +344,7 @@ def table(report: dict[str, Any]) -> str:
         cold = report["cold_start"]
         lines.append(
             f"cold process, first 4 KB mail: median {cold['first_mail_s']['median']:.3f} s (import"
-            f" {cold['import_s']['median']:.3f} s); dependency floor (boto3, 3 clients, flanker tables):"
+            f" {cold['import_s']['median']:.3f} s); dependency floor (boto3, 4 clients, flanker tables):"
             f" {cold['floor_s']['median']:.3f} s; {cold['ratio']:.2f}x"
         )
     lines.append(
@@ -428,8 +357,11 @@ def table(report: dict[str, Any]) -> str:
 
 
 def measure_all(args: argparse.Namespace) -> dict[str, Any]:
-    with LocalAws() as aws:
-        print(f"moto server on {aws.endpoint}; generating and storing {len(args.cases)} mails", flush=True)
+    with served(load(ROOT / "template.yaml", stack_name="bench")) as account:
+        aws = Bench(account)
+        print(
+            f"moto server on {account.endpoint}; generating and storing {len(args.cases)} mails", flush=True
+        )
         warmup = aws.store(WARMUP_CASE, "incoming/bench/warm-up")
         stored = [aws.store(case, f"incoming/bench/{case.name}") for case in args.cases]
         runner = Runner(aws, warmup)

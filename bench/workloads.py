@@ -4,7 +4,7 @@
 - `function`: `app.handler.lambda_handler` on the SQS-wrapped S3 notification of the same mail.
 - `cold`: time to first mail in a cold process: import `app.handler` as Lambda does, then relay one
   small mail; nothing is warmed up.
-- `floor`: the dependency floor of that: `import boto3`, the function's three clients, flanker's address
+- `floor`: the dependency floor of that: `import boto3`, the function's four clients, flanker's address
   parser tables. Whatever the function adds on a cold start is `cold` minus `floor`.
 
 Both first import what they need and warm up on a tiny mail (clients built, service models, settings and
@@ -118,7 +118,7 @@ def limit(spec: dict[str, Any]) -> dict[str, Any]:
 
 def function(spec: dict[str, Any]) -> dict[str, Any]:
     from app.handler import lambda_handler
-    from demo.events import sqs_event
+    from localaws.events import sqs_event
 
     def invoke(key: str) -> dict[str, Any]:
         response = lambda_handler(sqs_event(key, bucket=spec["incoming_bucket"]), None)
@@ -136,7 +136,7 @@ def function(spec: dict[str, Any]) -> dict[str, Any]:
 def cold(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     from app.handler import lambda_handler
-    from demo.events import sqs_event
+    from localaws.events import sqs_event
 
     imported = time.perf_counter()
     response = lambda_handler(sqs_event(spec["key"], bucket=spec["incoming_bucket"]), None)
@@ -158,6 +158,7 @@ def floor(spec: dict[str, Any]) -> dict[str, Any]:
     session.client("s3", config=Config(retries=retries, signature_version="s3v4"))
     session.client("sesv2", config=Config(retries=retries))
     session.client("sns", config=Config(retries=retries))
+    session.client("secretsmanager", config=Config(retries=retries))  # the link keys (template's links)
     from flanker.addresslib import address
 
     address.parse("sensor@plant.example.com", addr_spec_only=True)  # loads the parser's tables

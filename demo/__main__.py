@@ -1,51 +1,58 @@
-"""`make demo`: replay the sample mails in events/ through the function against in-process moto.
+"""`make demo`: replay the sample mails in events/ through the function against the template's account
+in moto, in process.
 
 Each mail is uploaded to the incoming bucket under `incoming/<file name>`, delivered to `lambda_handler`
 as one SQS record, and what happened is printed: the distributed mail with its links (each link is
-followed and its bytes counted), the fallback notice, or the retry.
+followed through the download function and its bytes counted), the fallback notice, or the retry.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
+from datetime import UTC, datetime
+from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
-from app.handler import lambda_handler
-from demo.world import World, moto_world, sqs_event
+from localaws.account import Account, environ, in_process
+from localaws.events import sqs_event
+from localaws.template import load
 
-EVENTS = Path(__file__).resolve().parent.parent / "events"
-LINK_PREFIX = "https://"
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
 
 
 def main() -> int:
+    blueprint = load(ROOT / "template.yaml", stack_name="demo")
     mails = sorted((EVENTS / "mails").glob("*.eml"))
-    with moto_world() as world:
+    with in_process(blueprint) as account, environ(account.environment()):
+        from app.handler import lambda_handler  # imported once the function's environment is in place
+
+        incoming = blueprint.incoming_bucket
         for path in mails:
-            world.put_mail(f"incoming/{path.name}", path.read_bytes())
+            account.client("s3").put_object(
+                Bucket=incoming, Key=f"incoming/{path.name}", Body=path.read_bytes()
+            )
+        fallback_topic = blueprint.topic("FallbackTopic").arn
         for path in [*mails, Path("does-not-exist.eml")]:
-            replay(world, f"incoming/{path.name}")
+            key = f"incoming/{path.name}"
+            sent, notices = len(account.sent_mail()), len(account.published(fallback_topic))
+            response = lambda_handler(sqs_event(key, bucket=incoming), None)
+            print(f"\n=== {key}")
+            for mail in account.sent_mail()[sent:]:
+                show_mail(account, mail.destinations, mail.message)
+            for notice in account.published(fallback_topic)[notices:]:
+                print(f"fallback notice: {notice.subject}")
+                print(json.dumps(notice.json(), indent=2))
+            if response["batchItemFailures"]:
+                print("reported for retry (after the queue's maxReceiveCount it lands in the DLQ)")
     return 0
 
 
-def replay(world: World, key: str) -> None:
-    sent_before, notices_before = len(world.sent()), len(world.notices())
-    response = lambda_handler(sqs_event(key), None)
-    print(f"\n=== {key}")
-    for mail in world.sent()[sent_before:]:
-        show_mail(world, mail.destinations, mail.message)
-    for notice in world.notices()[notices_before:]:
-        print(f"fallback notice: {notice['title']}")
-        print(json.dumps({k: v for k, v in notice.items() if k != "title"}, indent=2))
-    if response["batchItemFailures"]:
-        print("reported for retry (after the queue's maxReceiveCount it lands in the DLQ)")
-
-
-def show_mail(world: World, destinations: tuple[str, ...], message: object) -> None:
-    from email.message import EmailMessage
-
-    if not isinstance(message, EmailMessage):
-        raise TypeError("expected an EmailMessage")
+def show_mail(account: Account, destinations: tuple[str, ...], message: EmailMessage) -> None:
     print(f"distributed to {len(destinations)} recipients (Bcc): {', '.join(destinations)}")
     for header in ("From", "Reply-To", "To", "Subject"):
         print(f"{header}: {message[header]}")
@@ -54,15 +61,16 @@ def show_mail(world: World, destinations: tuple[str, ...], message: object) -> N
             text = part.get_content()
             print(text.rstrip())
             for word in text.split():
-                if word.startswith(LINK_PREFIX):
-                    size = len(world.download(word))
-                    print(f"  link works: {size} bytes, expires in {_expiry(word)} s")
+                if word.startswith(("https://", "http://")):
+                    with contextlib.redirect_stdout(io.StringIO()):  # the download function's log line
+                        size = len(account.download(word))
+                    print(f"  link works: {size} bytes, until {_expiry(word)}")
 
 
 def _expiry(url: str) -> str:
-    from urllib.parse import parse_qs, urlsplit
-
-    return parse_qs(urlsplit(url).query).get("X-Amz-Expires", ["?"])[0]
+    """The link's own expiry (`exp`, Unix seconds) as a date."""
+    exp = parse_qs(urlsplit(url).query).get("exp", [""])[0]
+    return datetime.fromtimestamp(int(exp), UTC).strftime("%Y-%m-%d %H:%M UTC") if exp.isdigit() else "?"
 
 
 if __name__ == "__main__":

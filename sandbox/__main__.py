@@ -144,9 +144,9 @@ def run(args: argparse.Namespace, claimed: Claim, signals: StopSignals) -> int:
         print(line, flush=True)
 
     try:
+        from localaws.blueprint import TemplateError
         from sandbox import smtp
         from sandbox.runner import Options, Sandbox
-        from sandbox.template import TemplateError
 
         credentials = smtp.Credentials.generate()
         if args.smtp_password:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from demo.events import function_url_event
+from localaws.events import function_url_event
 
 log = logging.getLogger("sandbox")
 

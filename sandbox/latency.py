@@ -19,23 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
-import signal
-import smtplib
-import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-START_TIMEOUT = 60.0
+from sandbox.launch import Running, launch
+
 SENDER = "sensor@plant.example.com"
 RECIPIENT_LIST = "Email_Rxers_Code:[ops@example.com]:Email_Rxers_Code:"
 POLL_SECONDS = 0.005
@@ -87,24 +82,15 @@ class Figures:
         }
 
 
-class Running:
-    """A sandbox subprocess and what it wrote about itself."""
+class Probe:
+    """Watches a running sandbox's outbox: when each mail arrived, by its original Message-ID."""
 
-    def __init__(self, data: Path, process: subprocess.Popen[bytes]) -> None:
-        self.data = data
-        self.process = process
-        self.state: dict[str, Any] = json.loads((data / "sandbox.json").read_text("utf-8"))
-        self._index = data / "outbox" / "index.jsonl"
+    def __init__(self, running: Running) -> None:
+        self.running = running
+        self.state = running.state
+        self._index = running.data / "outbox" / "index.jsonl"
         self._offset = 0
         self.arrived: dict[str, float] = {}  # original Message-ID -> when it was seen in the outbox
-
-    def smtp(self) -> smtplib.SMTP:
-        smtp = self.state["smtp"]
-        context = ssl.create_default_context(cafile=str(self.data / "tls" / "smtp-cert.pem"))
-        client = smtplib.SMTP(smtp["host"], smtp["port"], timeout=60)
-        client.starttls(context=context)
-        client.login(smtp["username"], smtp["password"])
-        return client
 
     def poll_outbox(self) -> None:
         """Read the outbox index from where the last call stopped; stamp each new mail with now."""
@@ -127,56 +113,10 @@ class Running:
             self.poll_outbox()
             if all(m in self.arrived for m in message_ids):
                 return max(self.arrived[m] for m in message_ids)
-            if time.monotonic() > deadline or self.process.poll() is not None:
+            if time.monotonic() > deadline or self.running.process.poll() is not None:
                 missing = [m for m in message_ids if m not in self.arrived]
                 raise TimeoutError(f"{len(missing)} of {len(message_ids)} mails never reached the outbox")
             time.sleep(POLL_SECONDS)
-
-
-@contextmanager
-def sandbox(extra: Sequence[str], template: Path) -> Iterator[Running]:
-    with tempfile.TemporaryDirectory(prefix="relay-latency-") as directory:
-        data = Path(directory)
-        command = [
-            sys.executable,
-            "-m",
-            "sandbox",
-            "--template",
-            str(template),
-            "--data-dir",
-            str(data),
-            "--smtp-port",
-            "0",
-            "--aws-port",
-            "0",
-            "--download-port",
-            "0",
-            "--web-port",
-            "0",
-            "--smtp-password",
-            secrets.token_urlsafe(12),  # the script reads it back from sandbox.json
-            "--status-interval",
-            "0",
-            *extra,
-        ]
-        with (data / "sandbox.log").open("wb") as log:
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-        try:
-            state = data / "sandbox.json"
-            deadline = time.monotonic() + START_TIMEOUT
-            while not state.exists() or not state.read_text("utf-8"):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the sandbox did not start:\n" + (data / "sandbox.log").read_text())
-                time.sleep(0.1)
-            yield Running(data, process)
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
 
 
 def message(message_id: str, recipient: str, attachment: bytes) -> EmailMessage:
@@ -194,14 +134,18 @@ def measure(
     lone: int, burst: int, burst_kb: int, template: Path, batch_window: float | None, pause: float = 0.5
 ) -> Figures:
     extra = [] if batch_window is None else ["--batch-window", f"{batch_window:g}"]
-    with sandbox(extra, template) as running:
+    with (
+        tempfile.TemporaryDirectory(prefix="relay-latency-") as directory,
+        launch(Path(directory), *extra, template=template) as started,
+    ):
+        running = Probe(started)
         recipient = running.state["smtp"]["recipients"][0]
         window = str(running.state["event_source"]["window_seconds"]) + " s (template)"
         if batch_window is not None:
             window = f"{batch_window:g} s (--batch-window)"
         run = os.urandom(4).hex()
         lone_seconds: list[float] = []
-        with running.smtp() as client:
+        with started.smtp() as client:
             # One mail to warm up: the handler's first import (flanker's tables, boto3) is not latency.
             warm = f"warm-{run}@plant.example.com"
             client.send_message(message(warm, recipient, os.urandom(4096)))
@@ -218,7 +162,7 @@ def measure(
                 message(f"burst-{run}-{i}@plant.example.com", recipient, os.urandom(burst_kb * 1024))
                 for i in range(burst)
             ]
-            with running.smtp() as client:
+            with started.smtp() as client:
                 accepted_at = []
                 for mail in mails:
                     client.send_message(mail)

@@ -13,63 +13,16 @@ import logging
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from localaws.events import LambdaContext, sqs_event_record
+
 log = logging.getLogger("sandbox.poller")
 
 Handler = Callable[[dict[str, Any], Any], Any]
-LAMBDA_ATTRIBUTES = (
-    "ApproximateReceiveCount",
-    "SentTimestamp",
-    "SenderId",
-    "ApproximateFirstReceiveTimestamp",
-)
 SQS_MAX_RECEIVE = 10
-
-
-class LambdaContext:
-    """The parts of Lambda's context object a handler uses; the deadline is the function's Timeout."""
-
-    def __init__(self, function_name: str, function_arn: str, memory_mb: int, timeout_seconds: int) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = function_arn
-        self.memory_limit_in_mb = str(memory_mb)
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = f"sandbox/[$LATEST]{uuid.uuid4().hex}"
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def sqs_event_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
-    """One SQS message in the shape Lambda hands to the function."""
-    attributes = message.get("Attributes", {})
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {k: attributes[k] for k in LAMBDA_ATTRIBUTES if k in attributes},
-        "messageAttributes": {
-            name: {
-                "stringValue": value.get("StringValue"),
-                "binaryValue": value.get("BinaryValue"),
-                "stringListValues": value.get("StringListValues", []),
-                "binaryListValues": value.get("BinaryListValues", []),
-                "dataType": value["DataType"],
-            }
-            for name, value in message.get("MessageAttributes", {}).items()
-        },
-        "md5OfBody": message["MD5OfBody"],
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
-    }
 
 
 def failed_ids(response: Any, message_ids: list[str], report_failures: bool) -> set[str]:

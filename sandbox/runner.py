@@ -1,9 +1,9 @@
-"""Starts and stops the pieces in order: moto, the template's resources, the function's environment,
-the outbox, the poller, the SMTP front door, the status reports, and the web view."""
+"""Starts and stops the pieces in order: the template's account (moto's server, `localaws`), the
+functions' environment, the outbox, the poller, the SMTP front door, the status reports, and the web view."""
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import json
 import logging
 import os
@@ -15,27 +15,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
+from localaws.account import Account, served
+from localaws.blueprint import Blueprint
+from localaws.events import LambdaContext
+from localaws.server import DUMMY_KEY
+from localaws.template import load
 from sandbox import smtp, status, xray
 from sandbox.claim import Claim, claim, unavailable_port
 from sandbox.download import DownloadServer
 from sandbox.journal import Journal
 from sandbox.metrics import EmfCapture
 from sandbox.outbox import Outbox, ses_sent_messages
-from sandbox.poller import Handler, LambdaContext, Poller
-from sandbox.resources import Provisioned, provision
-from sandbox.template import Blueprint, load
+from sandbox.poller import Handler, Poller
 
 log = logging.getLogger("sandbox")
 
-DUMMY_KEY = "testing"  # moto accepts any key; these never leave the machine
 STATE_FILE = "sandbox.json"
 STATUS_FILE = "status.json"
 STATUS_REFRESH_SECONDS = 2.0
-# Values for the template's parameters that have no default (`sam deploy --guided` would ask for them).
-SANDBOX_PARAMETERS = {"SenderEmail": "relay@example.com", "RecipientEmail": "inbox-7f3k9q@relay.example.com"}
+NOTICES_QUEUE = "sandbox-fallback-notices"  # the sandbox's own window on the fallback topic
 
 
 @dataclass
@@ -51,7 +49,6 @@ class Options:
     visibility_timeout: int | None = None
     batch_window: float | None = None
     status_interval: float = 30.0
-    handler: str = "app.handler.lambda_handler"
     authenticated_domains: tuple[str, ...] = smtp.DEFAULT_AUTHENTICATED_DOMAINS
     recipients_config: Path | None = None  # a groups and routes document to load at start
     download_port: int = 8480  # the download function's "function URL"; 0 picks a free port
@@ -62,37 +59,6 @@ def free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-class MotoServer:
-    """moto's server on a socket the claim already listens on. (moto's `ThreadedMotoServer` binds inside
-    its thread and, when the port is taken, waits forever for a server that will never be ready.)"""
-
-    def __init__(self, host: str, port: int, fd: int) -> None:
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import ThreadedWSGIServer
-
-        app = DomainDispatcherApplication(create_backend_app)
-        # What make_server(threaded=True) builds; with fd, werkzeug serves on a duplicate of the claim's
-        # listening socket instead of binding one.
-        self._server = ThreadedWSGIServer(host, port, app, handler=MotoRequestHandler, fd=fd)
-        # Request threads are daemons serving keep-alive connections of the sandbox's own clients;
-        # server_close() would otherwise wait for every one of them to end.
-        self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-moto", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()  # returns once serve_forever has seen it (it polls every 0.5 s)
-            self._thread.join(5)
-        self._server.server_close()
 
 
 class Sandbox:
@@ -107,9 +73,8 @@ class Sandbox:
         self.blueprint: Blueprint = load(
             options.template,
             options.params,
-            SANDBOX_PARAMETERS,
             stack_name=options.stack_name,
-            function_url=f"http://{url_host}:{self.download_port}/",
+            function_url=lambda _function: f"http://{url_host}:{self.download_port}/",
         )
         self._download: DownloadServer | None = None
         self._download_handler: Any = None
@@ -120,14 +85,15 @@ class Sandbox:
         self.groups: dict[str, int] = {}  # loaded from --recipients-config: name -> members
         self.routes = 0
         self._claim = claimed
-        self._moto: MotoServer | None = None
+        self._aws: contextlib.ExitStack | None = None
+        self.account: Account | None = None
         self._smtp: Any = None
         self._handler: Handler | None = None
         self._stop_status = threading.Event()
         self._status_thread: threading.Thread | None = None
         self.poller: Poller | None = None
         self.outbox: Outbox | None = None
-        self.provisioned: Provisioned | None = None
+        self.notices_queue_url = ""
         self.metrics = EmfCapture()  # the function's EMF metrics, read from its log records
         self.xray: xray.Daemon | None = None
         self.journal: Journal | None = None
@@ -137,15 +103,14 @@ class Sandbox:
 
     # -- clients -----------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        config = Config(signature_version="s3v4") if service == "s3" else None
-        return boto3.session.Session().client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=self.blueprint.region,
-            aws_access_key_id=DUMMY_KEY,
-            aws_secret_access_key=DUMMY_KEY,
-            config=config,
-        )
+        if self.account is None:
+            raise RuntimeError("the sandbox is not started")
+        return self.account.client(service)
+
+    def queue_url(self, logical_id: str) -> str:
+        if self.account is None:
+            raise RuntimeError("the sandbox is not started")
+        return self.account.queue_url(logical_id)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -166,12 +131,13 @@ class Sandbox:
         data = o.data_dir
         for sub in ("outbox", "notices"):
             shutil.rmtree(data / sub, ignore_errors=True)  # a new moto account: last run's output is stale
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per moto request otherwise
         logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd's own deprecation chatter
-        self._moto = MotoServer(o.host, claimed.aws_port, claimed.aws_fd())
-        self._moto.start()
+        self._aws = contextlib.ExitStack()
+        self.account = self._aws.enter_context(
+            served(self.blueprint, o.host, claimed.aws_port, claimed.aws_fd(), o.visibility_timeout)
+        )
         self.endpoint = f"http://{o.host}:{claimed.aws_port}"
-        self.provisioned = provision(self.blueprint, self.client, o.visibility_timeout)
+        self.notices_queue_url = self._watch_fallback_topic()
         self._function_environment()
         self._load_recipients_config()
         self._start_observers()
@@ -179,7 +145,7 @@ class Sandbox:
         self.outbox = Outbox(
             data,
             self.client("sqs"),
-            self.provisioned.notices_queue_url,
+            self.notices_queue_url,
             lambda: ses_sent_messages(self.blueprint.account_id, self.blueprint.region),
             self.echo,
         )
@@ -189,7 +155,7 @@ class Sandbox:
         function = self.blueprint.function
         self.poller = Poller(
             sqs=self.client("sqs"),
-            queue_url=self.provisioned.url(self.blueprint.inbound_queue),
+            queue_url=self.queue_url(self.blueprint.inbound_queue.logical_id),
             queue_arn=source.queue_arn,
             region=self.blueprint.region,
             handler=self._traced_handler,
@@ -208,11 +174,7 @@ class Sandbox:
             self._download.start()
 
         s3 = self.client("s3")
-        bucket = (
-            self.blueprint.receipt_rule.bucket
-            if self.blueprint.receipt_rule
-            else self.blueprint.incoming_bucket
-        )
+        bucket = self.blueprint.incoming_bucket
 
         def store(key: str, raw: bytes) -> None:
             s3.put_object(Bucket=bucket, Key=key, Body=raw)
@@ -242,7 +204,7 @@ class Sandbox:
         up the ports and the directory. Also after a failed or interrupted start, and more than once;
         a piece that fails to stop is logged and does not keep the others running."""
         self._stop_status.set()
-        for piece in ("_web", "_smtp", "poller", "_status_thread", "outbox", "_moto", "xray", "journal"):
+        for piece in ("_web", "_smtp", "poller", "_status_thread", "outbox", "_aws", "xray", "journal"):
             running = getattr(self, piece)
             setattr(self, piece, None)  # stopped once, even if stopping is interrupted
             if running is None:
@@ -250,6 +212,8 @@ class Sandbox:
             try:
                 if isinstance(running, threading.Thread):
                     running.join(5)
+                elif isinstance(running, contextlib.ExitStack):
+                    running.close()
                 else:
                     running.stop()
             except Exception:
@@ -262,26 +226,36 @@ class Sandbox:
 
     # -- pieces ------------------------------------------------------------------------------------
     def _function_environment(self) -> None:
-        """The function's environment as Lambda would set it, before the handler is first imported."""
+        """The functions' environment as Lambda would set it (one process runs them all, so the template
+        must give them the same value for a shared name), before a handler is first imported."""
+        if self.account is None:
+            raise RuntimeError("the sandbox is not started")
         stray = [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_")]  # would bypass moto
-        for name in [*stray, "AWS_PROFILE", "AWS_SESSION_TOKEN"]:
+        for name in [*stray, "AWS_PROFILE"]:
             os.environ.pop(name, None)
-        function = self.blueprint.function
-        os.environ.update(function.environment)
-        if self.blueprint.download is not None:  # one process runs both functions: same values
-            os.environ.update(self.blueprint.download.function.environment)
-        os.environ.update(
-            {
-                "AWS_ENDPOINT_URL": self.endpoint,
-                "AWS_ACCESS_KEY_ID": DUMMY_KEY,
-                "AWS_SECRET_ACCESS_KEY": DUMMY_KEY,
-                "AWS_REGION": self.blueprint.region,
-                "AWS_DEFAULT_REGION": self.blueprint.region,
-                "AWS_LAMBDA_FUNCTION_NAME": function.name,
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            }
-        )
+        os.environ.update(self.account.environment())
+
+    def _watch_fallback_topic(self) -> str:
+        """A queue subscribed to the fallback topic: the outbox reads the notices from it."""
+        sqs, sns = self.client("sqs"), self.client("sns")
+        url = str(sqs.create_queue(QueueName=NOTICES_QUEUE)["QueueUrl"])
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        topic = self.blueprint.function.environment["FALLBACK_TOPIC_ARN"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
+                }
+            ],
+        }
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+        return url
 
     def _load_recipients_config(self) -> None:
         """`--recipients-config FILE`: validated as the function would, then put where it reads it."""
@@ -316,7 +290,7 @@ class Sandbox:
         return self._traced
 
     def _start_web(self, claimed: Claim) -> None:
-        if claimed.web is None or self.provisioned is None:
+        if claimed.web is None:
             return
         from sandbox.web import data, server
 
@@ -325,17 +299,17 @@ class Sandbox:
         sources = data.Sources(
             s3=self.client("s3"),
             sqs=self.client("sqs"),
-            bucket=b.receipt_rule.bucket if b.receipt_rule else b.incoming_bucket,
+            bucket=b.incoming_bucket,
             prefix=b.incoming_prefix,
             data_dir=self.options.data_dir,
             # where attachment links point: the download function's URL (S3 itself without one)
-            endpoint=b.download.url if b.download else self.endpoint,
+            endpoint=b.download_url or self.endpoint,
             account_id=b.account_id,
             region=b.region,
             inbound_queue=b.inbound_queue.name,
-            inbound_url=self.provisioned.url(b.inbound_queue),
+            inbound_url=self.queue_url(b.inbound_queue.logical_id),
             dead_letter_queue=dlq.name if dlq else None,
-            dead_letter_url=self.provisioned.url(dlq) if dlq else None,
+            dead_letter_url=self.queue_url(dlq.logical_id) if dlq else None,
             status=self.status,
             daemon=self.xray,
             journal=self.journal,
@@ -347,19 +321,20 @@ class Sandbox:
         self.web_url = self._web.url
 
     def handler(self) -> Handler:
-        """Imported on first use, after the environment is in place (the settings are read once)."""
+        """The relay's handler (the image's command), imported on first use, after the environment is
+        in place (the settings are read once)."""
         if self._handler is None:
-            module_name, _, attribute = self.options.handler.rpartition(".")
-            self._handler = getattr(importlib.import_module(module_name), attribute)
+            if self.account is None:
+                raise RuntimeError("the sandbox is not started")
+            self._handler = self.account.handler(self.blueprint.event_source.function_id)
         return self._handler
 
     def download_handler(self) -> Any:
-        """The download function's handler (the template's image command), imported on first use."""
+        """The handler behind the function URL (the template's image command), imported on first use."""
         if self._download_handler is None:
-            if self.blueprint.download is None:
+            if self.account is None or not self.blueprint.endpoints:
                 raise RuntimeError("the template has no function URL")
-            module_name, _, attribute = self.blueprint.download.handler.rpartition(".")
-            self._download_handler = getattr(importlib.import_module(module_name), attribute)
+            self._download_handler = self.account.handler(self.blueprint.endpoints[0].function_id)
         return self._download_handler
 
     def _accepted(self, accepted: smtp.Accepted) -> None:
@@ -392,8 +367,6 @@ class Sandbox:
 
     def _write_state(self) -> None:
         """Where everything is, for tests, scripts and `python -m sandbox status`."""
-        if self.provisioned is None:
-            raise RuntimeError("the sandbox is not started")
         b = self.blueprint
         state = {
             "endpoint": self.endpoint,
@@ -407,19 +380,20 @@ class Sandbox:
                 "recipients": list(b.recipients),
             },
             "environment": b.function.environment,
-            "queues": {q.logical_id: self.provisioned.url(q) for q in b.queues},
-            "inbound_queue_url": self.provisioned.url(b.inbound_queue),
-            "dead_letter_queue_url": self.provisioned.url(b.dead_letter_queue)
+            "queues": {q.logical_id: self.queue_url(q.logical_id) for q in b.queues},
+            "inbound_queue_url": self.queue_url(b.inbound_queue.logical_id),
+            "dead_letter_queue_url": self.queue_url(b.dead_letter_queue.logical_id)
             if b.dead_letter_queue
             else None,
             "buckets": {bucket.logical_id: bucket.name for bucket in b.buckets},
             "topics": {topic.logical_id: topic.arn for topic in b.topics},
             "event_source": b.event_source.__dict__,
             "not_emulated": b.not_emulated,
+            "tables": {t.logical_id: t.name for t in b.tables},
             "download": {
-                "url": b.download.url,
-                "function": b.download.function.name,
-                "link_key_secret_arn": b.download.function.environment.get("LINK_KEY_SECRET_ARN"),
+                "url": b.download_url,
+                "function": b.download.name,
+                "link_key_secret_arn": b.download.environment.get("LINK_KEY_SECRET_ARN"),
             }
             if b.download
             else None,
@@ -458,7 +432,7 @@ class Sandbox:
             f"  allowed recipients  {environment.get('ALLOWED_RECIPIENTS') or 'anyone'}",
             f"  SES authenticates   {', '.join(self.options.authenticated_domains) or '-'}"
             " (From domains that get aligned dkim/spf/dmarc=pass)",
-            f"  download links      {b.download.url if b.download else '- (S3 pre-signed)'}",
+            f"  download links      {b.download_url or '- (S3 pre-signed)'}",
             f"  outbox              {self.options.data_dir / 'outbox'}",
             f"  notices             {self.options.data_dir / 'notices'}",
             f"  not emulated        {', '.join(b.not_emulated) or '-'}",

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from localaws.blueprint import Alarm, Blueprint
 from sandbox.metrics import Datum, EmfCapture, MailFigures
 from sandbox.metrics import metric_value as emf_metric_value
 from sandbox.poller import PollerStats
-from sandbox.template import Alarm, Blueprint
 
 COMPARISONS = {
     "GreaterThanThreshold": lambda v, t: v > t,

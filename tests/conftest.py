@@ -1,29 +1,21 @@
-"""Shared fixtures: fixture mails as bytes, and a moto account with the relay's resources."""
+"""Shared fixtures: the relay's account from template.yaml in moto (tests/support/world.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from demo.world import ENVIRONMENT, World, moto_world
-
-FIXTURES = Path(__file__).parent / "fixtures" / "mails"
-EVENTS = Path(__file__).parent.parent / "events"
-
-
-def fixture_mail(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
+from tests.support.world import World, local_world
 
 
 @pytest.fixture
-def environment() -> dict[str, str]:
-    """The function's environment; tests change entries before asking for `world`."""
-    return dict(ENVIRONMENT)
+def parameters() -> dict[str, str]:
+    """Template parameter overrides; a test changes entries before asking for `world`."""
+    return {}
 
 
 @pytest.fixture
-def world(environment: dict[str, str]) -> Iterator[World]:
-    with moto_world(environment) as created:
+def world(parameters: dict[str, str]) -> Iterator[World]:
+    with local_world(parameters) as created:
         yield created

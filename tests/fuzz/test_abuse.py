@@ -12,9 +12,9 @@ import pytest
 
 from app import relay as relay_module
 from app.mail.parse import MAX_DEPTH, MAX_HEADER_BYTES, MAX_PARTS
-from demo.world import World, moto_world
-from tests.fuzz import strategies as hostile
-from tests.fuzz.conftest import relay
+from tests.support import hostile
+from tests.support.fuzzing import relay
+from tests.support.world import World, local_world
 
 CODE = "Email_Rxers_Code:[guard@example.com]:Email_Rxers_Code:"
 KEY = "incoming/abuse.eml"
@@ -108,8 +108,12 @@ def test_archives_and_images_are_stored_byte_for_byte_and_never_opened(
     def forbidden(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the relay must not open, decompress or execute attachments")
 
-    # botocore reads its (gzipped) service models when clients are first made: make them beforehand.
-    assert relay(world, "incoming/warm-up.eml", nested(1)).outcome == "distributed"
+    # botocore reads its (gzipped) service models when clients are first made: make them beforehand
+    # (a mail with an attachment: its link needs the key ring from Secrets Manager as well).
+    warm_up = hostile.Leaf("text/plain", "warm-up.txt", b"hello", "base64")
+    assert (
+        relay(world, "incoming/warm-up.eml", hostile.mail(warm_up, "w", "plc", CODE)).outcome == "distributed"
+    )
 
     import gzip
     import os
@@ -183,9 +187,9 @@ def test_base64_garbage_in_an_attachment_is_stored_not_fatal(world: World) -> No
 
 
 @pytest.mark.parametrize("max_recipients", ["1", "3"])
-def test_the_recipient_cap_follows_the_setting(environment: dict[str, str], max_recipients: str) -> None:
+def test_the_recipient_cap_follows_the_setting(max_recipients: str) -> None:
     entries = ",".join(f"r{n}@example.com" for n in range(3))
     raw = f"X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\nFrom: plc-7@plant.example.com\r\nSubject: s\r\n\r\nEmail_Rxers_Code:[{entries}]:Email_Rxers_Code:\r\n"
-    with moto_world({**environment, "MAX_RECIPIENTS": max_recipients}) as world:
+    with local_world({"MaxRecipients": max_recipients}) as world:
         result = relay(world, KEY, raw.encode())
         assert result.outcome == ("distributed" if max_recipients == "3" else "fallback")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from demo.world import World
-from tests.fuzz.conftest import relay
+from tests.support.fuzzing import relay
+from tests.support.world import World
 
 CORPUS = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_email" / "data"
 MESSAGES = sorted(CORPUS.glob("msg_*.txt")) if CORPUS.is_dir() else []

@@ -5,29 +5,23 @@ only the relay's own headers, and every link serves exactly the bytes that were 
 from __future__ import annotations
 
 import html
-import itertools
-import os
 import re
 from collections import Counter
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from app.links import parse_request
 from app.mail.attachments import mail_digest
-from demo.world import ENVIRONMENT, SentMail, World
-from tests.fuzz import strategies as hostile
-from tests.fuzz.conftest import relay
+from tests.support import FIXTURES as FIXTURE_DIR
+from tests.support import hostile
+from tests.support.fuzzing import FUZZ, new_key, relay
+from tests.support.world import RELAY_ADDRESS, SentMail, World
 
-FUZZ = settings(
-    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "400")),  # raise it for a longer hunt
-    deadline=None,
-    database=None,  # no example database in the work tree; failures print their reproducer
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
 # The headers rewrite.build writes; anything else in a sent mail was injected.
 RELAY_HEADERS = {
     "from",
@@ -42,12 +36,7 @@ RELAY_HEADERS = {
     "content-transfer-encoding",
 }
 CODE = "Email_Rxers_Code:[{}]:Email_Rxers_Code:"
-FIXTURES = sorted((Path(__file__).parent.parent / "fixtures" / "mails").glob("*.eml"))
-_numbers = itertools.count()
-
-
-def new_key() -> str:
-    return f"incoming/fuzz/{next(_numbers)}/mail.eml"
+FIXTURES = sorted(FIXTURE_DIR.glob("*.eml"))
 
 
 def parsed(sent: SentMail) -> EmailMessage:
@@ -61,7 +50,11 @@ def links(text: str) -> list[str]:
 
 
 def key_of(url: str) -> str:
-    return unquote(urlsplit(url).path).lstrip("/")
+    """The object key a download link names, as the download function reads it."""
+    parts = urlsplit(url)
+    request = parse_request(parts.path, parts.query)
+    assert request is not None, f"not a download link: {url}"
+    return request.object_key
 
 
 def assert_only_relay_headers(sent: SentMail) -> None:
@@ -130,8 +123,8 @@ def test_any_recipient_code_sends_only_to_listed_valid_addresses_once(
         return
     destinations = [address for sent in result.sent for address in sent.destinations]
     assert len(destinations) == len(set(destinations)), "a recipient got the mail twice"
-    assert len(destinations) <= int(ENVIRONMENT.get("MAX_RECIPIENTS", "50"))
-    assert ENVIRONMENT["RECIPIENT_EMAIL"] not in destinations
+    assert len(destinations) <= int(shared_world.environment["MAX_RECIPIENTS"])
+    assert RELAY_ADDRESS not in destinations
     lowered = [entry.lower() for entry in entries]
     for address in destinations:
         assert address == address.lower()

@@ -11,11 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.mail.parse import parse
-from demo.world import ENVIRONMENT, World, moto_world
-from tests.fuzz.conftest import relay
-from tests.fuzz.test_properties import FUZZ, new_key
+from tests.support.fuzzing import FUZZ, new_key, relay
+from tests.support.world import RELAY_ADDRESS as RELAY
+from tests.support.world import World, local_world
 
-RELAY = ENVIRONMENT["RECIPIENT_EMAIL"]
 VERDICTS = ["PASS", "FAIL", "GRAY", "PROCESSING_FAILED"]
 RESULTS = {
     "aligned": "amazonses.com;\r\n spf=pass (spfCheck: ok) client-ip=198.51.100.23;"
@@ -95,7 +94,7 @@ def test_the_report_is_ses_s_whatever_the_sender_writes_below(
 
 @pytest.fixture(scope="module")
 def closed_world() -> Iterator[World]:
-    with moto_world({**ENVIRONMENT, "ALLOWED_SENDERS": "@plant.example.com"}) as world:
+    with local_world({"AllowedSenders": "@plant.example.com"}) as world:
         yield world
 
 

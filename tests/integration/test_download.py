@@ -4,56 +4,36 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import boto3
 import pytest
 import requests
 
 from app import download, links
-from app.config import load_download_settings
 from app.handler import lambda_handler
-from demo.events import function_url_event
-from demo.world import REGION, World, moto_world, sqs_event
-from tests.conftest import fixture_mail
-
-BASE_URL = "https://abcdefghij.lambda-url.us-east-1.on.aws/"
-GENERATED = {"current_kid": "k0", "current": "G" * 64}  # the template's GenerateSecretString shape
+from localaws.events import function_url_event
+from tests.support import fixture_mail
+from tests.support.world import World
 
 
 @pytest.fixture
-def linked(environment: dict[str, str]) -> Iterator[World]:
-    """A moto world whose relay signs download links with a secret shaped like the template's."""
-    with moto_world({**environment, "DOWNLOAD_BASE_URL": BASE_URL}) as world:
-        secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name="relay-link-keys", SecretString=json.dumps(GENERATED)
-        )
-        world.environment["LINK_KEY_SECRET_ARN"] = secret["ARN"]
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("LINK_KEY_SECRET_ARN", secret["ARN"])
-            _forget_caches()
-            yield world
-        _forget_caches()
+def linked(world: World) -> World:
+    """The template's account: the relay signs download links with the stack's generated secret."""
+    return world
 
 
-def _forget_caches() -> None:
-    from app import handler
-    from app.config import load_settings
-
-    load_settings.cache_clear()
-    load_download_settings.cache_clear()
-    handler._signer.cache_clear()
-    download._keys.cache_clear()
+def base_url(world: World) -> str:
+    assert world.blueprint.download_url is not None
+    return world.blueprint.download_url
 
 
 def relay(world: World, name: str = "openssl-missing-blank-line.eml") -> list[str]:
     key = f"incoming/{name}"
     world.put_mail(key, fixture_mail(name))
-    assert lambda_handler(sqs_event(key), None) == {"batchItemFailures": []}
+    assert lambda_handler(world.event(key), None) == {"batchItemFailures": []}
     text = world.sent()[-1].message.get_content()
-    return [word for word in text.split() if word.startswith("https://")]
+    return [word for word in text.split() if word.startswith(base_url(world))]
 
 
 def get(url: str, method: str = "GET") -> dict[str, Any]:
@@ -68,7 +48,7 @@ def object_key(url: str) -> str:
 
 def test_relayed_link_is_a_download_link_until_the_mails_expiry(linked: World) -> None:
     [link] = relay(linked)
-    assert link.startswith(BASE_URL)
+    assert link.startswith(base_url(linked))
     query = parse_qs(urlsplit(link).query)
     assert query["kid"] == ["k0"]
     manifest_key = next(k for k in linked.keys(linked.attachments) if k.endswith("manifest.json"))
@@ -114,7 +94,12 @@ def test_the_relays_log_never_carries_a_link_signature(
     everything = caplog.text + " ".join(str(vars(r)) for r in caplog.records)
     assert "mail distributed" in everything
     assert signature not in everything
-    assert "G" * 32 not in everything  # nor the key
+    secret = linked.account.client("secretsmanager").get_secret_value(
+        SecretId=linked.environment["LINK_KEY_SECRET_ARN"]
+    )
+    key = json.loads(secret["SecretString"])["current"]
+    assert len(key) == 64
+    assert key not in everything  # nor the key
 
 
 def test_head_redirects_to_a_presigned_head(linked: World) -> None:
@@ -165,13 +150,13 @@ def test_deleted_attachment_is_not_found(linked: World) -> None:
 
 def test_links_survive_one_rotation_and_new_kids_are_picked_up(linked: World) -> None:
     [old] = relay(linked)
-    secretsmanager = boto3.client("secretsmanager", region_name=REGION)
+    secretsmanager = linked.account.client("secretsmanager")
     arn = linked.environment["LINK_KEY_SECRET_ARN"]
     keyring = links.parse_keyring(secretsmanager.get_secret_value(SecretId=arn)["SecretString"])
     assert get(old)["statusCode"] == 302  # the download function has cached the k0 keyring
     once = links.rotated(keyring)
     secretsmanager.put_secret_value(SecretId=arn, SecretString=once.to_json())
-    fresh = links.sign(once, BASE_URL, object_key(old), int(time.time()) + 600)
+    fresh = links.sign(once, base_url(linked), object_key(old), int(time.time()) + 600)
     assert get(fresh)["statusCode"] == 302  # an unknown kid makes it re-read the secret
     assert get(old)["statusCode"] == 302  # k0 is now the previous key
     secretsmanager.put_secret_value(SecretId=arn, SecretString=links.rotated(once).to_json())
@@ -207,7 +192,7 @@ def test_unreadable_secret_answers_503_and_logs_no_key(
 ) -> None:
     [link] = relay(linked)
     arn = linked.environment["LINK_KEY_SECRET_ARN"]
-    boto3.client("secretsmanager", region_name=REGION).put_secret_value(
+    linked.account.client("secretsmanager").put_secret_value(
         SecretId=arn, SecretString=json.dumps({"current_kid": "k0", "current": "short-key"})
     )
     download._keys.cache_clear()

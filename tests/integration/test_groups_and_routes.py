@@ -10,12 +10,11 @@ import pytest
 
 from app.aws import recipients_config
 from app.handler import lambda_handler
-from demo.world import ENVIRONMENT, World, moto_world, sqs_event
+from tests.support.world import RELAY_ADDRESS as RELAY
+from tests.support.world import World, local_world
 
-RELAY = ENVIRONMENT["RECIPIENT_EMAIL"]
 CAMERA = "cam-lobby-8f2k@relay.example.com"
-BUCKET = ENVIRONMENT["INCOMING_BUCKET"]
-KEY = "config/recipients.json"
+KEY = "config/recipients.json"  # where the template's RECIPIENTS_CONFIG points
 DOCUMENT = {
     "groups": {
         "boiler-oncall": ["alice@example.com", "bob@example.org"],
@@ -44,20 +43,20 @@ def camera_mail(to: str = CAMERA, body: str = "") -> bytes:
 
 
 @pytest.fixture
-def routed(environment: dict[str, str]) -> Iterator[World]:
-    settings = {"ADDITIONAL_RECIPIENT_EMAILS": CAMERA, "RECIPIENTS_CONFIG": f"s3://{BUCKET}/{KEY}"}
-    with moto_world({**environment, **settings}) as world:
+def routed() -> Iterator[World]:
+    with local_world({"AdditionalRecipientEmails": CAMERA}) as world:
+        assert world.environment["RECIPIENTS_CONFIG"] == f"s3://{world.incoming}/{KEY}"
         yield world
 
 
 def put_document(world: World, document: object) -> None:
     body = document if isinstance(document, bytes) else json.dumps(document).encode()
-    world.s3.put_object(Bucket=BUCKET, Key=KEY, Body=body)
+    world.s3.put_object(Bucket=world.incoming, Key=KEY, Body=body)
 
 
 def relay(world: World, raw: bytes, name: str) -> None:
     world.put_mail(f"incoming/{name}", raw)
-    assert lambda_handler(sqs_event(f"incoming/{name}"), None) == {"batchItemFailures": []}
+    assert lambda_handler(world.event(f"incoming/{name}"), None) == {"batchItemFailures": []}
 
 
 def test_a_camera_mail_without_text_goes_to_its_route_with_the_link(routed: World) -> None:
@@ -65,7 +64,7 @@ def test_a_camera_mail_without_text_goes_to_its_route_with_the_link(routed: Worl
     relay(routed, camera_mail(), "cam.eml")
     [sent] = routed.sent()
     assert sorted(sent.destinations) == ["guard@example.com", "yard-lead@example.com"]
-    [link] = [w for w in sent.message.get_content().split() if w.startswith("https://")]
+    [link] = [w for w in sent.message.get_content().split() if w.startswith(("https://", "http://"))]
     assert routed.download(link) == JPEG
 
 

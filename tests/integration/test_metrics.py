@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 
 from app.handler import lambda_handler
-from demo.world import ENVIRONMENT, World, sqs_event
-from tests.conftest import fixture_mail
-from tests.emf import assert_valid_emf, lambda_json_line
+from tests.support import fixture_mail
+from tests.support.emf import assert_valid_emf, lambda_json_line
+from tests.support.world import RELAY_ADDRESS, STACK, World
 
 RECEIVED_AGO = timedelta(seconds=3)
 
 
-def event_received(key: str, at: datetime) -> dict[str, Any]:
+def event_received(world: World, key: str, at: datetime) -> dict[str, Any]:
     """The SQS event for `key` with the S3 notification's eventTime as S3 writes it."""
-    event = sqs_event(key)
+    event = world.event(key)
     body = json.loads(event["Records"][0]["body"])
     body["Records"][0]["eventTime"] = at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     event["Records"][0]["body"] = json.dumps(body)
@@ -42,10 +42,10 @@ def test_a_distributed_mail_reports_its_counts_and_latency(
     key = "incoming/camera.eml"
     world.put_mail(key, fixture_mail("camera-jpeg-name-param-no-disposition.eml"))
     received = datetime.now(UTC) - RECEIVED_AGO
-    assert lambda_handler(event_received(key, received), None) == {"batchItemFailures": []}
+    assert lambda_handler(event_received(world, key, received), None) == {"batchItemFailures": []}
     (line,) = mail_lines(caplog)
     assert_valid_emf(line)
-    assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "IoTMailRelay"  # the default
+    assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == f"IoTMailRelay/{STACK}"  # the template's
     assert (line["Outcome"], line["Reason"], line["Mails"]) == ("distributed", "none", 1)
     assert line["Recipients"] == len(world.sent()[0].destinations)
     assert line["Attachments"] == 2
@@ -56,28 +56,25 @@ def test_a_distributed_mail_reports_its_counts_and_latency(
     assert 0 < line["ProcessingTime"] < line["RelayLatency"]
 
     caplog.clear()  # the same record again: nothing is sent twice, so no second latency
-    assert lambda_handler(event_received(key, received), None) == {"batchItemFailures": []}
+    assert lambda_handler(event_received(world, key, received), None) == {"batchItemFailures": []}
     (again,) = mail_lines(caplog)
     assert_valid_emf(again)
     assert "RelayLatency" not in again
 
 
-def test_a_fallback_carries_its_reason_and_the_namespace_setting(
-    environment: dict[str, str], caplog: pytest.LogCaptureFixture
+def test_a_fallback_carries_its_reason_and_the_stacks_namespace(
+    world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from demo.world import moto_world
-
     caplog.set_level(logging.INFO, logger="iot_mail_relay")
-    with moto_world({**environment, "METRICS_NAMESPACE": "IoTMailRelay/test"}) as world:
-        world.put_mail(
-            "incoming/nobody.eml",
-            b"X-SES-Virus-Verdict: PASS\r\nFrom: s@plant.example.com\r\nSubject: x\r\n\r\nno code\r\n",
-        )
-        lambda_handler(event_received("incoming/nobody.eml", datetime.now(UTC)), None)
-        assert len(world.notices()) == 1
+    world.put_mail(
+        "incoming/nobody.eml",
+        b"X-SES-Virus-Verdict: PASS\r\nFrom: s@plant.example.com\r\nSubject: x\r\n\r\nno code\r\n",
+    )
+    lambda_handler(event_received(world, "incoming/nobody.eml", datetime.now(UTC)), None)
+    assert len(world.notices()) == 1
     (line,) = mail_lines(caplog)
     assert_valid_emf(line)
-    assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "IoTMailRelay/test"
+    assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == f"IoTMailRelay/{STACK}"
     assert (line["Outcome"], line["Reason"], line["Recipients"]) == ("fallback", "no_recipients", 0)
     assert line["RelayLatency"] >= 0  # to SNS accepting the notice
 
@@ -86,10 +83,10 @@ def test_no_key_address_or_message_id_in_a_dimension(world: World, caplog: pytes
     caplog.set_level(logging.INFO, logger="iot_mail_relay")
     key = "incoming/qp-soft-breaks-in-recipient-code.eml"
     world.put_mail(key, fixture_mail("qp-soft-breaks-in-recipient-code.eml"))
-    lambda_handler(event_received(key, datetime.now(UTC)), None)
+    lambda_handler(event_received(world, key, datetime.now(UTC)), None)
     (line,) = mail_lines(caplog)
     dimensions = {n for s in line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] for n in s}
     values = " ".join(line[n] for n in dimensions)
     assert line["message_id"]
-    for secret in (key, line["message_id"], ENVIRONMENT["RECIPIENT_EMAIL"], "@"):
+    for secret in (key, line["message_id"], RELAY_ADDRESS, "@"):
         assert secret not in values

@@ -9,20 +9,24 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 from app.handler import lambda_handler
-from demo.world import ENVIRONMENT, World, sqs_event
-from tests.conftest import fixture_mail
+from localaws.events import sqs_event
+from tests.support import fixture_mail
+from tests.support.world import RELAY_ADDRESS as RELAY
+from tests.support.world import SENDER, World, local_world
 
-RELAY = ENVIRONMENT["RECIPIENT_EMAIL"]
+# The template gives links to the download function; without DOWNLOAD_BASE_URL the relay signs S3 links
+# with its role (tests of that fallback say so by this override).
+S3_LINKS = {"DOWNLOAD_BASE_URL": "", "LINK_KEY_SECRET_ARN": ""}
 
 
 def run(world: World, name: str, raw: bytes | None = None) -> dict[str, list[dict[str, str]]]:
     key = f"incoming/{name}"
     world.put_mail(key, fixture_mail(name) if raw is None else raw)
-    return lambda_handler(sqs_event(key), None)
+    return lambda_handler(world.event(key), None)
 
 
 def links_in(text: str) -> list[str]:
-    return [word for word in text.split() if word.startswith("https://")]
+    return [word for word in text.split() if word.startswith(("https://", "http://"))]
 
 
 def test_openssl_transcript_is_distributed_with_a_working_link(world: World) -> None:
@@ -39,22 +43,30 @@ def test_openssl_transcript_is_distributed_with_a_working_link(world: World) -> 
     assert world.notices() == []
 
 
-def test_links_are_sigv4_with_the_configured_expiry(world: World) -> None:
+def test_links_lead_to_the_download_function(world: World) -> None:
     run(world, "camera-jpeg-name-param-no-disposition.eml")
     links = links_in(world.sent()[0].message.get_content())
     assert len(links) == 2
-    for link in links:
-        query = parse_qs(urlsplit(link).query)
-        assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
-        assert query["X-Amz-Expires"] == [ENVIRONMENT["URL_EXPIRY_SECONDS"]]
-        assert "Signature" not in query  # not the legacy SigV2 form
+    assert world.blueprint.download_url is not None
+    assert all(link.startswith(world.blueprint.download_url) for link in links)
+
+
+def test_without_a_download_url_links_are_sigv4_with_the_configured_expiry() -> None:
+    with local_world(environment=S3_LINKS) as world:
+        run(world, "camera-jpeg-name-param-no-disposition.eml")
+        links = links_in(world.sent()[0].message.get_content())
+        assert len(links) == 2
+        for link in links:
+            query = parse_qs(urlsplit(link).query)
+            assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+            assert query["X-Amz-Expires"] == [world.environment["URL_EXPIRY_SECONDS"]]
+            assert "Signature" not in query  # not the legacy SigV2 form
+            assert world.download(link)
 
 
 @pytest.mark.parametrize("expiry", ["600"])
-def test_expiry_follows_the_setting(environment: dict[str, str], expiry: str) -> None:
-    from demo.world import moto_world
-
-    with moto_world({**environment, "URL_EXPIRY_SECONDS": expiry}) as world:
+def test_expiry_follows_the_setting(expiry: str) -> None:
+    with local_world({"UrlExpirySeconds": expiry}, S3_LINKS) as world:
         run(world, "openssl-missing-blank-line.eml")
         [link] = links_in(world.sent()[0].message.get_content())
         assert parse_qs(urlsplit(link).query)["X-Amz-Expires"] == [expiry]
@@ -63,7 +75,7 @@ def test_expiry_follows_the_setting(environment: dict[str, str], expiry: str) ->
 def test_attachment_objects_carry_type_name_and_origin(world: World) -> None:
     run(world, "rfc2231-and-encoded-word-filenames.eml")
     links = links_in(world.sent()[0].message.get_content())
-    keys = [unquote(urlsplit(link).path).lstrip("/") for link in links]
+    keys = ["attachments/" + unquote(urlsplit(link).path).lstrip("/") for link in links]
     heads = [world.s3.head_object(Bucket=world.attachments, Key=key) for key in keys]
     assert heads[0]["ContentType"] == "application/octet-stream"
     assert heads[1]["ContentType"] == "application/pdf"
@@ -136,12 +148,9 @@ def test_failed_verdicts_become_notices_and_nothing_is_distributed(
     assert world.keys(world.attachments) == []
 
 
-def test_allowed_senders_is_enforced(environment: dict[str, str]) -> None:
-    from demo.world import moto_world
-
+def test_allowed_senders_is_enforced() -> None:
     # The fixtures carry no authentication results: this test is about the From match alone.
-    allowed = {"ALLOWED_SENDERS": "@plant.example.com", "SENDER_AUTH": "off"}
-    with moto_world({**environment, **allowed}) as world:
+    with local_world({"AllowedSenders": "@plant.example.com", "SenderAuth": "off"}) as world:
         run(world, "camera-jpeg-name-param-no-disposition.eml")
         run(world, "qp-soft-breaks-in-recipient-code.eml")
         assert len(world.sent()) == 1
@@ -182,20 +191,16 @@ def test_partly_invalid_list_sends_to_the_valid_and_reports_the_rest(world: Worl
     assert notice["invalid_recipients"] == ["broken@"]
 
 
-def test_too_many_recipients_sends_nothing(environment: dict[str, str]) -> None:
-    from demo.world import moto_world
-
-    with moto_world({**environment, "MAX_RECIPIENTS": "2"}) as world:
+def test_too_many_recipients_sends_nothing() -> None:
+    with local_world({"MaxRecipients": "2"}) as world:
         run(world, "m.eml", simple_mail("Email_Rxers_Code:[a@x.com,b@x.com,c@x.com]:Email_Rxers_Code:"))
         assert world.sent() == []
         assert [n["reason"] for n in world.notices()] == ["too_many_recipients"]
 
 
-def test_120_recipients_go_out_in_chunks_of_50_without_repeats(environment: dict[str, str]) -> None:
-    from demo.world import moto_world
-
+def test_120_recipients_go_out_in_chunks_of_50_without_repeats() -> None:
     addresses = [f"r{n}@example.com" for n in range(120)]
-    with moto_world({**environment, "MAX_RECIPIENTS": "200"}) as world:
+    with local_world({"MaxRecipients": "200"}) as world:
         run(world, "m.eml", simple_mail(f"Email_Rxers_Code:[{','.join(addresses)}]:Email_Rxers_Code:"))
         sizes = [len(sent.destinations) for sent in world.sent()]
         assert sizes == [50, 50, 20]
@@ -230,9 +235,10 @@ def test_raw_mail_over_the_limit_is_not_downloaded(world: World, monkeypatch: py
 def test_mixed_batch_reports_only_the_missing_object(world: World) -> None:
     world.put_mail("incoming/a.eml", fixture_mail("openssl-missing-blank-line.eml"))
     world.put_mail("incoming/c.eml", simple_mail(""))
-    event = sqs_event("incoming/a.eml", "incoming/missing.eml", "incoming/c.eml")
+    event = world.event("incoming/a.eml", "incoming/missing.eml", "incoming/c.eml")
     event["Records"].append({"messageId": "test", "body": json.dumps({"Event": "s3:TestEvent"})})
-    event["Records"].append(sqs_event("incoming/x.eml", bucket="another-bucket", first_id=9)["Records"][0])
+    other = sqs_event("incoming/x.eml", bucket="another-bucket", first_id=9)
+    event["Records"].append(other["Records"][0])
     assert lambda_handler(event, None) == {"batchItemFailures": [{"itemIdentifier": "2"}]}
     assert len(world.sent()) == 1
     assert [n["reason"] for n in world.notices()] == ["no_recipients"]
@@ -247,12 +253,9 @@ def test_redelivered_record_and_duplicate_event_send_once(world: World) -> None:
     assert len(world.notices()) == 1
 
 
-def test_a_failure_between_chunks_resends_only_the_rest(
-    environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failure_between_chunks_resends_only_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
     from app.aws import mailer
     from app.errors import RetryableError
-    from demo.world import moto_world
 
     real_send = mailer.send
     calls = {"n": 0}
@@ -265,11 +268,11 @@ def test_a_failure_between_chunks_resends_only_the_rest(
 
     monkeypatch.setattr(mailer, "send", flaky)
     addresses = [f"r{n}@example.com" for n in range(120)]
-    with moto_world({**environment, "MAX_RECIPIENTS": "200"}) as world:
+    with local_world({"MaxRecipients": "200"}) as world:
         raw = simple_mail(f"Email_Rxers_Code:[{','.join(addresses)}]:Email_Rxers_Code:")
         assert run(world, "m.eml", raw) == {"batchItemFailures": [{"itemIdentifier": "1"}]}
         assert [len(s.destinations) for s in world.sent()] == [50]
-        assert lambda_handler(sqs_event("incoming/m.eml"), None) == {"batchItemFailures": []}
+        assert lambda_handler(world.event("incoming/m.eml"), None) == {"batchItemFailures": []}
         everyone = [address for sent in world.sent() for address in sent.destinations]
         assert sorted(everyone) == sorted(addresses)  # each exactly once
 
@@ -287,17 +290,18 @@ def test_one_log_line_per_mail_without_secrets(world: World, caplog: pytest.LogC
     assert line.key == "incoming/openssl-missing-blank-line.eml"  # type: ignore[attr-defined]
     everything = caplog.text + " ".join(str(vars(r)) for r in caplog.records)
     assert RELAY not in everything
+    assert "sig=" not in everything  # the link's signature
     assert "X-Amz-Signature" not in everything
 
 
-def test_config_error_names_the_variable(environment: dict[str, str]) -> None:
+def test_config_error_names_the_variable() -> None:
     from app.config import ConfigError
-    from demo.world import moto_world
 
-    with moto_world({**environment, "URL_EXPIRY_SECONDS": "forever"}) as world:
+    # A value the template refuses, as a function edited by hand could hold.
+    with local_world(environment={"URL_EXPIRY_SECONDS": "forever"}) as world:
         world.put_mail("incoming/a.eml", simple_mail(""))
         with pytest.raises(ConfigError, match=r"^URL_EXPIRY_SECONDS"):
-            lambda_handler(sqs_event("incoming/a.eml"), None)
+            lambda_handler(world.event("incoming/a.eml"), None)
 
 
 def simple_mail(code: str) -> bytes:
@@ -308,18 +312,14 @@ def simple_mail(code: str) -> bytes:
 
 
 def test_ses_rejection_becomes_a_notice_not_a_retry_loop(world: World) -> None:
-    import boto3
-
-    boto3.client("sesv2", region_name="us-east-1").delete_email_identity(
-        EmailIdentity=ENVIRONMENT["SENDER_EMAIL"]
-    )
+    world.account.client("sesv2").delete_email_identity(EmailIdentity=SENDER)
     assert run(world, "openssl-missing-blank-line.eml") == {"batchItemFailures": []}
     assert world.sent() == []
     [notice] = world.notices()
     assert notice["reason"] == "rejected"
     assert "MessageRejected" in notice["detail"]
     # A redelivery neither sends nor notifies again.
-    assert lambda_handler(sqs_event("incoming/openssl-missing-blank-line.eml"), None) == {
+    assert lambda_handler(world.event("incoming/openssl-missing-blank-line.eml"), None) == {
         "batchItemFailures": []
     }
     assert len(world.notices()) == 1

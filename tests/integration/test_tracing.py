@@ -14,18 +14,18 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 TRACE_ID = "1-67891233-abcdef012345678912345678"
 SCRIPT = """
-from demo.world import moto_world, sqs_event
 from app.handler import lambda_handler
-from tests.conftest import fixture_mail
+from tests.support import fixture_mail
+from tests.support.world import local_world
 
 class Context:
     def get_remaining_time_in_millis(self):
         return 120_000
 
-with moto_world() as world:
+with local_world() as world:
     world.put_mail("incoming/camera.eml", fixture_mail("camera-jpeg-name-param-no-disposition.eml"))
     world.put_mail("incoming/no-code.eml", b"X-SES-Virus-Verdict: PASS\\r\\nFrom: s@plant.example.com\\r\\nSubject: x\\r\\n\\r\\nno code\\r\\n")
-    print(lambda_handler(sqs_event("incoming/camera.eml", "incoming/no-code.eml"), Context()))
+    print(lambda_handler(world.event("incoming/camera.eml", "incoming/no-code.eml"), Context()))
 """
 
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from app.handler import lambda_handler
-from demo.world import ENVIRONMENT, World, moto_world, sqs_event
-from tests.conftest import fixture_mail
+from tests.support import fixture_mail
+from tests.support.world import RELAY_ADDRESS as RELAY
+from tests.support.world import World, local_world
 
-RELAY = ENVIRONMENT["RECIPIENT_EMAIL"]
 CODE = "Email_Rxers_Code:[ops@example.com]:Email_Rxers_Code:"
 ALIGNED = (
     "amazonses.com;\r\n spf=pass (spfCheck: domain of plant.example.com designates 198.51.100.23 as"
@@ -60,7 +60,7 @@ def mail(
 
 def relay(world: World, raw: bytes, name: str = "t.eml") -> None:
     world.put_mail(f"incoming/{name}", raw)
-    assert lambda_handler(sqs_event(f"incoming/{name}"), None) == {"batchItemFailures": []}
+    assert lambda_handler(world.event(f"incoming/{name}"), None) == {"batchItemFailures": []}
 
 
 def reasons(world: World) -> list[str]:
@@ -68,9 +68,9 @@ def reasons(world: World) -> list[str]:
 
 
 @pytest.fixture
-def closed(environment: dict[str, str]) -> Iterator[World]:
+def closed() -> Iterator[World]:
     """Senders fenced to the plant's domain; authentication required (the default)."""
-    with moto_world({**environment, "ALLOWED_SENDERS": "@plant.example.com"}) as world:
+    with local_world({"AllowedSenders": "@plant.example.com"}) as world:
         yield world
 
 
@@ -188,8 +188,8 @@ def test_spf_pass_for_an_unaligned_envelope_domain_does_not_authenticate(closed:
     assert "spf=pass (eu-west-1.amazonses.com)" in notice["detail"]
 
 
-def test_a_subdomain_sender_is_aligned_relaxed(environment: dict[str, str]) -> None:
-    with moto_world({**environment, "ALLOWED_SENDERS": "@*.plant.example.com"}) as world:
+def test_a_subdomain_sender_is_aligned_relaxed() -> None:
+    with local_world({"AllowedSenders": "@*.plant.example.com"}) as world:
         relay(world, mail(from_="cam-4@site-2.plant.example.com"))  # SES: signed for plant.example.com
         assert len(world.sent()) == 1
         relay(world, mail(from_="cam-4@site-2.plant.example.com", block=ses_block(results=NOTHING)), "b.eml")
@@ -197,9 +197,8 @@ def test_a_subdomain_sender_is_aligned_relaxed(environment: dict[str, str]) -> N
 
 
 @pytest.mark.parametrize(("sender_auth", "distributed"), [("required", False), ("off", True)])
-def test_missing_results(environment: dict[str, str], sender_auth: str, distributed: bool) -> None:
-    settings = {"ALLOWED_SENDERS": "@plant.example.com", "SENDER_AUTH": sender_auth}
-    with moto_world({**environment, **settings}) as world:
+def test_missing_results(sender_auth: str, distributed: bool) -> None:
+    with local_world({"AllowedSenders": "@plant.example.com", "SenderAuth": sender_auth}) as world:
         relay(world, fixture_mail("qp-soft-breaks-in-recipient-code.eml"))
         assert len(world.sent()) == int(distributed)
         assert reasons(world) == ([] if distributed else ["sender_not_authenticated"])
@@ -209,10 +208,8 @@ def test_missing_results(environment: dict[str, str], sender_auth: str, distribu
 
 
 @pytest.fixture
-def fenced(environment: dict[str, str]) -> Iterator[World]:
-    with moto_world(
-        {**environment, "ALLOWED_RECIPIENTS": "ops@example.com,@example.org,@*.example.net"}
-    ) as world:
+def fenced() -> Iterator[World]:
+    with local_world({"AllowedRecipients": "ops@example.com,@example.org,@*.example.net"}) as world:
         yield world
 
 
@@ -247,7 +244,7 @@ def test_a_mail_with_everybody_inside_the_fence_gets_no_notice(fenced: World) ->
 def test_the_open_relay_is_announced_once_per_container(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    relay(world, mail(), "a.eml")  # moto_world starts each test with a fresh container
+    relay(world, mail(), "a.eml")  # local_world starts each test with a fresh container
     relay(world, mail(), "b.eml")
     warnings = [r for r in caplog.records if r.levelname == "WARNING" and "anyone" in r.getMessage()]
     assert len(warnings) == 1

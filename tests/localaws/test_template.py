@@ -1,4 +1,5 @@
-"""Reading a SAM template into the sandbox's blueprint: parameters, intrinsics, conditions, event source."""
+"""Reading a SAM template into a blueprint: parameters, intrinsics, conditions, triggers; and a resource
+added to a template appears in the local account without further code."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.template import TemplateError, load
+from localaws.account import in_process
+from localaws.blueprint import TemplateError
+from localaws.template import load
 
 pytestmark = pytest.mark.unit
 
@@ -64,6 +67,8 @@ Resources:
     Type: AWS::Serverless::Function
     Properties:
       PackageType: Image
+      ImageUri: 123456789012.dkr.ecr.us-east-1.amazonaws.com/fn:latest
+      ImageConfig: {Command: [app.handler.lambda_handler]}
       Timeout: 30
       Environment:
         Variables:
@@ -169,3 +174,92 @@ def test_overrides_are_checked_like_cloudformation(
 def test_what_is_not_emulated_is_listed(template: Path) -> None:
     b = load(template, {"Recipient": "in@relay.example.com"})
     assert "FnRole (AWS::IAM::Role)" in b.not_emulated
+
+
+ADDED = """
+  State:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions:
+        - {AttributeName: pk, AttributeType: S}
+        - {AttributeName: due, AttributeType: N}
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      GlobalSecondaryIndexes:
+        - IndexName: by-due
+          KeySchema: [{AttributeName: due, KeyType: HASH}]
+          Projection: {ProjectionType: KEYS_ONLY}
+      TimeToLiveSpecification: {AttributeName: expires, Enabled: true}
+      PointInTimeRecoverySpecification: {PointInTimeRecoveryEnabled: true}
+      SSESpecification: {SSEEnabled: true}
+  Keys:
+    Type: AWS::SecretsManager::Secret
+    Properties:
+      GenerateSecretString: {SecretStringTemplate: '{"kid": "k0"}', GenerateStringKey: key, PasswordLength: 20}
+  Clock:
+    Type: AWS::Serverless::Function
+    Properties:
+      PackageType: Image
+      ImageUri: 123456789012.dkr.ecr.us-east-1.amazonaws.com/fn:latest
+      ImageConfig: {Command: [app.clock.lambda_handler]}
+      Environment:
+        Variables:
+          TABLE: !Ref State
+          LIMIT: !Ref Limit
+      Events:
+        EveryMinute:
+          Type: Schedule
+          Properties: {Schedule: rate(1 minute)}
+"""
+
+
+def test_a_table_a_secret_and_a_scheduled_function_added_to_the_template_appear(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(MINI + ADDED)
+    b = load(path, {"Recipient": "in@relay.example.com"}, stack_name="st")
+    (schedule,) = b.schedules
+    assert (schedule.function_id, schedule.expression) == ("Clock", "rate(1 minute)")
+    assert b.functions["Clock"].handler == "app.clock.lambda_handler"
+    assert b.functions["Clock"].environment == {"TABLE": "st-State", "LIMIT": "50"}
+    assert b.process_environment()["TABLE"] == "st-State"  # both functions' variables, for one process
+    with in_process(b) as account:
+        dynamodb = account.client("dynamodb")
+        table = dynamodb.describe_table(TableName="st-State")["Table"]
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["by-due"]
+        assert table["SSEDescription"]["Status"] == "ENABLED"
+        ttl = dynamodb.describe_time_to_live(TableName="st-State")["TimeToLiveDescription"]
+        assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires")
+        backups = dynamodb.describe_continuous_backups(TableName="st-State")["ContinuousBackupsDescription"]
+        assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+        secret = account.client("secretsmanager").get_secret_value(SecretId=b.secrets[0].arn)
+        generated = json.loads(secret["SecretString"])
+        assert generated["kid"] == "k0"
+        assert len(generated["key"]) == 20
+
+
+def test_functions_that_disagree_on_a_shared_variable_cannot_share_a_process(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(MINI + ADDED.replace("LIMIT: !Ref Limit", "LIMIT: '1'"))
+    b = load(path, {"Recipient": "in@relay.example.com"})
+    with pytest.raises(TemplateError, match="LIMIT differs between the functions"):
+        b.process_environment()
+
+
+def test_an_image_function_without_a_command_runs_its_dockerfiles_cmd(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    text = MINI.replace("      ImageConfig: {Command: [app.handler.lambda_handler]}\n", "")
+    path.write_text(
+        text.replace(
+            "  Fn:\n    Type: AWS::Serverless::Function\n",
+            "  Fn:\n    Type: AWS::Serverless::Function\n"
+            "    Metadata: {Dockerfile: Dockerfile, DockerContext: .}\n",
+        )
+    )
+    (tmp_path / "Dockerfile").write_text(
+        'FROM scratch\nCMD ["first.handler"]\nCMD ["app.relay_main.handler"]\n'
+    )
+    assert load(path, {"Recipient": "in@relay.example.com"}).function.handler == "app.relay_main.handler"
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(TemplateError, match="has no CMD"):
+        load(path, {"Recipient": "in@relay.example.com"})

@@ -1,28 +1,16 @@
-"""relayctl against moto in process: the template's queues, buckets and alarms (provisioned the way the
-sandbox does, from template.yaml), and mails stored as the function stores them."""
+"""relayctl against moto in process: the template's account (localaws), one per test."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from collections.abc import Iterator
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from app.mail import attachments
-from relayctl.cli import main
-from sandbox.resources import provision
-from sandbox.runner import SANDBOX_PARAMETERS
-from sandbox.template import Blueprint, load
-
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
-STACK = "relay"
+from localaws.account import in_process
+from localaws.blueprint import Blueprint
+from localaws.template import load
+from tests.support import TEMPLATE
+from tests.support.relayctl import STACK, Relay
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,150 +21,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def blueprint() -> Blueprint:
-    return load(TEMPLATE, {}, SANDBOX_PARAMETERS, stack_name=STACK)
-
-
-@dataclass
-class StoredMail:
-    incoming_key: str
-    keys: list[str]
-    manifest_key: str
-
-
-@dataclass
-class Relay:
-    """The relay's resources in moto, and `run` to call relayctl as a user would."""
-
-    blueprint: Blueprint
-    capsys: pytest.CaptureFixture[str]
-    region: str
-    s3: Any = field(init=False)
-    sqs: Any = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.s3 = boto3.client("s3", region_name=self.region)
-        self.sqs = boto3.client("sqs", region_name=self.region)
-
-    @property
-    def attachments_bucket(self) -> str:
-        return self.blueprint.function.environment["ATTACHMENTS_BUCKET"]
-
-    @property
-    def queue_url(self) -> str:
-        return str(self.sqs.get_queue_url(QueueName=self.blueprint.inbound_queue.name)["QueueUrl"])
-
-    @property
-    def dlq_url(self) -> str:
-        dlq = self.blueprint.dead_letter_queue
-        assert dlq is not None
-        return str(self.sqs.get_queue_url(QueueName=dlq.name)["QueueUrl"])
-
-    @property
-    def alarms_topic(self) -> str:
-        (topic,) = {t.arn for t in self.blueprint.topics if t.logical_id == "AlarmsTopic"}
-        return topic
-
-    @property
-    def rule_set(self) -> str:
-        return f"{STACK}-rules"  # the template's RuleSetName: ${AWS::StackName}-rules
-
-    def resource_options(self) -> list[str]:
-        return [
-            "--attachments-bucket",
-            self.attachments_bucket,
-            "--queue-url",
-            self.queue_url,
-            "--dlq-url",
-            self.dlq_url,
-            "--rule-set",
-            self.rule_set,
-            "--alarms-topic",
-            self.alarms_topic,
-        ]
-
-    def run(self, *argv: str) -> tuple[int, str, str]:
-        """relayctl's exit status, stdout and stderr."""
-        self.capsys.readouterr()
-        code = main(list(argv))
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-    def run_json(self, *argv: str) -> dict[str, Any]:
-        code, out, err = self.run(*argv, "--json")
-        assert code == 0, err
-        document: dict[str, Any] = json.loads(out)
-        return document
-
-    def store_mail(
-        self,
-        incoming_key: str,
-        message_id: str,
-        recipients: Sequence[str],
-        files: Sequence[tuple[str, bytes]] = (("report.csv", b"t,v\n1,2\n"),),
-        created_at: datetime | None = None,
-        expiry: timedelta = timedelta(days=1),
-    ) -> StoredMail:
-        """Attachment objects and manifest.json exactly as the function writes them."""
-        created = created_at or datetime.now(UTC)
-        keys = []
-        entries = []
-        for index, (name, body) in enumerate(files, start=1):
-            key = attachments.object_key(incoming_key, index, name)
-            self.s3.put_object(
-                Bucket=self.attachments_bucket,
-                Key=key,
-                Body=body,
-                ContentType="text/csv",
-                ContentDisposition=attachments.content_disposition(name),
-                Metadata={
-                    "incoming-key": quote(incoming_key, safe=""),
-                    "message-id": quote(message_id, safe=""),
-                },
-            )
-            keys.append(key)
-            entries.append({"key": key, "filename": name, "size": len(body), "content_type": "text/csv"})
-        manifest_key = attachments.manifest_key(incoming_key)
-        manifest = {
-            "incoming_key": incoming_key,
-            "message_id": message_id,
-            "subject": f"Readings {incoming_key}",
-            "created_at": created.isoformat(),
-            "expires_at": (created + expiry).isoformat(),
-            "recipient_digests": [attachments.recipient_digest(r) for r in recipients],
-            "attachments": entries,
-        }
-        self.s3.put_object(
-            Bucket=self.attachments_bucket, Key=manifest_key, Body=json.dumps(manifest).encode()
-        )
-        return StoredMail(incoming_key, keys, manifest_key)
-
-    def tags(self, key: str) -> dict[str, str]:
-        tag_set = self.s3.get_object_tagging(Bucket=self.attachments_bucket, Key=key)["TagSet"]
-        return {t["Key"]: t["Value"] for t in tag_set}
-
-    def exists(self, key: str) -> bool:
-        listed = self.s3.list_objects_v2(Bucket=self.attachments_bucket, Prefix=key).get("Contents", [])
-        return any(o["Key"] == key for o in listed)
-
-    def depth(self, url: str) -> int:
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-        attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
-        return sum(int(attributes[n]) for n in names)
-
-    def drain(self, url: str) -> list[dict[str, Any]]:
-        """Every message in the queue (received with a long visibility timeout, so each once)."""
-        found: list[dict[str, Any]] = []
-        while batch := self.sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=300, MessageAttributeNames=["All"]
-        ).get("Messages", []):
-            found.extend(batch)
-        return found
+    return load(TEMPLATE, stack_name=STACK)
 
 
 @pytest.fixture
 def relay(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], blueprint: Blueprint
 ) -> Iterator[Relay]:
+    """relayctl runs in this process with the operator's AWS settings pointing at the account."""
     for name in (
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_S3",
@@ -193,31 +45,8 @@ def relay(
         "AWS_REGION": blueprint.region,
     }.items():
         monkeypatch.setenv(name, value)
-    with mock_aws():
-        made: dict[str, Any] = {}
-
-        def client(service: str) -> Any:
-            if service not in made:
-                made[service] = boto3.client(service, region_name=blueprint.region)
-            return made[service]
-
-        provision(blueprint, client)
-        sqs = client("sqs")
-        inbound = sqs.get_queue_url(QueueName=blueprint.inbound_queue.name)["QueueUrl"]
-        sqs.purge_queue(QueueUrl=inbound)  # S3's s3:TestEvent from setting up the notification
-        cloudwatch = client("cloudwatch")
-        for alarm in blueprint.alarms:
-            cloudwatch.put_metric_alarm(
-                AlarmName=alarm.name,
-                Namespace=alarm.namespace,
-                MetricName=alarm.metric,
-                Dimensions=[{"Name": k, "Value": v} for k, v in alarm.dimensions.items()],
-                Statistic=alarm.statistic,
-                Period=alarm.period_seconds,
-                EvaluationPeriods=1,
-                Threshold=alarm.threshold,
-                ComparisonOperator=alarm.comparison,
-                AlarmActions=list(alarm.actions),
-            )
-        client("ses").create_receipt_rule_set(RuleSetName=f"{STACK}-rules")
-        yield Relay(blueprint, capsys, blueprint.region)
+    with in_process(blueprint) as account:
+        sqs = account.client("sqs")
+        # S3's s3:TestEvent from setting up the bucket's notification
+        sqs.purge_queue(QueueUrl=account.queue_url(blueprint.inbound_queue.logical_id))
+        yield Relay(account, capsys)

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.relayctl.conftest import STACK, Relay
+from tests.support.relayctl import STACK, Relay
 
 
 @pytest.fixture
@@ -71,9 +71,9 @@ def _stack_with_rule_in(relay: Relay, rule_set: str, owned: str | None) -> None:
         "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
         "Outputs": {key: {"Value": value} for key, value in outputs.items()},
     }
-    boto3.client("cloudformation", region_name=relay.region).create_stack(
-        StackName=STACK, TemplateBody=json.dumps(body)
-    )
+    cloudformation = boto3.client("cloudformation", region_name=relay.region)
+    cloudformation.delete_stack(StackName=STACK)  # the template's, as deployed by default: replaced
+    cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(body))
 
 
 def test_a_rule_in_an_existing_active_set_needs_nothing(relay: Relay, ses: Any) -> None:

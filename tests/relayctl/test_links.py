@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from tests.relayctl.conftest import Relay
+from tests.support.relayctl import Relay
 
 
 def test_links_shows_size_expiry_and_state_of_each_attachment(relay: Relay) -> None:

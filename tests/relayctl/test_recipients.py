@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.relayctl.conftest import Relay
+from tests.support.relayctl import Relay
 
 RELAY = "inbox-7f3k9q@relay.example.com"
 CAMERA = "cam-lobby-8f2k@relay.example.com"

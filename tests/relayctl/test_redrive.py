@@ -14,7 +14,7 @@ from moto.core.botocore_stubber import BotocoreStubber
 
 from relayctl import redrive
 from relayctl.aws import Aws
-from tests.relayctl.conftest import Relay
+from tests.support.relayctl import Relay
 
 
 def _fill_dlq(relay: Relay, count: int) -> set[str]:

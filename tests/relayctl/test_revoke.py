@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import boto3
 
-from tests.relayctl.conftest import Relay
+from tests.support.relayctl import Relay
 
 
 def test_revoke_by_incoming_key_tags_every_attachment_and_keeps_other_tags(relay: Relay) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from app import links
-from tests.relayctl.conftest import Relay
+from tests.support.relayctl import Relay
 
 BASE = "https://abcdefghij.lambda-url.us-east-1.on.aws/"
 

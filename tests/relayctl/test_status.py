@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from relayctl.aws import Aws
-from tests.relayctl.conftest import Relay
+from tests.support.relayctl import Relay
 
 
 def test_status_reports_depths_ages_alarms_and_rule_set(relay: Relay) -> None:

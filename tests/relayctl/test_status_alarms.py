@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import boto3
 
-from tests.relayctl.conftest import Relay
+from tests.support.relayctl import Relay
 
 QUEUELESS = {"FunctionErrorsAlarm", "BounceRateAlarm", "ComplaintRateAlarm", "RejectedMailAlarm"}
 

@@ -19,7 +19,7 @@ import pytest
 
 from relayctl import resources, teardown
 from relayctl.aws import Aws
-from tests.relayctl.conftest import Relay
+from tests.support.relayctl import Relay
 
 NAME = "relay-td"
 PREFIX = "relay-td"

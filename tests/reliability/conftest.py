@@ -10,8 +10,8 @@ import pytest
 from botocore.retries import standard
 
 from app.aws import markers
-from demo.world import World
-from tests.reliability.harness import Faults
+from tests.support.faults import Faults
+from tests.support.world import World
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from app.handler import DEADLINE_RESERVE_MS
-from demo.world import World
-from tests.reliability.harness import MAX_RECEIVE_COUNT, Faults, deliver, mail, s3_error, url_has
+from tests.support.faults import Faults, deliver, mail, max_receives, s3_error, url_has
+from tests.support.world import World
 
 KEYS = [f"incoming/batch-{n}.eml" for n in range(1, 4)]
 RECIPIENTS = {key: (f"team-{n}@example.com",) for n, key in enumerate(KEYS, start=1)}
@@ -39,7 +39,7 @@ def test_records_not_started_before_the_deadline_reserve_are_retried_not_cut_off
     put_batch(world)
     faults.watch("s3", "GetObject")
     clock = Clock(DEADLINE_RESERVE_MS + 30_000, DEADLINE_RESERVE_MS + 1, DEADLINE_RESERVE_MS - 1)
-    run = deliver(KEYS, context=clock)
+    run = deliver(world, KEYS, context=clock)
     assert clock.looks >= 3, "the handler must look at the clock before each record"
     assert run.receives == Counter({KEYS[0]: 1, KEYS[1]: 1, KEYS[2]: 2})
     assert run.dlq == []
@@ -50,7 +50,7 @@ def test_a_batch_that_starts_inside_the_reserve_reads_nothing(world: World, faul
     put_batch(world)
     faults.watch("s3", "GetObject")
     clock = Clock(*[DEADLINE_RESERVE_MS - 1] * len(KEYS))
-    run = deliver(KEYS, context=clock, max_receive_count=1)
+    run = deliver(world, KEYS, context=clock, max_receive_count=1)
     assert sorted(run.dlq) == sorted(KEYS)  # all reported failed (with one receive, straight to the DLQ)
     assert faults.calls["GetObject"] == 0
     assert world.sent() == []
@@ -60,8 +60,8 @@ def test_a_batch_that_starts_inside_the_reserve_reads_nothing(world: World, faul
 def test_one_mail_failing_for_good_does_not_hold_back_its_batch_mates(world: World, faults: Faults) -> None:
     put_batch(world)
     fault = faults.inject("s3", "GetObject", s3_error("AccessDenied", 403), url_has(KEYS[1]))
-    run = deliver(KEYS)
+    run = deliver(world, KEYS)
     assert run.dlq == [KEYS[1]]
-    assert run.receives == Counter({KEYS[0]: 1, KEYS[1]: MAX_RECEIVE_COUNT, KEYS[2]: 1})
+    assert run.receives == Counter({KEYS[0]: 1, KEYS[1]: max_receives(world), KEYS[2]: 1})
     assert received(world) == Counter({RECIPIENTS[KEYS[0]][0]: 1, RECIPIENTS[KEYS[2]][0]: 1})
-    assert fault.hits == MAX_RECEIVE_COUNT  # once per receive: botocore does not retry AccessDenied
+    assert fault.hits == max_receives(world)  # once per receive: botocore does not retry AccessDenied

@@ -19,9 +19,7 @@ from boto3.s3.transfer import TransferConfig
 
 from app.aws import clients, storage
 from app.mail.attachments import mail_digest
-from demo.world import World, moto_world
-from tests.reliability.harness import (
-    MAX_RECEIVE_COUNT,
+from tests.support.faults import (
     Answer,
     Faults,
     Predicate,
@@ -31,6 +29,7 @@ from tests.reliability.harness import (
     deliver,
     fate,
     mail,
+    max_receives,
     open_multipart_uploads,
     pending_markers,
     s3_error,
@@ -38,9 +37,10 @@ from tests.reliability.harness import (
     sns_error,
     url_has,
 )
-from tests.reliability.harness import (
+from tests.support.faults import (
     body_has as request_body_has,
 )
+from tests.support.world import World, local_world
 
 KEY = "incoming/pump-3-alarm.eml"
 RECIPIENTS = ("alice@example.com", "bob@example.org")
@@ -124,7 +124,7 @@ def run_with_fault(world: World, faults: Faults, call: Call, lifetime: Lifetime,
         if delivery == 2 and lifetime == "one-delivery":
             faults.heal()
 
-    run = deliver(keys, before_delivery=heal_after_first)
+    run = deliver(world, keys, before_delivery=heal_after_first)
     if lifetime == "transient":
         assert fault.hits == 1
         assert faults.calls[call.operation] >= 2, "botocore did not retry the failed call"
@@ -138,7 +138,7 @@ def check_after_redrive(world: World, faults: Faults, call: Call) -> None:
     assert pending_markers(world) == []
     assert open_multipart_uploads(world) == []
     faults.heal()
-    redrive = deliver([KEY])
+    redrive = deliver(world, [KEY])
     assert redrive.receives[KEY] == 1
     assert fate(world, redrive, KEY, call.recipients) == call.healthy
 
@@ -155,7 +155,7 @@ def test_a_failing_call_loses_and_repeats_nothing(
     ended = fate(world, run, KEY, call.recipients)
     if lifetime == "always":
         assert ended == "dlq"
-        assert run.receives[KEY] == MAX_RECEIVE_COUNT
+        assert run.receives[KEY] == max_receives(world)
         check_after_redrive(world, faults, call)
     else:
         assert ended == call.healthy
@@ -185,7 +185,7 @@ def test_a_failing_done_marker_after_a_send_neither_dead_letters_nor_repeats_it(
 def test_message_rejected_becomes_one_rejected_notice_not_a_dlq_loop(world: World, faults: Faults) -> None:
     world.put_mail(KEY, mail(RECIPIENTS, ATTACHMENTS))
     faults.inject("sesv2", "SendEmail", sesv2_error("MessageRejected", 400))
-    run = deliver([KEY])
+    run = deliver(world, [KEY])
     assert run.receives[KEY] == 1
     assert faults.calls["SendEmail"] == 1, "a permanent rejection must not be retried"
     assert fate(world, run, KEY, RECIPIENTS) == "fallback"
@@ -193,7 +193,7 @@ def test_message_rejected_becomes_one_rejected_notice_not_a_dlq_loop(world: Worl
     assert notice["reason"] == "rejected"
     assert "MessageRejected" in notice["detail"]
     assert pending_markers(world) == []
-    again = deliver([KEY])  # a duplicate S3 event for the same mail: neither resent nor re-notified
+    again = deliver(world, [KEY])  # a duplicate S3 event for the same mail: neither resent nor re-notified
     assert again.receives[KEY] == 1
     assert faults.calls["SendEmail"] == 1
     assert len(world.notices()) == 1
@@ -215,7 +215,7 @@ def test_an_authorisation_error_becomes_a_rejected_notice_naming_the_permission(
     """A role without the sending identity's (or configuration set's) permission: no retry can help."""
     world.put_mail(KEY, mail(RECIPIENTS, ATTACHMENTS))
     faults.inject("sesv2", "SendEmail", sesv2_error(code, status, DENIED))
-    run = deliver([KEY])
+    run = deliver(world, [KEY])
     assert run.receives[KEY] == 1
     assert faults.calls["SendEmail"] == 1, "an authorisation error must not be retried"
     assert fate(world, run, KEY, RECIPIENTS) == "fallback"
@@ -234,9 +234,7 @@ CHUNKED = tuple(f"operator-{n:03d}@example.com" for n in range(1, 121))  # 3 sen
 
 
 @pytest.mark.parametrize("lifetime", LIFETIMES)
-def test_the_second_of_three_chunks_failing_resends_only_what_is_missing(
-    environment: dict[str, str], lifetime: Lifetime
-) -> None:
+def test_the_second_of_three_chunks_failing_resends_only_what_is_missing(lifetime: Lifetime) -> None:
     call = Call(
         "sesv2",
         "SendEmail",
@@ -244,7 +242,7 @@ def test_the_second_of_three_chunks_failing_resends_only_what_is_missing(
         request_body_has(CHUNKED[50]),
         recipients=CHUNKED,
     )
-    with moto_world({**environment, "MAX_RECIPIENTS": "150"}) as world:
+    with local_world({"MaxRecipients": "150"}) as world:
         faults = Faults()
         world.put_mail(KEY, mail(CHUNKED))
         run = run_with_fault(world, faults, call, lifetime, [KEY])

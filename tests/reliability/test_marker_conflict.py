@@ -16,8 +16,8 @@ from botocore.awsrequest import AWSPreparedRequest
 
 from app.aws import clients, markers
 from app.handler import lambda_handler
-from demo.world import World, sqs_event
-from tests.reliability.harness import conditional_put, mail, pending_markers, s3_error
+from tests.support.faults import conditional_put, mail, pending_markers, s3_error
+from tests.support.world import World
 
 KEY = "incoming/pump-3-alarm.eml"
 RECIPIENTS = ("alice@example.com", "bob@example.org")
@@ -69,11 +69,11 @@ def test_a_409_on_the_claim_is_retried_and_the_mail_goes_out_once(
 
     responses: dict[str, Any] = {}
     a = threading.Thread(
-        target=lambda: responses.update(A=lambda_handler(sqs_event(KEY), None)), name="A", daemon=True
+        target=lambda: responses.update(A=lambda_handler(world.event(KEY), None)), name="A", daemon=True
     )
     a.start()
     assert a_writing.wait(WAIT)
-    responses["B"] = lambda_handler(sqs_event(KEY), None)
+    responses["B"] = lambda_handler(world.event(KEY), None)
     a.join(WAIT)
     assert not a.is_alive()
 
@@ -81,7 +81,7 @@ def test_a_409_on_the_claim_is_retried_and_the_mail_goes_out_once(
     assert responses["A"] == {"batchItemFailures": []}
     # B found A's claim pending (in flight), so it asks for a retry instead of sending
     assert responses["B"] == {"batchItemFailures": [{"itemIdentifier": "1"}]}
-    assert lambda_handler(sqs_event(KEY), None) == {"batchItemFailures": []}  # B's redelivery: done
+    assert lambda_handler(world.event(KEY), None) == {"batchItemFailures": []}  # B's redelivery: done
     assert [sorted(sent.destinations) for sent in world.sent()] == [sorted(RECIPIENTS)]
     assert world.notices() == []
     assert pending_markers(world) == []

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import smtplib
-import ssl
 import subprocess
 import sys
 import time
@@ -15,118 +14,19 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
+from sandbox.launch import ROOT, Running, launch
 from sandbox.smtp import EICAR
-from tests.sandbox.conftest import ROOT, TEMPLATE
+from tests.support import sandbox as seen
+from tests.support.sandbox import SETTLE_TIMEOUT, mail
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "e2e-password"
-SENDER = "sensor@plant.example.com"
 BURST = 200
 ATTACHMENT = os.urandom(256 * 1024) + b"end of the reading"
-START_TIMEOUT = 40
-SETTLE_TIMEOUT = 60
-
-
-@dataclass
-class Running:
-    process: subprocess.Popen[bytes]
-    state: dict[str, Any]
-    data: Path
-    log: Path
-
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.state["endpoint"],
-            region_name=self.state["region"],
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    def output(self) -> str:
-        return self.log.read_text("utf-8", errors="replace")
-
-
-def mail(
-    message_id: str, body: str, attachment: bytes | None = None, to: str = "", sender: str = SENDER
-) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = f"reading {message_id}"
-    message["Message-ID"] = f"<{message_id}@plant.example.com>"
-    message.set_content(body)
-    if attachment is not None:
-        message.add_attachment(
-            attachment, maintype="application", subtype="octet-stream", filename="reading.bin"
-        )
-    return message
-
-
-def smtp_session(running: Running) -> smtplib.SMTP:
-    """STARTTLS verified against the certificate the sandbox generated, then AUTH."""
-    smtp = running.state["smtp"]
-    context = ssl.create_default_context(cafile=str(running.data / "tls" / "smtp-cert.pem"))
-    client = smtplib.SMTP(smtp["host"], smtp["port"], timeout=30)
-    client.starttls(context=context)
-    client.login(smtp["username"], smtp["password"])
-    return client
-
-
-@contextmanager
-def launch(data: Path, *extra: str) -> Iterator[Running]:
-    """`python -m sandbox` on free ports until the block ends, then Ctrl-C (kill if it hangs)."""
-    log = data / "sandbox.log"
-    command = [
-        sys.executable,
-        "-m",
-        "sandbox",
-        "--template",
-        str(TEMPLATE),
-        "--data-dir",
-        str(data),
-        "--smtp-port",
-        "0",
-        "--aws-port",
-        "0",
-        "--download-port",
-        "0",
-        "--web-port",
-        "0",
-        "--smtp-password",
-        PASSWORD,
-        "--status-interval",
-        "0",
-        *extra,
-    ]
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        state_file = data / "sandbox.json"
-        deadline = time.monotonic() + START_TIMEOUT
-        while not state_file.exists() or not state_file.read_text():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the sandbox did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield Running(process, json.loads(state_file.read_text()), data, log)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -169,15 +69,15 @@ def delivered(running: Running) -> dict[str, Any]:
     for i in range(BURST):
         body = f"Burst reading {i}\nEmail_Rxers_Code:[ops@example.com]:Email_Rxers_Code:\n"
         sent[f"burst-{i}"] = mail(f"burst-{i}", body, None, recipient)
-    with smtp_session(running) as client:
+    with running.smtp(timeout=30) as client:
         for message in sent.values():
             client.send_message(message)
 
     sqs = running.client("sqs")
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while True:
-        outbox = _outbox(running.data)
-        notices = _notices(running.data)
+        outbox = seen.outbox(running.data)
+        notices = seen.notices(running.data)
         attributes = sqs.get_queue_attributes(
             QueueUrl=running.state["inbound_queue_url"],
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -194,18 +94,7 @@ def delivered(running: Running) -> dict[str, Any]:
             )
         time.sleep(0.25)
     time.sleep(0.5)  # anything late (a doubled send) would show up now
-    return {"sent": sent, "outbox": _outbox(running.data), "notices": _notices(running.data)}
-
-
-def _outbox(data: Path) -> list[dict[str, Any]]:
-    index = data / "outbox" / "index.jsonl"
-    if not index.exists():
-        return []
-    return [json.loads(line) for line in index.read_text("utf-8").splitlines() if line]
-
-
-def _notices(data: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text("utf-8")) for p in sorted((data / "notices").glob("*.json"))]
+    return {"sent": sent, "outbox": seen.outbox(running.data), "notices": seen.notices(running.data)}
 
 
 def _bare(message_id: str) -> str:
@@ -300,7 +189,7 @@ def test_the_burst_is_distributed_to_its_recipient(delivered: dict[str, Any]) ->
     assert all(m["destinations"] == ["ops@example.com"] and m["links"] == [] for m in burst)
 
 
-def test_no_code_virus_and_unauthenticated_become_notices(delivered: dict[str, Any]) -> None:
+def test_no_code_virus_and_unauthenticated_becomenotices(delivered: dict[str, Any]) -> None:
     notices = {_bare(n["notice"]["message_id"]): n["notice"] for n in delivered["notices"]}
     reasons = {name: notice["reason"] for name, notice in notices.items()}
     assert reasons == {
@@ -312,7 +201,7 @@ def test_no_code_virus_and_unauthenticated_become_notices(delivered: dict[str, A
 
 
 def test_the_smtp_front_door_refuses_other_recipients(running: Running) -> None:
-    with smtp_session(running) as client, pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+    with running.smtp(timeout=30) as client, pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
         client.send_message(mail("stranger", "hello\n", None, "someone-else@relay.example.com"))
     ((code, _),) = refused.value.recipients.values()
     assert code == 550
@@ -367,7 +256,7 @@ def test_status_counts_mails_by_outcome_and_reason_from_the_functions_metrics(
 def test_ctrl_c_stops_it_cleanly_even_with_a_client_connected(
     running: Running, delivered: dict[str, Any]
 ) -> None:
-    idle = smtp_session(running)
+    idle = running.smtp(timeout=30)
     idle.noop()
     running.process.send_signal(signal.SIGINT)
     assert running.process.wait(timeout=15) == 0

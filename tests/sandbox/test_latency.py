@@ -15,17 +15,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sandbox.poller import LambdaContext, Poller
-from sandbox.template import load
-from tests.sandbox.conftest import ROOT, TEMPLATE
-
-FALLBACKS = {"SenderEmail": "relay@example.com", "RecipientEmail": "inbox@relay.example.com"}
+from localaws.events import LambdaContext
+from localaws.template import load
+from sandbox.poller import Poller
+from tests.support import ROOT, TEMPLATE
 
 
 @pytest.mark.unit
 def test_the_template_holds_no_record_back_by_default() -> None:
-    assert load(TEMPLATE, {}, FALLBACKS).event_source.window_seconds == 0
-    assert load(TEMPLATE, {"BatchingWindowSeconds": "5"}, FALLBACKS).event_source.window_seconds == 5
+    assert load(TEMPLATE, {}).event_source.window_seconds == 0
+    assert load(TEMPLATE, {"BatchingWindowSeconds": "5"}).event_source.window_seconds == 5
 
 
 @pytest.fixture

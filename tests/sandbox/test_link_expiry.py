@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.sandbox.test_end_to_end import SETTLE_TIMEOUT, _outbox, launch, mail, smtp_session
+from sandbox.launch import launch
+from tests.support.sandbox import SETTLE_TIMEOUT, mail, outbox
 
 pytestmark = pytest.mark.integration
 
@@ -21,13 +22,13 @@ def test_a_link_expires_when_the_mail_says(tmp_path: Path) -> None:
     with launch(tmp_path, "--param", "UrlExpirySeconds=5", "--batch-window", "0") as running:
         recipient = running.state["smtp"]["recipients"][0]
         body = "Short-lived reading\nEmail_Rxers_Code:[ops@example.com]:Email_Rxers_Code:\n"
-        with smtp_session(running) as client:
+        with running.smtp(timeout=30) as client:
             client.send_message(mail("short", body, b"brief bytes", recipient))
         deadline = time.monotonic() + SETTLE_TIMEOUT
-        while not _outbox(tmp_path):
+        while not outbox(tmp_path):
             assert time.monotonic() < deadline, running.output()[-4000:]
             time.sleep(0.1)
-        ((link,),) = [m["links"] for m in _outbox(tmp_path)]
+        ((link,),) = [m["links"] for m in outbox(tmp_path)]
         expires = int(parse_qs(urlsplit(link).query)["exp"][0])
         with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310 - the sandbox's endpoint
             assert response.read() == b"brief bytes"

@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 
 from app import metrics
+from localaws.template import load
 from sandbox.metrics import EmfCapture, MailFigures, extract, metric_value
 from sandbox.poller import PollerStats
 from sandbox.status import QueueSnapshot, Status, evaluate, show
-from sandbox.template import load
-from tests.sandbox.conftest import TEMPLATE
+from tests.support import TEMPLATE
 
 pytestmark = pytest.mark.unit
 
-SANDBOX = {"SenderEmail": "relay@example.com", "RecipientEmail": "inbox@relay.example.com"}
 NAMESPACE = "IoTMailRelay/sandbox"
 
 
@@ -67,7 +66,7 @@ def test_each_dimension_set_is_its_own_series(capture: EmfCapture) -> None:
 
 
 def test_the_rejected_mail_alarm_fires_from_the_functions_metrics(capture: EmfCapture) -> None:
-    blueprint = load(TEMPLATE, {}, SANDBOX)
+    blueprint = load(TEMPLATE, {})
     (alarm,) = [a for a in blueprint.alarms if a.logical_id == "RejectedMailAlarm"]
     assert alarm.namespace == NAMESPACE == blueprint.function.environment["METRICS_NAMESPACE"]
     inbound, dlq = blueprint.inbound_queue.name, blueprint.dead_letter_queue.name  # type: ignore[union-attr]

@@ -11,7 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sandbox.poller import LambdaContext, Poller, failed_ids, sqs_event_record
+from localaws.events import LambdaContext, sqs_event_record
+from sandbox.poller import Poller, failed_ids
 
 IDS = ["a", "b", "c"]
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from tests.sandbox.conftest import ROOT
-from tests.sandbox.test_end_to_end import PASSWORD, Running, launch
+from sandbox.launch import ROOT, Running, launch
 
 pytestmark = pytest.mark.integration
 
 CAMERA = "cam-lobby-8f2k@relay.example.com"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(range(256)) * 8 + b"\xff\xd9"
+PASSWORD = "routes-password"
 DOCUMENT = {
     "groups": {"lobby-security": ["guard-desk@example.com", "night-lead@example.org"]},
     "routes": {CAMERA: ["lobby-security"]},
@@ -34,7 +34,7 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     document = data.parent / "recipients.json"
     document.write_text(json.dumps(DOCUMENT))
     extra = ("--param", f"AdditionalRecipientEmails={CAMERA}", "--recipients-config", str(document))
-    with launch(data, "--batch-window", "0", *extra) as running:
+    with launch(data, "--batch-window", "0", *extra, password=PASSWORD) as running:
         yield running
 
 

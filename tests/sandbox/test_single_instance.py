@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 
 from sandbox.claim import LOCK_FILE, Unavailable, claim
+from sandbox.launch import ROOT, Running, launch
+from sandbox.launch import command as launch_command
 from sandbox.outbox import Outbox
-from tests.sandbox.conftest import ROOT, TEMPLATE
-from tests.sandbox.test_end_to_end import Running, mail, smtp_session
+from tests.support.sandbox import mail
 
 HOST = "127.0.0.1"
 PASSWORD = "single-instance"
@@ -38,29 +39,9 @@ integration = pytest.mark.integration
 
 
 def command(data: Path, smtp_port: int = 0, aws_port: int = 0) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "sandbox",
-        "--template",
-        str(TEMPLATE),
-        "--data-dir",
-        str(data),
-        "--smtp-port",
-        str(smtp_port),
-        "--aws-port",
-        str(aws_port),
-        "--web-port",
-        "0",
-        "--download-port",
-        "0",
-        "--smtp-password",
-        PASSWORD,
-        "--batch-window",
-        "0.2",
-        "--status-interval",
-        "0",
-    ]
+    return launch_command(
+        data, "--batch-window", "0.2", password=PASSWORD, smtp_port=smtp_port, aws_port=aws_port
+    )
 
 
 def refused(
@@ -103,7 +84,7 @@ def delivered_to_outbox(running: Running, message_id: str) -> Path:
     """Send one mail over SMTP and wait for it in the outbox (by its original Message-ID)."""
     recipient = running.state["smtp"]["recipients"][0]
     body = "Level 2 tank full.\nEmail_Rxers_Code:[ops@example.com]:Email_Rxers_Code:\n"
-    with smtp_session(running) as client:
+    with running.smtp(timeout=30) as client:
         client.send_message(mail(message_id, body, None, recipient))
     index = running.data / "outbox" / "index.jsonl"
     deadline = time.monotonic() + DELIVERY_TIMEOUT
@@ -123,25 +104,8 @@ def delivered_to_outbox(running: Running, message_id: str) -> Path:
 def first(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """One sandbox on free ports, shared by the tests below."""
     data = tmp_path_factory.mktemp("first")
-    log = tmp_path_factory.mktemp("logs") / "first.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(command(data), cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        state_file = data / "sandbox.json"
-        deadline = time.monotonic() + START_TIMEOUT
-        while not state_file.exists() or not state_file.read_text():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the sandbox did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield Running(process, json.loads(state_file.read_text()), data, log)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with launch(data, "--batch-window", "0.2", password=PASSWORD) as running:
+        yield running
 
 
 @integration
@@ -196,10 +160,18 @@ def test_a_deleted_outbox_is_recreated_for_the_next_mail(first: Running) -> None
 
 @integration
 def test_sigterm_during_start_up_stops_what_had_started(first: Running, tmp_path: Path) -> None:
-    """Next to the running sandbox, as a second one with its own directory and free ports."""
+    """Next to the running sandbox, as a second one with its own directory and free ports. Its
+    recipients document is a named pipe nobody writes: start-up waits there, after moto serves and the
+    account is provisioned, until the signal comes."""
     data = tmp_path / "starting"
+    document = tmp_path / "recipients.fifo"
+    os.mkfifo(document)
     process = subprocess.Popen(
-        command(data), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*command(data), "--recipients-config", str(document)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + START_TIMEOUT

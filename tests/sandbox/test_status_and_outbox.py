@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from localaws.template import load
 from sandbox.outbox import links_in
 from sandbox.poller import PollerStats
 from sandbox.status import QueueSnapshot, Status, evaluate, show
-from sandbox.template import load
-from tests.sandbox.conftest import TEMPLATE
+from tests.support import TEMPLATE
 
 pytestmark = pytest.mark.unit
-
-SANDBOX = {"SenderEmail": "relay@example.com", "RecipientEmail": "inbox@relay.example.com"}
 
 
 def _snapshot(name: str, visible: int = 0, age: float = 0.0, sent: int = 0) -> QueueSnapshot:
@@ -26,7 +24,7 @@ def _snapshot(name: str, visible: int = 0, age: float = 0.0, sent: int = 0) -> Q
 
 
 def test_each_alarm_fires_on_its_own_condition_with_the_templates_thresholds() -> None:
-    blueprint = load(TEMPLATE, {"DlqAlarmThreshold": "2"}, SANDBOX)
+    blueprint = load(TEMPLATE, {"DlqAlarmThreshold": "2"})
     inbound, dlq = blueprint.inbound_queue.name, blueprint.dead_letter_queue.name  # type: ignore[union-attr]
     metric_of = {a.name: a.metric for a in blueprint.alarms}
 

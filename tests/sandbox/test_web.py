@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from sandbox.launch import ROOT, Running, launch
 from sandbox.smtp import EICAR, ses_headers
-from tests.sandbox.conftest import ROOT
-from tests.sandbox.test_end_to_end import Running, launch, mail, smtp_session
+from tests.support.sandbox import mail
 
 pytestmark = pytest.mark.integration
 
@@ -140,7 +140,7 @@ def sent(running: Running, canary: Canary, browser: Any) -> dict[str, EmailMessa
         "web-virus": mail("web-virus", EICAR.decode() + f"\n{CODE}\n", None, recipient),
         "web-hostile": hostile(canary, recipient),
     }
-    with smtp_session(running) as client:
+    with running.smtp(timeout=30) as client:
         for message in mails.values():
             client.send_message(message)
     return mails

@@ -14,7 +14,7 @@ from sandbox.metrics import lambda_json_line
 
 __all__ = ["assert_valid_emf", "lambda_json_line"]
 
-SCHEMA = Path(__file__).parent / "fixtures" / "emf" / "schema.json"
+SCHEMA = Path(__file__).resolve().parents[1] / "fixtures" / "emf" / "schema.json"
 
 
 @cache

@@ -21,9 +21,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from app.aws import clients
 from app.handler import lambda_handler
-from demo.world import World, sqs_event
-
-MAX_RECEIVE_COUNT = 5  # the template's redrive policy
+from tests.support.world import World
 
 Predicate = Callable[[AWSPreparedRequest], bool]
 Answer = Callable[[AWSPreparedRequest], AWSResponse]
@@ -157,13 +155,23 @@ class Run:
     dlq: list[str]
 
 
+def max_receives(world: World) -> int:
+    """The inbound queue's maxReceiveCount, from the template's redrive policy."""
+    count = world.blueprint.inbound_queue.max_receive_count
+    assert count is not None, "the template's inbound queue has no redrive policy"
+    return count
+
+
 def deliver(
+    world: World,
     keys: Iterable[str],
     context: Any = None,
     before_delivery: Callable[[int], None] | None = None,
-    max_receive_count: int = MAX_RECEIVE_COUNT,
+    max_receive_count: int | None = None,
 ) -> Run:
-    """Deliver one record per key, redeliver what failed, dead-letter after max_receive_count receives."""
+    """Deliver one record per key, redeliver what failed, dead-letter after max_receive_count receives
+    (the template's, unless given)."""
+    limit = max_receive_count or max_receives(world)
     by_id = {str(number): key for number, key in enumerate(keys, start=1)}
     receives: Counter[str] = Counter()
     dlq: list[str] = []
@@ -176,7 +184,7 @@ def deliver(
         records = []
         for message_id in pending:
             receives[by_id[message_id]] += 1
-            [record] = sqs_event(by_id[message_id], first_id=int(message_id))["Records"]
+            [record] = world.event(by_id[message_id], first_id=int(message_id))["Records"]
             record["attributes"]["ApproximateReceiveCount"] = str(receives[by_id[message_id]])
             records.append(record)
         response = lambda_handler({"Records": records}, context)
@@ -184,7 +192,7 @@ def deliver(
         assert set(failed) <= set(pending), f"unknown ids reported failed: {failed}"
         pending = []
         for message_id in failed:
-            if receives[by_id[message_id]] >= max_receive_count:
+            if receives[by_id[message_id]] >= limit:
                 dlq.append(by_id[message_id])
             else:
                 pending.append(message_id)

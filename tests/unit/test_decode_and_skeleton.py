@@ -7,10 +7,7 @@ import os
 import pytest
 
 from app.mail import decode, skeleton
-
-
-def b64_lines(data: bytes, newline: bytes = b"\r\n") -> bytes:
-    return base64.encodebytes(data).replace(b"\n", newline)
+from tests.support.mails import b64_lines, mail_with_attachment
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 3, 57, 1000, decode.CHUNK + 5])
@@ -47,16 +44,6 @@ def test_reader_counts_and_returns_every_byte(monkeypatch: pytest.MonkeyPatch) -
 def test_unknown_charset_falls_back_without_failing() -> None:
     text = decode.decode_text(memoryview("Grüße".encode()), "8bit", "x-no-such-charset")
     assert text == "Grüße"
-
-
-def mail_with_attachment(data: bytes, newline: bytes = b"\r\n") -> bytes:
-    head = (
-        b"From: a@example.com\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
-        b'Content-Type: multipart/mixed; boundary="BB"\r\n\r\n--BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n'
-        b"--BB\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
-        b'Content-Disposition: attachment; filename="x.bin"\r\n\r\n'
-    ).replace(b"\r\n", newline)
-    return head + b64_lines(data, newline) + newline + b"--BB--" + newline
 
 
 @pytest.mark.parametrize("newline", [b"\r\n", b"\n"])

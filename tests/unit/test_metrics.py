@@ -9,7 +9,7 @@ import pytest
 
 from app import metrics
 from app.outcomes import Outcome, Reason
-from tests.emf import assert_valid_emf
+from tests.support.emf import assert_valid_emf
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ import pytest
 
 from app.mail import decode
 from app.mail.parse import MalformedMail, parse
-from tests.conftest import fixture_mail
-from tests.unit.test_decode_and_skeleton import mail_with_attachment
+from tests.support import fixture_mail
+from tests.support.mails import mail_with_attachment
 
 
 def decoded(part: object) -> bytes:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from app.records import Ignored, MailRef, items
-from demo.world import sqs_event
+from localaws.events import sqs_event
 
 BUCKET = "relay-incoming-example"
 

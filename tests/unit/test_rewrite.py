@@ -6,10 +6,10 @@ from email.message import EmailMessage
 
 import pytest
 
-from app.mail.authentication import SesReport
 from app.mail.parse import Mail, TextBody, parse
 from app.mail.rewrite import Link, build
-from tests.conftest import fixture_mail
+from app.mail.ses_block import SesReport
+from tests.support import fixture_mail
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 EXPIRES = NOW + timedelta(days=1)

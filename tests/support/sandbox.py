@@ -1,0 +1,40 @@
+"""What the sandbox's end-to-end tests share: mails a sensor would send, and what came out the other end
+(the outbox index, the notices). Starting and stopping the sandbox is `sandbox.launch`."""
+
+from __future__ import annotations
+
+import json
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+SENDER = "sensor@plant.example.com"
+SETTLE_TIMEOUT = 60
+
+
+def mail(
+    message_id: str, body: str, attachment: bytes | None = None, to: str = "", sender: str = SENDER
+) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = f"reading {message_id}"
+    message["Message-ID"] = f"<{message_id}@plant.example.com>"
+    message.set_content(body)
+    if attachment is not None:
+        message.add_attachment(
+            attachment, maintype="application", subtype="octet-stream", filename="reading.bin"
+        )
+    return message
+
+
+def outbox(data: Path) -> list[dict[str, Any]]:
+    """The outbox's index: one entry per mail SES sent, in order."""
+    index = data / "outbox" / "index.jsonl"
+    if not index.exists():
+        return []
+    return [json.loads(line) for line in index.read_text("utf-8").splitlines() if line]
+
+
+def notices(data: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text("utf-8")) for p in sorted((data / "notices").glob("*.json"))]
