@@ -226,6 +226,10 @@ def test_download_function_is_public_through_its_url_only(
     assert relay["Properties"]["Environment"]["Variables"]["DOWNLOAD_BASE_URL"] == {
         "Fn::GetAtt": [url_name, "FunctionUrl"]
     }
+    # Its Downloads metric lands in the relay's namespace, where the dashboard and the alarm look.
+    namespace = props["Environment"]["Variables"]["METRICS_NAMESPACE"]
+    assert namespace == relay["Properties"]["Environment"]["Variables"]["METRICS_NAMESPACE"]
+    assert Evaluator(source)(namespace) == "IoTMailRelay/iot-mail-relay"
     # The download function must not reference the relay, or the two would form a cycle.
     assert relay_function(source)[0] not in str(function)
 
