@@ -234,51 +234,6 @@ def test_download_function_is_public_through_its_url_only(
     assert relay_function(source)[0] not in str(function)
 
 
-def test_the_stack_refuses_a_link_expiry_beyond_the_retention(source: dict[str, Any]) -> None:
-    ((name, check),) = resources_of(source, "Custom::LinkExpiryWithinRetention").items()
-    props = check["Properties"]
-    assert props["UrlExpirySeconds"] == {"Ref": "UrlExpirySeconds"}
-    assert props["AttachmentRetentionDays"] == {"Ref": "AttachmentRetentionDays"}
-    code = source["Resources"][ref_name(props["ServiceToken"])]["Properties"]["InlineCode"]
-    sent: list[tuple[str, str | None]] = []
-
-    class Response:
-        SUCCESS, FAILED = "SUCCESS", "FAILED"
-
-        @staticmethod
-        def send(
-            event: Any, context: Any, status: str, data: Any, pid: str, reason: str | None = None
-        ) -> None:
-            sent.append((status, reason))
-
-    import sys
-    from unittest import mock
-
-    namespace: dict[str, Any] = {}
-    with mock.patch.dict(sys.modules, {"cfnresponse": Response}):
-        exec(compile(code, name, "exec"), namespace)  # noqa: S102 - the template's own inline code
-
-    def check_with(expiry: int, days: int, request: str = "Create") -> str:
-        event = {
-            "RequestType": request,
-            "ResourceProperties": {"UrlExpirySeconds": str(expiry), "AttachmentRetentionDays": str(days)},
-        }
-        namespace["handler"](event, None)
-        return sent[-1][0]
-
-    assert check_with(86400, 7) == "SUCCESS"
-    assert check_with(7 * 86400, 7) == "SUCCESS"
-    assert check_with(7 * 86400 + 1, 7, "Update") == "FAILED"
-    assert "AttachmentRetentionDays=7" in str(sent[-1][1])
-    assert check_with(30 * 86400, 7, "Delete") == "SUCCESS"  # a failed stack can still be deleted
-    expiry = source["Parameters"]["UrlExpirySeconds"]
-    assert (
-        int(expiry["MaxValue"])
-        == 3650 * 86400
-        == int(source["Parameters"]["AttachmentRetentionDays"]["MaxValue"]) * 86400
-    )
-
-
 def test_alarm_thresholds_are_parameters_with_the_agreed_defaults(cfn: dict[str, Any]) -> None:
     expected = {
         "ApproximateNumberOfMessagesVisible": 50,
