@@ -17,6 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from relayctl.aws import Aws, CommandError, describe, error_code
+from relayctl.command import Command
 from relayctl.report import Report
 from relayctl.resources import Resources
 from relayctl.status import active_rule_set
@@ -66,3 +67,16 @@ def _existing_set(rule_set: str, active: str | None, data: dict[str, Any]) -> Re
         ],
         ok=False,
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="replace a different active rule set")
+
+
+COMMAND = Command(
+    "activate",
+    "Make the stack's receipt rule set the active one (refuses to replace another without --force).",
+    run,
+    ("rule_set",),
+    add_arguments,
+)

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from app import links as download_links
 from relayctl import mails
 from relayctl.aws import Aws, CommandError, describe, error_code
+from relayctl.command import Command
 from relayctl.report import Report, size_text
 from relayctl.resources import Resources
 from relayctl.revoke import TAG
@@ -88,3 +89,12 @@ def _time(value: Any) -> datetime | None:
         return mails.timestamp(str(value)) if value else None
     except argparse.ArgumentTypeError:
         return None
+
+
+COMMAND = Command(
+    "links",
+    "List a mail's attachments with size, expiry and state.",
+    run,
+    ("attachments_bucket",),
+    mails.add_selectors,
+)

@@ -23,6 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from relayctl.aws import Aws, CommandError, describe, error_code
+from relayctl.command import Command
 from relayctl.report import Report
 from relayctl.resources import Resources
 
@@ -258,3 +259,13 @@ def _function(module: str) -> ModuleType:
             " install them with `pip install --require-hashes --no-deps -r app/requirements.lock`"
             " or use `make venv`"
         ) from e
+
+
+COMMAND = Command(
+    "recipients",
+    "Recipient groups and per-device routes: show, check FILE, set FILE (guarded against lost"
+    " updates), resolve ADDRESS-OR-CODE.",
+    run,
+    ("recipients_config",),
+    add_arguments,
+)

@@ -27,6 +27,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from relayctl.aws import Aws, CommandError, describe, error_code
+from relayctl.command import Command, positive
 from relayctl.report import Report
 from relayctl.resources import Resources
 
@@ -245,3 +246,37 @@ def _arn(sqs: Any, url: str) -> str:
         )
     except ClientError as e:
         raise CommandError(f"reading queue {url}: {describe(e)}") from e
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="only count the messages that would move")
+    parser.add_argument(
+        "--max", type=positive, metavar="N", help="move at most N messages (receive/send/delete)"
+    )
+    parser.add_argument(
+        "--no-move-task", action="store_true", help="receive/send/delete even where SQS's move task exists"
+    )
+    parser.add_argument(
+        "--visibility-timeout",
+        type=positive,
+        default=60,
+        metavar="SECONDS",
+        help="how long a message being moved stays hidden in the DLQ (default 60)",
+    )
+    parser.add_argument("--no-wait", action="store_true", help="start the move task and return")
+    parser.add_argument(
+        "--timeout",
+        type=positive,
+        default=300,
+        metavar="SECONDS",
+        help="wait at most this for the move task",
+    )
+
+
+COMMAND = Command(
+    "redrive",
+    "Move the dead-letter queue's messages back to the inbound queue.",
+    run,
+    ("queue_url", "dlq_url"),
+    add_arguments,
+)

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from relayctl import mails
 from relayctl.aws import Aws, CommandError, describe, error_code
+from relayctl.command import Command
 from relayctl.report import Report
 from relayctl.resources import Resources
 
@@ -74,3 +75,24 @@ def _apply(s3: Any, bucket: str, key: str, action: str) -> str:
         if error_code(e) in _MISSING:
             return "missing"
         raise CommandError(f"{action} s3://{bucket}/{key}: {describe(e)}") from e
+
+
+def add_revoke_arguments(parser: argparse.ArgumentParser) -> None:
+    mails.add_selectors(parser)
+    parser.add_argument("--delete", action="store_true", help="delete the attachment objects instead (final)")
+
+
+REVOKE = Command(
+    "revoke",
+    "Kill attachment links: tag the objects revoked=true (the bucket policy then denies every link).",
+    run,
+    ("attachments_bucket",),
+    add_revoke_arguments,
+)
+UNREVOKE = Command(
+    "unrevoke",
+    "Lift the revoked=true tag so the links work again.",
+    run,
+    ("attachments_bucket",),
+    mails.add_selectors,
+)

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from app.links import KeyringError, parse_keyring, rotated
 from relayctl.aws import Aws, CommandError, describe
+from relayctl.command import Command
 from relayctl.report import Report
 from relayctl.resources import Resources
 
@@ -52,3 +53,16 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
         "retired_kid": retired,
     }
     return Report(document, lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="show the key ids without changing the secret")
+
+
+COMMAND = Command(
+    "rotate-link-key",
+    "Make a new current link key; the old one stays valid as previous, the one before is retired.",
+    run,
+    ("link_key_secret",),
+    add_arguments,
+)

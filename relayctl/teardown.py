@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 
 from relayctl import buckets
 from relayctl.aws import Aws, CommandError, describe, error_code
+from relayctl.command import Command, positive
 from relayctl.report import Report
 from relayctl.resources import RESOURCES, RULE_NAME_OUTPUT, RULE_SET_OWNED_OUTPUT, describe_stack
 from relayctl.status import active_rule_set
@@ -344,3 +345,36 @@ def _data(
             for c in found
         ],
     }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bucket-prefix",
+        metavar="PREFIX",
+        help="also empty and delete <PREFIX>-incoming-<account>-<region> and <PREFIX>-attachments-..."
+        " (the template's BucketNamePrefix): the leftovers of a failed first deploy",
+    )
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="go ahead although the stack's rule set also holds rules the stack did not make",
+    )
+    parser.add_argument("--no-wait", action="store_true", help="start the stack's deletion and return")
+    parser.add_argument(
+        "--timeout",
+        type=positive,
+        default=1800,
+        metavar="SECONDS",
+        help="wait at most this for the stack's deletion (default 1800)",
+    )
+
+
+COMMAND = Command(
+    "teardown",
+    "Remove the relay: stop its receipt rule, empty its buckets (after a confirmation) and delete"
+    " the stack, or the buckets a failed first deploy left behind.",
+    run,
+    ("incoming_bucket", "attachments_bucket", "rule_set"),
+    add_arguments,
+)
