@@ -22,14 +22,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from relayctl.aws import Aws, CommandError, describe, error_code
+from app.aws import error_codes
+from relayctl.aws import Aws, CommandError, describe
 from relayctl.command import Command
 from relayctl.report import Report
 from relayctl.resources import Resources
 
 VERBS = ("show", "check", "set", "resolve")
 _URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>\S+)$")
-_MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,7 +157,7 @@ def _set(aws: Aws, bucket: str, key: str, data: bytes, checked: Report) -> Repor
             Bucket=bucket, Key=key, Body=data, ContentType="application/json", **condition
         )
     except ClientError as e:
-        if error_code(e) in {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}:
+        if error_codes.code(e) in {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}:
             raise CommandError(
                 f"s3://{bucket}/{key} changed since it was read (another edit?): nothing written;"
                 " run `relayctl recipients show`, merge, and set again"
@@ -227,7 +227,7 @@ def _get(aws: Aws, bucket: str, key: str) -> tuple[bytes, str] | None:
     try:
         response = aws.client("s3").get_object(Bucket=bucket, Key=key)
     except ClientError as e:
-        if error_code(e) in _MISSING:
+        if error_codes.code(e) in error_codes.MISSING:
             return None
         raise CommandError(f"reading s3://{bucket}/{key}: {describe(e)}") from e
     return bytes(response["Body"].read()), str(response.get("ETag", ""))

@@ -26,7 +26,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from relayctl.aws import Aws, CommandError, describe, error_code
+from app.aws import error_codes
+from relayctl.aws import Aws, CommandError, describe
 from relayctl.command import Command, positive
 from relayctl.report import Report
 from relayctl.resources import Resources
@@ -107,7 +108,7 @@ def earlier_tasks(sqs: Any, source_arn: str) -> set[int] | None:
     except NotImplementedError:  # moto in process
         return None
     except ClientError as e:
-        if error_code(e) in UNSUPPORTED:
+        if error_codes.code(e) in UNSUPPORTED:
             return None
         raise CommandError(_move_task_error("listing message move tasks", e)) from e
     return {int(t["StartedTimestamp"]) for t in results if "StartedTimestamp" in t}
@@ -120,7 +121,7 @@ def start_move_task(sqs: Any, source_arn: str, destination_arn: str) -> str | No
     except NotImplementedError:  # moto in process
         return None
     except ClientError as e:
-        if error_code(e) in UNSUPPORTED:
+        if error_codes.code(e) in UNSUPPORTED:
             return None
         raise CommandError(_move_task_error("starting the message move task", e)) from e
     return str(response["TaskHandle"])
@@ -129,7 +130,7 @@ def start_move_task(sqs: Any, source_arn: str, destination_arn: str) -> str | No
 def _move_task_error(doing: str, error: ClientError) -> str:
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     text = f"{doing}: {describe(error)}"
-    if status >= 500 or error_code(error) in {"InternalFailure", "ServiceUnavailable"}:
+    if status >= 500 or error_codes.code(error) in {"InternalFailure", "ServiceUnavailable"}:
         attempts = error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
         text += (
             f" (after {int(attempts) + 1} attempts; nothing was moved). Try again later, or pass"

@@ -12,7 +12,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from relayctl.aws import Aws, CommandError, describe, error_code
+from app.aws import error_codes
+from relayctl.aws import Aws, CommandError, describe
 
 STACK_ENVIRONMENT_VARIABLE = "RELAYCTL_STACK"
 # Which receipt rule the stack made and whether it also made the set that holds it ("true"), or added
@@ -120,7 +121,7 @@ def describe_stack(aws: Aws, stack: str) -> dict[str, Any] | None:
     try:
         stacks: list[dict[str, Any]] = aws.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
     except ClientError as e:
-        if error_code(e) == "ValidationError" and "does not exist" in str(e):
+        if error_codes.code(e) == "ValidationError" and "does not exist" in str(e):
             return None
         raise CommandError(f"reading stack {stack!r}: {describe(e)}") from e
     return stacks[0]

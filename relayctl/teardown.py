@@ -30,8 +30,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from app.aws import error_codes
 from relayctl import buckets
-from relayctl.aws import Aws, CommandError, describe, error_code
+from relayctl.aws import Aws, CommandError, describe
 from relayctl.command import Command, positive
 from relayctl.report import Report
 from relayctl.resources import RESOURCES, RULE_NAME_OUTPUT, RULE_SET_OWNED_OUTPUT, describe_stack
@@ -190,7 +191,7 @@ def _plan_rule(ses: Any, rule: ReceiptRule, stack: str | None, force: bool) -> N
         rule.action = "disable" if enabled else "none"
         rule.reason = "" if enabled else f"rule {rule.rule} is already disabled"
     except ClientError as e:
-        if error_code(e) in {"RuleSetDoesNotExist", "RuleDoesNotExist"}:
+        if error_codes.code(e) in {"RuleSetDoesNotExist", "RuleDoesNotExist"}:
             rule.reason = f"{describe(e)}: nothing to stop"
             return
         raise CommandError(f"reading receipt rule set {rule.rule_set}: {describe(e)}") from e
@@ -220,7 +221,7 @@ def _refuse_another_stacks_bucket(aws: Aws, s3: Any, bucket: str, stack: dict[st
     try:
         tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
     except ClientError as e:
-        if error_code(e) == "NoSuchTagSet":
+        if error_codes.code(e) == "NoSuchTagSet":
             return
         raise CommandError(f"reading the tags of bucket {bucket}: {describe(e)}") from e
     owner = tags.get("aws:cloudformation:stack-id")
