@@ -125,3 +125,17 @@ def describe_stack(aws: Aws, stack: str) -> dict[str, Any] | None:
             return None
         raise CommandError(f"reading stack {stack!r}: {describe(e)}") from e
     return stacks[0]
+
+
+def live_resources(aws: Aws, stack: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stack's resources that still exist (a rolled-back stack keeps those it failed to delete)."""
+    found = []
+    try:
+        pages = aws.client("cloudformation").get_paginator("list_stack_resources")
+        for page in pages.paginate(StackName=stack["StackId"]):
+            for resource in page.get("StackResourceSummaries", []):
+                if resource.get("PhysicalResourceId") and resource.get("ResourceStatus") != "DELETE_COMPLETE":
+                    found.append(resource)
+    except ClientError as e:
+        raise CommandError(f"reading the resources of stack {stack['StackName']!r}: {describe(e)}") from e
+    return found

@@ -1,4 +1,5 @@
-"""`sam build` builds the function image once for both image functions.
+"""What the SAM CLI does with the template: `sam build` builds the function image once for both image
+functions, and `sam deploy` names the stack of their repositories as relayctl teardown expects.
 
 The SAM CLI puts functions into one build when their build definitions are equal: whole `Metadata`
 (checkov's comments included), package type, architecture, code and image location
@@ -58,3 +59,27 @@ def test_both_image_functions_are_one_build() -> None:
     builds = json.loads(done.stdout.strip().splitlines()[-1])
     images = [sorted(names) for kind, names in builds if kind == "Image"]
     assert images == [sorted(image_functions(load_template()))]
+
+
+COMPANION = """
+import json, sys
+from samcli.lib.bootstrap.companion_stack.data_types import CompanionStack
+print(json.dumps({name: CompanionStack(name).stack_name for name in sys.argv[1:]}))
+"""
+
+
+def test_teardown_names_the_image_repositories_stack_as_sam_deploy_does() -> None:
+    from relayctl.images import companion_name
+
+    names = ["iot-mail-relay", "Relay-Prod-2", "r" * 128]
+    done = subprocess.run(
+        [str(_sam_python()), "-c", COMPANION, *names],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SAM_CLI_TELEMETRY": "0"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {name: companion_name(name) for name in names}
