@@ -8,8 +8,9 @@ against the stack: every route must be one of its receiving addresses, and membe
 ETag it read (`If-None-Match: *` when there was none), so two operators cannot overwrite each other's
 edit unnoticed: the second one is told to look again.
 
-The validation needs flanker (the function's address parser): it is in `make venv`'s environment; a
-`pip install .` of relayctl alone does not bring it, and these verbs then say so.
+The validation needs flanker, the function's address parser, at the version the function pins: the
+`recipients` extra brings it (`pip install '.[recipients]'`, any operating system: no platform hashes)
+and `make venv` has it; a plain `pip install .` does not, and these verbs then say how to add it.
 """
 
 from __future__ import annotations
@@ -255,9 +256,8 @@ def _function(module: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as e:
         raise CommandError(
-            f"relayctl recipients needs the function's packages ({e.name} is missing):"
-            " install them with `pip install --require-hashes --no-deps -r app/requirements.lock`"
-            " or use `make venv`"
+            f"relayctl recipients validates with the function's own code, which needs {e.name or 'flanker'}:"
+            " install relayctl with its recipients extra, `pip install '.[recipients]'` in the clone"
         ) from e
 
 
