@@ -133,7 +133,7 @@ def _remove_companion(
 ) -> None:
     """SAM's image repositories go once the stack that runs their images is gone (or going, with
     --no-wait); after a failed deletion they stay for the next run."""
-    if after not in {_GONE, "DELETE_IN_PROGRESS"}:
+    if after != _GONE and not (args.no_wait and after == "DELETE_IN_PROGRESS"):
         report.lines.append(f"left stack {companion.name} (the image repositories) for the next run")
         return
     removed = images.empty(aws, companion)

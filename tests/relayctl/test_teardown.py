@@ -602,3 +602,11 @@ def test_a_stack_with_the_companions_name_that_sam_did_not_make_is_not_touched(
     assert code == 1
     assert f"stack {companion} has the name of the stack's image repositories but is not described" in err
     assert _stack_status(aws) == "CREATE_COMPLETE"
+
+
+def test_no_wait_starts_both_deletions(relay: Relay, aws: dict[str, Any]) -> None:
+    _deploy(relay, aws, f"{NAME}-rules")
+    _companion(relay, aws)
+    report = relay.run_json("teardown", "--stack", NAME, "--yes", "--no-wait")
+    assert (report["stack_status"], report["companion_stack_status"]) == ("DELETE_IN_PROGRESS",) * 2
+    assert [r["removed"] for r in report["companion_stack"]["repositories"]] == [2, 2]
