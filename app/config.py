@@ -145,15 +145,17 @@ def _download_links(env: _Reader) -> tuple[str, str] | None:
     return base_url.rstrip("/") + "/", secret
 
 
-DOWNLOAD_ENVIRONMENT_VARIABLES = ("ATTACHMENTS_BUCKET", "LINK_KEY_SECRET_ARN")
+DOWNLOAD_ENVIRONMENT_VARIABLES = ("ATTACHMENTS_BUCKET", "LINK_KEY_SECRET_ARN", "METRICS_NAMESPACE")
 
 
 @dataclass(frozen=True)
 class DownloadSettings:
-    """The download function's settings: where attachments are and which secret holds the link keys."""
+    """The download function's settings: where attachments are, which secret holds the link keys, and
+    the stack's metrics namespace, which its `Downloads` metric shares with the relay's `Mails`."""
 
     attachments_bucket: str
     link_key_secret_arn: str
+    metrics_namespace: str = DEFAULT_NAMESPACE
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> DownloadSettings:
@@ -163,6 +165,10 @@ class DownloadSettings:
             link_key_secret_arn=env.matching(
                 "LINK_KEY_SECRET_ARN", _SECRET_ARN, "a Secrets Manager secret ARN"
             ),
+            metrics_namespace=env.optional(
+                "METRICS_NAMESPACE", _METRICS_NAMESPACE, "a CloudWatch namespace of your own"
+            )
+            or DEFAULT_NAMESPACE,
         )
 
 

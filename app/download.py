@@ -7,8 +7,11 @@ temporary credentials easily outlive a minute). The bucket policy denies GetObje
 so even a 302 handed out a moment before a revocation stops working.
 
 No answer names the bucket or the key. Every request writes one JSON line to stdout that is both the
-log line (outcome, digest, part, source IP, user agent; never the signature) and a CloudWatch embedded
-metric `Downloads` by `Outcome`, so an operator can tell whether and when a leaked link was used.
+log line (answer, digest, part, source IP, user agent; never the signature) and a CloudWatch embedded
+metric `Downloads` by `Outcome` in the stack's namespace (`METRICS_NAMESPACE`, as the relay's `Mails`),
+so an operator can tell whether and when a leaked link was used. Whatever the path and query, a request
+that is not a valid link gets a 4xx page and that one line: nothing in them is read as a time, a key or
+a path before `app.links.parse_request` has bounded it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from app.config import DownloadSettings, load_download_settings
 from app.errors import RetryableError
 
 PRESIGN_SECONDS = 60
-METRIC_NAMESPACE = "IoTMailRelay"
 MAX_USER_AGENT = 256
 _PAGE_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
@@ -41,7 +43,9 @@ _PAGE_HEADERS = {
 }
 
 
-class Outcome(StrEnum):
+class Answer(StrEnum):
+    """What a request got: the log line's and the `Downloads` metric's `Outcome`."""
+
     SERVED = "served"
     FORBIDDEN = "forbidden"
     EXPIRED = "expired"
@@ -72,8 +76,10 @@ class Request:
 
 
 @dataclass(frozen=True)
-class Answer:
-    outcome: Outcome
+class Response:
+    """The HTTP response to one request, and the link it named (for the log line)."""
+
+    answer: Answer
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
@@ -88,11 +94,11 @@ class Answer:
         }
 
 
-def answer(request: Request, settings: DownloadSettings, keys: KeyringSource, now: float) -> Answer:
+def respond(request: Request, settings: DownloadSettings, keys: KeyringSource, now: float) -> Response:
     """What one request gets; raises RetryableError when S3 or Secrets Manager cannot be read."""
     if request.method not in {"GET", "HEAD"}:
         text = "Download links are opened with GET."
-        return _page(Outcome.NOT_ALLOWED, 405, "Not allowed", text, extra={"Allow": "GET, HEAD"})
+        return _page(Answer.NOT_ALLOWED, 405, "Not allowed", text, extra={"Allow": "GET, HEAD"})
     link = links.parse_request(request.raw_path, request.raw_query)
     if link is None:
         return _refused()
@@ -100,42 +106,41 @@ def answer(request: Request, settings: DownloadSettings, keys: KeyringSource, no
     if verdict is links.Verdict.FORBIDDEN:
         return _refused(link)  # logged with the digest and part it claims: a tampered leak shows
     if verdict is links.Verdict.EXPIRED:
-        when = datetime.fromtimestamp(link.expires, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        text = f"This download link expired on {when}. Ask the sender for the file again."
-        return _page(Outcome.EXPIRED, 410, "Link expired", text, link)
+        text = f"This download link expired on {_utc(link.expires)}. Ask the sender for the file again."
+        return _page(Answer.EXPIRED, 410, "Link expired", text, link)
     state = objects.state(settings.attachments_bucket, link.object_key)
     if state is objects.ObjectState.REVOKED:
         text = "The sender's organisation has withdrawn this file. The link no longer works."
-        return _page(Outcome.REVOKED, 410, "File withdrawn", text, link)
+        return _page(Answer.REVOKED, 410, "File withdrawn", text, link)
     if state is objects.ObjectState.GONE:
         text = "This file is no longer available: attachments are deleted after their retention period."
-        return _page(Outcome.MISSING, 404, "File not found", text, link)
+        return _page(Answer.MISSING, 404, "File not found", text, link)
     location = objects.presigned(
         request.method, settings.attachments_bucket, link.object_key, PRESIGN_SECONDS
     )
     headers = {"Location": location, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-    return Answer(Outcome.SERVED, 302, headers, link=link)
+    return Response(Answer.SERVED, 302, headers, link=link)
 
 
-def log_record(request: Request, result: Answer, now: float) -> dict[str, Any]:
+def log_record(request: Request, response: Response, now: float, namespace: str) -> dict[str, Any]:
     """The request's log line and embedded metric, one JSON object; never the signature."""
-    link = result.link
+    link = response.link
     return {
         "_aws": {
             "Timestamp": int(now * 1000),
             "CloudWatchMetrics": [
                 {
-                    "Namespace": METRIC_NAMESPACE,
+                    "Namespace": namespace,
                     "Dimensions": [["Outcome"]],
                     "Metrics": [{"Name": "Downloads", "Unit": "Count"}],
                 }
             ],
         },
-        "Outcome": str(result.outcome),
+        "Outcome": str(response.answer),
         "Downloads": 1,
-        "level": "WARNING" if result.status >= 500 else "INFO",
-        "message": f"download {result.outcome}",
-        "status": result.status,
+        "level": "WARNING" if response.status >= 500 else "INFO",
+        "message": f"download {response.answer}",
+        "status": response.status,
         "method": request.method,
         "digest": link.digest if link else None,
         "part": link.part if link else None,
@@ -163,28 +168,28 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = Request.from_event(event)
     now = time.time()
     try:
-        result = answer(request, settings, _keys(settings.link_key_secret_arn), now)
+        response = respond(request, settings, _keys(settings.link_key_secret_arn), now)
     except RetryableError as e:
         text = "The download service is briefly unavailable. Try again in a minute."
-        result = _page(Outcome.UNAVAILABLE, 503, "Try again", text, extra={"Retry-After": "30"})
+        response = _page(Answer.UNAVAILABLE, 503, "Try again", text, extra={"Retry-After": "30"})
         _emit({"level": "ERROR", "message": "download unavailable", "error": str(e)})
-    _emit(log_record(request, result, now))
-    return result.to_function_url(request.method)
+    _emit(log_record(request, response, now, settings.metrics_namespace))
+    return response.to_function_url(request.method)
 
 
-def _refused(link: links.LinkRequest | None = None) -> Answer:
+def _refused(link: links.LinkRequest | None = None) -> Response:
     text = "This download link is not valid. Check that it was copied completely from the mail."
-    return _page(Outcome.FORBIDDEN, 403, "Link not valid", text, link)
+    return _page(Answer.FORBIDDEN, 403, "Link not valid", text, link)
 
 
 def _page(
-    outcome: Outcome,
+    answer: Answer,
     status: int,
     title: str,
     text: str,
     link: links.LinkRequest | None = None,
     extra: dict[str, str] | None = None,
-) -> Answer:
+) -> Response:
     """A short page a recipient understands; it names neither the bucket nor the key."""
     body = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -193,7 +198,11 @@ def _page(
         f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(text)}</p>\n"
         "<p><small>IoT Mail Relay</small></p></body></html>\n"
     )
-    return Answer(outcome, status, {**_PAGE_HEADERS, **(extra or {})}, body, link)
+    return Response(answer, status, {**_PAGE_HEADERS, **(extra or {})}, body, link)
+
+
+def _utc(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _emit(record: dict[str, Any]) -> None:

@@ -9,7 +9,8 @@ key id; the HTTP method is not part of it, so GET and HEAD of one link agree.
 Keys live in one Secrets Manager secret as JSON. The template creates it with GenerateSecretString as
 `{"current_kid": "k0", "current": "<random>"}`; `relayctl rotate-link-key` rewrites it as
 `{"current_kid", "current", "previous_kid", "previous"}`. Links signed with the previous key stay
-valid after a rotation; a key two rotations old is gone, and so are its links.
+valid after a rotation; a key two rotations old is gone, and so are its links, once each function's
+cached copy of the keyring (`KEYRING_CACHE_SECONDS`) has made way for the new one.
 """
 
 from __future__ import annotations
@@ -28,11 +29,16 @@ from app.mail.attachments import ATTACHMENTS_PREFIX
 
 CANONICAL_VERSION = "iot-mail-relay-link-v1"
 KEY_BYTES = 32  # the length of a key relayctl makes; the template's generated key has 64 characters
-_KID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-_DIGEST = re.compile(r"^[0-9a-f]{32}$")
-_PART = re.compile(r"^(0|[1-9][0-9]{0,5})$")
-_SIGNATURE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # 32 bytes of HMAC-SHA256, base64url without padding
-_EXPIRY = re.compile(r"^[1-9][0-9]{0,11}$")
+# How long either function keeps the keyring it read (app/aws/link_keys.py): after a rotation the relay
+# may sign with the old current key for this long, so relayctl refuses a second rotation within it.
+KEYRING_CACHE_SECONDS = 300
+_KID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_DIGEST = re.compile(r"[0-9a-f]{32}")
+_PART = re.compile(r"0|[1-9][0-9]{0,5}")
+_SIGNATURE = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes of HMAC-SHA256, base64url without padding
+# At most ten digits: every such time is a date Python can print (up to the year 2286); the relay signs
+# at most ten years ahead, and a longer number is refused here, before anything reads it as a time.
+_EXPIRY = re.compile(r"[1-9][0-9]{0,9}")
 _FORBIDDEN_IN_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -139,7 +145,7 @@ def parse_request(raw_path: str, raw_query: str) -> LinkRequest | None:
     if len(segments) != 4 or segments[0] != "":
         return None
     digest, part, name = segments[1], segments[2], _decoded(segments[3])
-    if name is None or not _DIGEST.match(digest) or not _PART.match(part):
+    if name is None or not _DIGEST.fullmatch(digest) or not _PART.fullmatch(part):
         return None
     if not name or name in {".", ".."} or _FORBIDDEN_IN_NAME.search(name):
         return None
@@ -150,7 +156,7 @@ def parse_request(raw_path: str, raw_query: str) -> LinkRequest | None:
     if set(fields) != {"exp", "kid", "sig"} or any(len(v) != 1 for v in fields.values()):
         return None
     ((expires,), (kid,), (sig,)) = fields["exp"], fields["kid"], fields["sig"]
-    if not _EXPIRY.match(expires) or not _KID.match(kid) or not _SIGNATURE.match(sig):
+    if not _EXPIRY.fullmatch(expires) or not _KID.fullmatch(kid) or not _SIGNATURE.fullmatch(sig):
         return None
     return LinkRequest(digest, int(part), name, int(expires), kid, sig)
 
@@ -178,7 +184,7 @@ def _decoded(segment: str) -> str | None:
 
 def _entry(document: dict[str, object], name: str) -> tuple[str | None, bytes | None]:
     kid, key = document.get(f"{name}_kid"), document.get(name)
-    if kid is not None and (not isinstance(kid, str) or not _KID.match(kid)):
+    if kid is not None and (not isinstance(kid, str) or not _KID.fullmatch(kid)):
         raise KeyringError(f"{name}_kid must be 1-32 letters, digits, '-' or '_'")
     if key is not None and (not isinstance(key, str) or len(key) < 32):
         raise KeyringError(f"{name} must be a string of at least 32 characters")

@@ -16,7 +16,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from relayctl.aws import Aws, CommandError, describe, error_code
+from app.aws import error_codes
+from relayctl.aws import Aws, CommandError, describe
+from relayctl.command import Command
 from relayctl.report import Report
 from relayctl.resources import Resources
 from relayctl.status import active_rule_set
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
         ses.describe_receipt_rule_set(RuleSetName=rule_set)
         active = active_rule_set(ses)
     except ClientError as e:
-        if error_code(e) == "RuleSetDoesNotExist":
+        if error_codes.code(e) == "RuleSetDoesNotExist":
             raise CommandError(f"receipt rule set {rule_set!r} does not exist in this region") from e
         raise CommandError(f"reading receipt rule sets: {describe(e)}") from e
     data = {"rule_set": rule_set, "previously_active": active}
@@ -66,3 +68,16 @@ def _existing_set(rule_set: str, active: str | None, data: dict[str, Any]) -> Re
         ],
         ok=False,
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="replace a different active rule set")
+
+
+COMMAND = Command(
+    "activate",
+    "Make the stack's receipt rule set the active one (refuses to replace another without --force).",
+    run,
+    ("rule_set",),
+    add_arguments,
+)

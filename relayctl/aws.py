@@ -13,6 +13,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoRegionError
 
+from app.aws import error_codes
+
 RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 5}
 
 
@@ -48,15 +50,11 @@ class Aws:
         return self._clients[name]
 
 
-def error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def describe(error: ClientError) -> str:
-    """`Operation: Code: message`, the part of a ClientError an operator needs."""
-    details = error.response.get("Error", {})
-    message = str(details.get("Message", "")).strip()
+    """`Operation failed: Code: message`, the part of a ClientError an operator needs (the function's
+    own logs keep to the code alone: `app.aws.error_codes.describe`)."""
+    message = error_codes.message(error).strip()
     if message.startswith("<"):  # an HTML error page from a proxy or a local endpoint
         message = ""
     operation = getattr(error, "operation_name", "") or "request"
-    return f"{operation} failed: {details.get('Code', 'unknown')}" + (f": {message}" if message else "")
+    return f"{operation} failed: {error_codes.code(error)}" + (f": {message}" if message else "")

@@ -18,10 +18,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from relayctl.aws import CommandError, describe, error_code
+from app.aws import error_codes
+from relayctl.aws import CommandError, describe
 
 PAGE = 1000  # DeleteObjects takes at most 1000 keys per request
-_MISSING = {"404", "NoSuchBucket", "NotFound"}
 
 
 @dataclass
@@ -56,9 +56,9 @@ def inspect(s3: Any, bucket: str, owner: str | None = None) -> Contents:
         for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, **expected):
             contents.uploads += len(page.get("Uploads", []))
     except ClientError as e:
-        if error_code(e) in _MISSING:
+        if error_codes.code(e) in error_codes.MISSING_BUCKET:
             return Contents(bucket, exists=False)
-        if error_code(e) in {"403", "AccessDenied"}:
+        if error_codes.code(e) in {"403", "AccessDenied"}:
             raise CommandError(
                 f"bucket {bucket}: {describe(e)} (not yours, or no permission to list it)"
             ) from e

@@ -12,13 +12,15 @@ from urllib.parse import urlsplit
 from botocore.exceptions import ClientError
 
 from app import links as download_links
+from app.aws import error_codes
+from app.sizes import human_size
 from relayctl import mails
-from relayctl.aws import Aws, CommandError, describe, error_code
-from relayctl.report import Report, size_text
+from relayctl.aws import Aws, CommandError, describe
+from relayctl.command import Command
+from relayctl.report import Report
 from relayctl.resources import Resources
 from relayctl.revoke import TAG
 
-_MISSING = {"NoSuchKey", "404", "NotFound"}
 ANSWERS = {"active": 302, "expired": 410, "revoked": 410, "missing": 404}
 
 
@@ -50,9 +52,8 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
                     "answer": ANSWERS[state],
                 }
             )
-            lines.append(
-                f"  {state:<8} {size_text(attachment.size):>9}  {attachment.filename}  ({attachment.key})"
-            )
+            size = "?" if attachment.size is None else human_size(attachment.size)  # an old manifest
+            lines.append(f"  {state:<8} {size:>11}  {attachment.filename}  ({attachment.key})")
         if not mail.attachments:
             lines.append("  (no attachments)")
         results.append({**summary, "attachments": attachments})
@@ -66,7 +67,7 @@ def _state(s3: Any, bucket: str, key: str, expires: datetime | None, now: dateti
     try:
         tags = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
     except ClientError as e:
-        if error_code(e) in _MISSING:
+        if error_codes.code(e) in error_codes.MISSING:
             return "missing"
         raise CommandError(f"reading tags of s3://{bucket}/{key}: {describe(e)}") from e
     if any(t["Key"] == TAG and t["Value"] == "true" for t in tags):
@@ -88,3 +89,12 @@ def _time(value: Any) -> datetime | None:
         return mails.timestamp(str(value)) if value else None
     except argparse.ArgumentTypeError:
         return None
+
+
+COMMAND = Command(
+    "links",
+    "List a mail's attachments with size, expiry and state.",
+    run,
+    ("attachments_bucket",),
+    mails.add_selectors,
+)

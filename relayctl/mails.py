@@ -20,12 +20,12 @@ from urllib.parse import unquote, urlsplit
 from botocore.exceptions import ClientError
 
 from app import links
+from app.aws import error_codes
 from app.mail.attachments import ATTACHMENTS_PREFIX, mail_digest, recipient_digest
-from relayctl.aws import CommandError, describe, error_code
+from relayctl.aws import CommandError, describe
 
 MANIFEST = "manifest.json"
 _MANIFEST_KEY = re.compile(rf"^{ATTACHMENTS_PREFIX}([0-9a-f]{{32}})/{re.escape(MANIFEST)}$")
-_MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def _by_link(s3: Any, bucket: str, url: str, whole_mail: bool) -> Mail:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as e:
-        if error_code(e) in _MISSING:
+        if error_codes.code(e) in error_codes.MISSING:
             raise CommandError(
                 f"the link's object s3://{bucket}/{key} does not exist (expired or deleted)"
             ) from e
@@ -204,7 +204,7 @@ def _read_manifest(s3: Any, bucket: str, digest: str) -> dict[str, Any] | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as e:
-        if error_code(e) in _MISSING:
+        if error_codes.code(e) in error_codes.MISSING:
             return None
         raise CommandError(f"reading s3://{bucket}/{key}: {describe(e)}") from e
     try:

@@ -8,8 +8,9 @@ against the stack: every route must be one of its receiving addresses, and membe
 ETag it read (`If-None-Match: *` when there was none), so two operators cannot overwrite each other's
 edit unnoticed: the second one is told to look again.
 
-The validation needs flanker (the function's address parser): it is in `make venv`'s environment; a
-`pip install .` of relayctl alone does not bring it, and these verbs then say so.
+The validation needs flanker, the function's address parser, at the version the function pins: the
+`recipients` extra brings it (`pip install '.[recipients]'`, any operating system: no platform hashes)
+and `make venv` has it; a plain `pip install .` does not, and these verbs then say how to add it.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from relayctl.aws import Aws, CommandError, describe, error_code
+from app.aws import error_codes
+from relayctl.aws import Aws, CommandError, describe
+from relayctl.command import Command
 from relayctl.report import Report
 from relayctl.resources import Resources
 
 VERBS = ("show", "check", "set", "resolve")
 _URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>\S+)$")
-_MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -156,7 +158,7 @@ def _set(aws: Aws, bucket: str, key: str, data: bytes, checked: Report) -> Repor
             Bucket=bucket, Key=key, Body=data, ContentType="application/json", **condition
         )
     except ClientError as e:
-        if error_code(e) in {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}:
+        if error_codes.code(e) in {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}:
             raise CommandError(
                 f"s3://{bucket}/{key} changed since it was read (another edit?): nothing written;"
                 " run `relayctl recipients show`, merge, and set again"
@@ -226,7 +228,7 @@ def _get(aws: Aws, bucket: str, key: str) -> tuple[bytes, str] | None:
     try:
         response = aws.client("s3").get_object(Bucket=bucket, Key=key)
     except ClientError as e:
-        if error_code(e) in _MISSING:
+        if error_codes.code(e) in error_codes.MISSING:
             return None
         raise CommandError(f"reading s3://{bucket}/{key}: {describe(e)}") from e
     return bytes(response["Body"].read()), str(response.get("ETag", ""))
@@ -254,7 +256,16 @@ def _function(module: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as e:
         raise CommandError(
-            f"relayctl recipients needs the function's packages ({e.name} is missing):"
-            " install them with `pip install --require-hashes --no-deps -r app/requirements.lock`"
-            " or use `make venv`"
+            f"relayctl recipients validates with the function's own code, which needs {e.name or 'flanker'}:"
+            " install relayctl with its recipients extra, `pip install '.[recipients]'` in the clone"
         ) from e
+
+
+COMMAND = Command(
+    "recipients",
+    "Recipient groups and per-device routes: show, check FILE, set FILE (guarded against lost"
+    " updates), resolve ADDRESS-OR-CODE.",
+    run,
+    ("recipients_config",),
+    add_arguments,
+)

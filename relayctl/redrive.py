@@ -26,7 +26,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from relayctl.aws import Aws, CommandError, describe, error_code
+from app.aws import error_codes
+from relayctl.aws import Aws, CommandError, describe
+from relayctl.command import Command, positive
 from relayctl.report import Report
 from relayctl.resources import Resources
 
@@ -106,7 +108,7 @@ def earlier_tasks(sqs: Any, source_arn: str) -> set[int] | None:
     except NotImplementedError:  # moto in process
         return None
     except ClientError as e:
-        if error_code(e) in UNSUPPORTED:
+        if error_codes.code(e) in UNSUPPORTED:
             return None
         raise CommandError(_move_task_error("listing message move tasks", e)) from e
     return {int(t["StartedTimestamp"]) for t in results if "StartedTimestamp" in t}
@@ -119,7 +121,7 @@ def start_move_task(sqs: Any, source_arn: str, destination_arn: str) -> str | No
     except NotImplementedError:  # moto in process
         return None
     except ClientError as e:
-        if error_code(e) in UNSUPPORTED:
+        if error_codes.code(e) in UNSUPPORTED:
             return None
         raise CommandError(_move_task_error("starting the message move task", e)) from e
     return str(response["TaskHandle"])
@@ -128,7 +130,7 @@ def start_move_task(sqs: Any, source_arn: str, destination_arn: str) -> str | No
 def _move_task_error(doing: str, error: ClientError) -> str:
     status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     text = f"{doing}: {describe(error)}"
-    if status >= 500 or error_code(error) in {"InternalFailure", "ServiceUnavailable"}:
+    if status >= 500 or error_codes.code(error) in {"InternalFailure", "ServiceUnavailable"}:
         attempts = error.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)
         text += (
             f" (after {int(attempts) + 1} attempts; nothing was moved). Try again later, or pass"
@@ -245,3 +247,37 @@ def _arn(sqs: Any, url: str) -> str:
         )
     except ClientError as e:
         raise CommandError(f"reading queue {url}: {describe(e)}") from e
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="only count the messages that would move")
+    parser.add_argument(
+        "--max", type=positive, metavar="N", help="move at most N messages (receive/send/delete)"
+    )
+    parser.add_argument(
+        "--no-move-task", action="store_true", help="receive/send/delete even where SQS's move task exists"
+    )
+    parser.add_argument(
+        "--visibility-timeout",
+        type=positive,
+        default=60,
+        metavar="SECONDS",
+        help="how long a message being moved stays hidden in the DLQ (default 60)",
+    )
+    parser.add_argument("--no-wait", action="store_true", help="start the move task and return")
+    parser.add_argument(
+        "--timeout",
+        type=positive,
+        default=300,
+        metavar="SECONDS",
+        help="wait at most this for the move task",
+    )
+
+
+COMMAND = Command(
+    "redrive",
+    "Move the dead-letter queue's messages back to the inbound queue.",
+    run,
+    ("queue_url", "dlq_url"),
+    add_arguments,
+)

@@ -15,14 +15,3 @@ class Report:
 
     def render(self, as_json: bool) -> str:
         return json.dumps(self.data, indent=2, default=str) if as_json else "\n".join(self.lines)
-
-
-def size_text(size: int | None) -> str:
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"

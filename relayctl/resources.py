@@ -12,7 +12,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from relayctl.aws import Aws, CommandError, describe, error_code
+from app.aws import error_codes
+from relayctl.aws import Aws, CommandError, describe
 
 STACK_ENVIRONMENT_VARIABLE = "RELAYCTL_STACK"
 # Which receipt rule the stack made and whether it also made the set that holds it ("true"), or added
@@ -120,7 +121,21 @@ def describe_stack(aws: Aws, stack: str) -> dict[str, Any] | None:
     try:
         stacks: list[dict[str, Any]] = aws.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
     except ClientError as e:
-        if error_code(e) == "ValidationError" and "does not exist" in str(e):
+        if error_codes.code(e) == "ValidationError" and "does not exist" in str(e):
             return None
         raise CommandError(f"reading stack {stack!r}: {describe(e)}") from e
     return stacks[0]
+
+
+def live_resources(aws: Aws, stack: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stack's resources that still exist (a rolled-back stack keeps those it failed to delete)."""
+    found = []
+    try:
+        pages = aws.client("cloudformation").get_paginator("list_stack_resources")
+        for page in pages.paginate(StackName=stack["StackId"]):
+            for resource in page.get("StackResourceSummaries", []):
+                if resource.get("PhysicalResourceId") and resource.get("ResourceStatus") != "DELETE_COMPLETE":
+                    found.append(resource)
+    except ClientError as e:
+        raise CommandError(f"reading the resources of stack {stack['StackName']!r}: {describe(e)}") from e
+    return found

@@ -12,13 +12,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from app.aws import error_codes
 from relayctl import mails
-from relayctl.aws import Aws, CommandError, describe, error_code
+from relayctl.aws import Aws, CommandError, describe
+from relayctl.command import Command
 from relayctl.report import Report
 from relayctl.resources import Resources
 
 TAG = "revoked"
-_MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
 def run(args: argparse.Namespace, aws: Aws) -> Report:
@@ -71,6 +72,27 @@ def _apply(s3: Any, bucket: str, key: str, action: str) -> str:
             s3.delete_object_tagging(Bucket=bucket, Key=key)
         return "revoked" if action == "revoke" else "unrevoked"
     except ClientError as e:
-        if error_code(e) in _MISSING:
+        if error_codes.code(e) in error_codes.MISSING:
             return "missing"
         raise CommandError(f"{action} s3://{bucket}/{key}: {describe(e)}") from e
+
+
+def add_revoke_arguments(parser: argparse.ArgumentParser) -> None:
+    mails.add_selectors(parser)
+    parser.add_argument("--delete", action="store_true", help="delete the attachment objects instead (final)")
+
+
+REVOKE = Command(
+    "revoke",
+    "Kill attachment links: tag the objects revoked=true (the bucket policy then denies every link).",
+    run,
+    ("attachments_bucket",),
+    add_revoke_arguments,
+)
+UNREVOKE = Command(
+    "unrevoke",
+    "Lift the revoked=true tag so the links work again.",
+    run,
+    ("attachments_bucket",),
+    mails.add_selectors,
+)

@@ -2,19 +2,28 @@
 
 Links name their key by `kid`, and the download function accepts the current and the previous key, so
 every link already sent keeps working after one rotation; links signed with the key that was previous
-before (two rotations old) stop working at once. Both functions read the secret at most five minutes
-old, and the download function re-reads it when it meets a key id it does not know, so new links work
-from the moment the relay signs them. The keys are never printed.
+before (two rotations old) stop working once each function's cached keyring is renewed. Both functions
+keep the keyring for `app.links.KEYRING_CACHE_SECONDS` (five minutes), and the download function
+re-reads it when it meets a key id it does not know, so new links work from the moment the relay signs
+them. The keys are never printed.
+
+A second rotation within that cache time is refused unless `--force`: warm relay instances may still
+sign with the key the first rotation made previous, and the second would retire it, so mail relayed in
+the meantime would carry links that are refused at once. The time is measured from the creation of the
+secret's current version (Secrets Manager's `CreatedDate`) by this machine's clock. Only a secret that
+already holds a previous key counts: the stack's first key can be rotated at any time.
 """
 
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
-from app.links import KeyringError, parse_keyring, rotated
+from app.links import KEYRING_CACHE_SECONDS, KeyringError, parse_keyring, rotated
 from relayctl.aws import Aws, CommandError, describe
+from relayctl.command import Command
 from relayctl.report import Report
 from relayctl.resources import Resources
 
@@ -23,13 +32,22 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
     secret_arn = Resources.from_args(args, aws).require("link_key_secret")
     secretsmanager = aws.client("secretsmanager")
     try:
-        current = secretsmanager.get_secret_value(SecretId=secret_arn)["SecretString"]
+        secret = secretsmanager.get_secret_value(SecretId=secret_arn)
     except ClientError as e:
         raise CommandError(f"reading the link keys: {describe(e)}") from e
     try:
-        keyring = parse_keyring(current)
+        keyring = parse_keyring(secret["SecretString"])
     except KeyringError as e:
         raise CommandError(f"the link-key secret {secret_arn} is not usable: {e}") from e
+    age = _age_seconds(secret.get("CreatedDate")) if keyring.previous_kid is not None else None
+    wait = None if age is None or age >= KEYRING_CACHE_SECONDS else KEYRING_CACHE_SECONDS - age
+    if wait is not None and not args.force:
+        raise CommandError(
+            f"the link keys were rotated {age:.0f} s ago: the relay may sign new links with"
+            f" {keyring.previous_kid} for up to {KEYRING_CACHE_SECONDS} s after a rotation, and rotating"
+            f" again now would retire {keyring.previous_kid}, so mail relayed meanwhile would carry dead"
+            f" links. Wait {wait:.0f} s, or pass --force (to retire a leaked key at once, accepting that)"
+        )
     new = rotated(keyring)
     retired = keyring.previous_kid
     if not args.dry_run:
@@ -38,17 +56,57 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
         except ClientError as e:
             raise CommandError(f"writing the link keys: {describe(e)}") from e
     verb = "would rotate" if args.dry_run else "rotated"
+    minutes = f"{KEYRING_CACHE_SECONDS // 60} minutes"
     lines = [
         f"{verb} the link keys of {secret_arn}:",
-        f"  current  {new.current_kid} (new; the relay signs with it within 5 minutes)",
+        f"  current  {new.current_kid} (new; the relay signs with it within {minutes})",
         f"  previous {new.previous_kid} (links signed with it keep working)",
-        f"  retired  {retired} (links signed with it stop working)" if retired else "  retired  -",
+        f"  retired  {retired} (links signed with it stop working within {minutes})"
+        if retired
+        else "  retired  -",
     ]
+    if wait is not None:
+        lines.append(
+            f"  forced {age:.0f} s after the last rotation: links warm relay instances sign with"
+            f" {retired} in the next {wait:.0f} s are refused"
+        )
     document = {
         "secret": secret_arn,
         "dry_run": bool(args.dry_run),
         "current_kid": new.current_kid,
         "previous_kid": new.previous_kid,
         "retired_kid": retired,
+        "last_rotation_seconds_ago": age,
+        "forced": wait is not None,
     }
     return Report(document, lines)
+
+
+def _age_seconds(created: datetime | None) -> float | None:
+    """Seconds since the secret's current version was written (None when the answer has no date)."""
+    if created is None:
+        return None
+    return max(0.0, (_now() - created).total_seconds())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="show the key ids without changing the secret")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help=f"rotate although the last rotation was less than {KEYRING_CACHE_SECONDS} s ago"
+        " (links the relay signs meanwhile with the retired key are refused)",
+    )
+
+
+COMMAND = Command(
+    "rotate-link-key",
+    "Make a new current link key; the old one stays valid as previous, the one before is retired.",
+    run,
+    ("link_key_secret",),
+    add_arguments,
+)

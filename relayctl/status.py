@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from relayctl.aws import Aws, describe
+from relayctl.command import Command
 from relayctl.report import Report
 from relayctl.resources import Resources
 
@@ -200,3 +201,20 @@ def _reraise_setup_errors(error: Exception) -> None:
 
 def _reason(error: Exception) -> str:
     return describe(error) if isinstance(error, ClientError) else str(error)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="without CloudWatch figures, sample message ages (counts as a receive)",
+    )
+
+
+COMMAND = Command(
+    "status",
+    "Queue depths, oldest message age, DLQ depth, alarm states and the active receipt rule set.",
+    run,
+    ("queue_url", "dlq_url", "rule_set", "alarms_topic"),
+    add_arguments,
+)

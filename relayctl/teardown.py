@@ -14,6 +14,10 @@ teardown, in this order:
 3. deletes the stack and waits for it (`--no-wait`, `--timeout`). Buckets that no stack holds any more
    (the leftovers of a failed first deploy, named with `--bucket-prefix` or explicitly) are deleted by
    teardown itself.
+4. once the stack is gone (or going, with `--no-wait`), empties SAM's image repositories and deletes the
+   companion stack that holds them (see `relayctl.images`); also when only that stack is left.
+
+`--dry-run` shows all of it and changes nothing.
 
 A stack in ROLLBACK_COMPLETE, ROLLBACK_FAILED or DELETE_FAILED is torn down like any other: its
 resources are read from the stack, not from outputs a failed deploy never wrote. A stack that is in
@@ -30,10 +34,18 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from relayctl import buckets
-from relayctl.aws import Aws, CommandError, describe, error_code
+from app.aws import error_codes
+from relayctl import buckets, images
+from relayctl.aws import Aws, CommandError, describe
+from relayctl.command import Command, positive
 from relayctl.report import Report
-from relayctl.resources import RESOURCES, RULE_NAME_OUTPUT, RULE_SET_OWNED_OUTPUT, describe_stack
+from relayctl.resources import (
+    RESOURCES,
+    RULE_NAME_OUTPUT,
+    RULE_SET_OWNED_OUTPUT,
+    describe_stack,
+    live_resources,
+)
 from relayctl.status import active_rule_set
 
 POLL_SECONDS = 5.0
@@ -53,26 +65,32 @@ class ReceiptRule:
 
 def run(args: argparse.Namespace, aws: Aws) -> Report:
     stack = describe_stack(aws, args.stack) if args.stack else None
-    if args.stack and stack is None and not _bucket_options(args):
+    name = (
+        str(stack["StackName"]) if stack else args.stack if not str(args.stack).startswith("arn:") else None
+    )
+    companion = images.find(aws, name) if name else None
+    if args.stack and stack is None and companion is None and not _bucket_options(args):
         raise CommandError(
             f"stack {args.stack!r} does not exist in this account and region; to remove the buckets a"
             " failed deploy left behind, pass --bucket-prefix PREFIX (the template's BucketNamePrefix,"
             " default iot-mail-relay) or --incoming-bucket/--attachments-bucket"
         )
-    if stack is not None and str(stack["StackStatus"]).endswith("_IN_PROGRESS"):
-        raise CommandError(
-            f"stack {args.stack!r} is {stack['StackStatus']}; wait for that to finish, then run teardown"
-        )
-    if stack is None and not _bucket_options(args):
+    for busy in (stack, companion.stack if companion else None):
+        if busy is not None and str(busy["StackStatus"]).endswith("_IN_PROGRESS"):
+            raise CommandError(
+                f"stack {busy['StackName']!r} is {busy['StackStatus']}; wait for that to finish, then run"
+                " teardown"
+            )
+    if stack is None and companion is None and not _bucket_options(args):
         raise CommandError("nothing to tear down: pass --stack NAME, --bucket-prefix or the bucket names")
     account = aws.account()
-    stack_resources = _live_resources(aws, stack) if stack else []
+    stack_resources = live_resources(aws, stack) if stack else []
     stack_buckets = [
         r["PhysicalResourceId"] for r in stack_resources if r["ResourceType"] == "AWS::S3::Bucket"
     ]
     names = _unique(stack_buckets + _named_buckets(args, account, aws.region))
     s3 = aws.client("s3")
-    found = [buckets.inspect(s3, name, account) for name in names]
+    found = [buckets.inspect(s3, bucket, account) for bucket in names]
     found = [c for c in found if c.exists]
     unowned = [c.bucket for c in found if c.bucket not in stack_buckets]
     for bucket in unowned:
@@ -82,27 +100,49 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
     if rule is not None:
         _plan_rule(ses, rule, args.stack, args.force)
 
-    plan = _plan_lines(args.stack if stack else None, stack, rule, found, unowned)
-    if stack is None and not found and (rule is None or rule.action == "none"):
-        return Report(_data(stack, rule, found, unowned, {}), ["nothing to tear down: " + plan[-1]])
-    _confirm(plan, args.yes)
+    plan = Plan(stack, companion, rule, found, unowned)
+    lines = plan.lines()
+    if plan.empty:
+        return Report(plan.data(), ["nothing to tear down: " + lines[-1]])
+    if args.dry_run:
+        would = [f"would {line}" for line in lines[:-1]]
+        summary = f"would delete for good: {lines[-1]} (nothing was changed)"
+        return Report({**plan.data(), "dry_run": True}, [*would, summary])
+    _confirm(lines, args.yes)
 
     if rule is not None:
         _stop_rule(ses, rule)
     removed = {c.bucket: buckets.empty(s3, c, account) for c in found}
-    lines = [_rule_done(rule)] if rule is not None and rule.action != "none" else []
-    lines += [f"emptied {bucket}: {count} removed" for bucket, count in removed.items()]
+    done = [_rule_done(rule)] if rule is not None and rule.action != "none" else []
+    done += [f"emptied {bucket}: {count} removed" for bucket, count in removed.items()]
     for bucket in unowned:
         try:
             s3.delete_bucket(Bucket=bucket, ExpectedBucketOwner=account)
         except ClientError as e:
             raise CommandError(f"deleting bucket {bucket}: {describe(e)}") from e
-        lines.append(f"deleted bucket {bucket}")
-    data = _data(stack, rule, found, unowned, removed)
-    report = Report(data, lines)
-    if stack is not None:
-        _delete_stack(aws, stack, args, report)
+        done.append(f"deleted bucket {bucket}")
+    report = Report(plan.data(removed), done)
+    status = _delete_stack(aws, stack, args, report, "stack_status") if stack is not None else _GONE
+    if companion is not None:
+        _remove_companion(aws, companion, args, report, after=status)
     return report
+
+
+def _remove_companion(
+    aws: Aws, companion: images.Companion, args: argparse.Namespace, report: Report, after: str
+) -> None:
+    """SAM's image repositories go once the stack that runs their images is gone (or going, with
+    --no-wait); after a failed deletion they stay for the next run."""
+    if after != _GONE and not (args.no_wait and after == "DELETE_IN_PROGRESS"):
+        report.lines.append(f"left stack {companion.name} (the image repositories) for the next run")
+        return
+    removed = images.empty(aws, companion)
+    report.data["companion_stack"]["repositories"] = [
+        {"repository": name, "images": count, "removed": removed.get(name, 0)}
+        for name, count in companion.repositories.items()
+    ]
+    report.lines += [f"emptied image repository {name}: {count} removed" for name, count in removed.items()]
+    _delete_stack(aws, companion.stack, args, report, "companion_stack_status")
 
 
 def _bucket_options(args: argparse.Namespace) -> bool:
@@ -118,20 +158,6 @@ def _named_buckets(args: argparse.Namespace, account: str, region: str) -> list[
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
-
-
-def _live_resources(aws: Aws, stack: dict[str, Any]) -> list[dict[str, Any]]:
-    """The stack's resources that still exist (a rolled-back stack keeps those it failed to delete)."""
-    found = []
-    try:
-        pages = aws.client("cloudformation").get_paginator("list_stack_resources")
-        for page in pages.paginate(StackName=stack["StackId"]):
-            for resource in page.get("StackResourceSummaries", []):
-                if resource.get("PhysicalResourceId") and resource.get("ResourceStatus") != _GONE:
-                    found.append(resource)
-    except ClientError as e:
-        raise CommandError(f"reading the resources of stack {stack['StackName']!r}: {describe(e)}") from e
-    return found
 
 
 def find_receipt_rule(
@@ -189,7 +215,7 @@ def _plan_rule(ses: Any, rule: ReceiptRule, stack: str | None, force: bool) -> N
         rule.action = "disable" if enabled else "none"
         rule.reason = "" if enabled else f"rule {rule.rule} is already disabled"
     except ClientError as e:
-        if error_code(e) in {"RuleSetDoesNotExist", "RuleDoesNotExist"}:
+        if error_codes.code(e) in {"RuleSetDoesNotExist", "RuleDoesNotExist"}:
             rule.reason = f"{describe(e)}: nothing to stop"
             return
         raise CommandError(f"reading receipt rule set {rule.rule_set}: {describe(e)}") from e
@@ -219,7 +245,7 @@ def _refuse_another_stacks_bucket(aws: Aws, s3: Any, bucket: str, stack: dict[st
     try:
         tags = {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}
     except ClientError as e:
-        if error_code(e) == "NoSuchTagSet":
+        if error_codes.code(e) == "NoSuchTagSet":
             return
         raise CommandError(f"reading the tags of bucket {bucket}: {describe(e)}") from e
     owner = tags.get("aws:cloudformation:stack-id")
@@ -233,34 +259,88 @@ def _refuse_another_stacks_bucket(aws: Aws, s3: Any, bucket: str, stack: dict[st
         )
 
 
-def _plan_lines(
-    stack_name: str | None,
-    stack: dict[str, Any] | None,
-    rule: ReceiptRule | None,
-    found: list[buckets.Contents],
-    unowned: list[str],
-) -> list[str]:
-    lines = []
-    if rule is not None and rule.action == "deactivate":
-        lines.append(f"deactivate receipt rule set {rule.rule_set} (it is the active one)")
-    elif rule is not None and rule.action == "disable":
-        lines.append(f"disable receipt rule {rule.rule} in {rule.rule_set} (a set the stack does not own)")
-    for contents in found:
-        what = "object version(s) and delete marker(s)" if contents.versioned else "object(s)"
-        line = f"empty bucket {contents.bucket}: {contents.objects} {what}"
-        if contents.uploads:
-            line += f", {contents.uploads} unfinished upload(s)"
-        if contents.bucket in unowned:
-            line += ", then delete the bucket"
-        lines.append(line)
-    if stack is not None:
-        lines.append(f"delete stack {stack_name} ({stack['StackStatus']})")
-    total = sum(c.total for c in found)
-    summary = f"{total} object(s) in {len(found)} bucket(s)" if found else "no bucket of the relay exists"
-    if stack is not None:
-        summary += f" and stack {stack_name}"
-    lines.append(summary)
-    return lines
+@dataclass
+class Plan:
+    """What teardown found and will do, for the confirmation, the dry run and --json."""
+
+    stack: dict[str, Any] | None
+    companion: images.Companion | None
+    rule: ReceiptRule | None
+    found: list[buckets.Contents]
+    unowned: list[str]
+
+    @property
+    def empty(self) -> bool:
+        idle = self.rule is None or self.rule.action == "none"
+        return self.stack is None and self.companion is None and not self.found and idle
+
+    def lines(self) -> list[str]:
+        """One line per step, then a summary of what is deleted for good."""
+        lines = []
+        rule = self.rule
+        if rule is not None and rule.action == "deactivate":
+            lines.append(f"deactivate receipt rule set {rule.rule_set} (it is the active one)")
+        elif rule is not None and rule.action == "disable":
+            lines.append(
+                f"disable receipt rule {rule.rule} in {rule.rule_set} (a set the stack does not own)"
+            )
+        for contents in self.found:
+            what = "object version(s) and delete marker(s)" if contents.versioned else "object(s)"
+            line = f"empty bucket {contents.bucket}: {contents.objects} {what}"
+            if contents.uploads:
+                line += f", {contents.uploads} unfinished upload(s)"
+            if contents.bucket in self.unowned:
+                line += ", then delete the bucket"
+            lines.append(line)
+        if self.stack is not None:
+            lines.append(f"delete stack {self.stack['StackName']} ({self.stack['StackStatus']})")
+        if self.companion is not None:
+            for repository, count in self.companion.repositories.items():
+                lines.append(f"empty image repository {repository}: {count} image(s)")
+            lines.append(f"delete stack {self.companion.name} (SAM's image repositories)")
+        total = sum(c.total for c in self.found)
+        summary = (
+            f"{total} object(s) in {len(self.found)} bucket(s)"
+            if self.found
+            else "no bucket of the relay exists"
+        )
+        if self.stack is not None:
+            summary += f" and stack {self.stack['StackName']}"
+        if self.companion is not None:
+            summary += f", {self.companion.images} image(s) and stack {self.companion.name}"
+        lines.append(summary)
+        return lines
+
+    def data(self, removed: dict[str, int] | None = None) -> dict[str, Any]:
+        removed = removed or {}
+        rule = self.rule
+        companion = self.companion
+        return {
+            "stack": self.stack["StackName"] if self.stack else None,
+            "receipt_rule": None
+            if rule is None
+            else {"rule_set": rule.rule_set, "rule": rule.rule, "owned": rule.owned, "action": rule.action},
+            "buckets": [
+                {
+                    "bucket": c.bucket,
+                    "versioned": c.versioned,
+                    "objects": c.objects,
+                    "uploads": c.uploads,
+                    "removed": removed.get(c.bucket, 0),
+                    "bucket_deleted": c.bucket in self.unowned and c.bucket in removed,
+                }
+                for c in self.found
+            ],
+            "companion_stack": None
+            if companion is None
+            else {
+                "stack": companion.name,
+                "repositories": [
+                    {"repository": name, "images": count, "removed": 0}
+                    for name, count in companion.repositories.items()
+                ],
+            },
+        }
 
 
 def _confirm(plan: list[str], assume_yes: bool) -> None:
@@ -279,7 +359,8 @@ def _confirm(plan: list[str], assume_yes: bool) -> None:
         raise CommandError("cancelled: nothing was changed")
 
 
-def _delete_stack(aws: Aws, stack: dict[str, Any], args: argparse.Namespace, report: Report) -> None:
+def _delete_stack(aws: Aws, stack: dict[str, Any], args: argparse.Namespace, report: Report, key: str) -> str:
+    """Delete the stack and (unless --no-wait) wait for it; its final status goes to report.data[key]."""
     cloudformation = aws.client("cloudformation")
     stack_id, name = stack["StackId"], stack["StackName"]
     try:
@@ -287,11 +368,11 @@ def _delete_stack(aws: Aws, stack: dict[str, Any], args: argparse.Namespace, rep
     except ClientError as e:
         raise CommandError(f"deleting stack {name!r}: {describe(e)} (the buckets are already empty)") from e
     if args.no_wait:
-        report.data["stack_status"] = "DELETE_IN_PROGRESS"
+        report.data[key] = "DELETE_IN_PROGRESS"
         report.lines.append(
             f"deleting stack {name} (not waiting; aws cloudformation describe-stacks shows it)"
         )
-        return
+        return "DELETE_IN_PROGRESS"
     deadline = time.monotonic() + args.timeout
     status = "DELETE_IN_PROGRESS"
     while True:
@@ -300,47 +381,59 @@ def _delete_stack(aws: Aws, stack: dict[str, Any], args: argparse.Namespace, rep
         if status in {_GONE, "DELETE_FAILED"} or time.monotonic() >= deadline:
             break
         time.sleep(POLL_SECONDS)
-    report.data["stack_status"] = status
+    report.data[key] = status
     if status == _GONE:
         report.lines.append(f"deleted stack {name}")
-        return
+        return status
     report.ok = False
     if status == "DELETE_FAILED":
         report.lines.append(f"deleting stack {name} failed; fix what is listed, then run teardown again:")
-        failed = [r for r in _live_resources(aws, stack) if r.get("ResourceStatus") == "DELETE_FAILED"]
-        report.data["failed_resources"] = [
-            {"logical_id": r["LogicalResourceId"], "reason": r.get("ResourceStatusReason")} for r in failed
-        ]
+        failed = [r for r in live_resources(aws, stack) if r.get("ResourceStatus") == "DELETE_FAILED"]
+        report.data.setdefault("failed_resources", []).extend(
+            {"stack": name, "logical_id": r["LogicalResourceId"], "reason": r.get("ResourceStatusReason")}
+            for r in failed
+        )
         for resource in failed:
             report.lines.append(
                 f"  {resource['LogicalResourceId']} ({resource['ResourceType']}):"
                 f" {resource.get('ResourceStatusReason', 'no reason given')}"
             )
-        return
+        return status
     report.lines.append(f"stack {name} is still {status} after {args.timeout} s")
+    return status
 
 
-def _data(
-    stack: dict[str, Any] | None,
-    rule: ReceiptRule | None,
-    found: list[buckets.Contents],
-    unowned: list[str],
-    removed: dict[str, int],
-) -> dict[str, Any]:
-    return {
-        "stack": stack["StackName"] if stack else None,
-        "receipt_rule": None
-        if rule is None
-        else {"rule_set": rule.rule_set, "rule": rule.rule, "owned": rule.owned, "action": rule.action},
-        "buckets": [
-            {
-                "bucket": c.bucket,
-                "versioned": c.versioned,
-                "objects": c.objects,
-                "uploads": c.uploads,
-                "removed": removed.get(c.bucket, 0),
-                "bucket_deleted": c.bucket in unowned and c.bucket in removed,
-            }
-            for c in found
-        ],
-    }
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bucket-prefix",
+        metavar="PREFIX",
+        help="also empty and delete <PREFIX>-incoming-<account>-<region> and <PREFIX>-attachments-..."
+        " (the template's BucketNamePrefix): the leftovers of a failed first deploy",
+    )
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="only show what would be stopped, emptied and deleted"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="go ahead although the stack's rule set also holds rules the stack did not make",
+    )
+    parser.add_argument("--no-wait", action="store_true", help="start the stack's deletion and return")
+    parser.add_argument(
+        "--timeout",
+        type=positive,
+        default=1800,
+        metavar="SECONDS",
+        help="wait at most this for the stack's deletion (default 1800)",
+    )
+
+
+COMMAND = Command(
+    "teardown",
+    "Remove the relay: stop its receipt rule, empty its buckets (after a confirmation), delete the"
+    " stack and SAM's image repositories, or the buckets a failed first deploy left behind.",
+    run,
+    ("incoming_bucket", "attachments_bucket", "rule_set"),
+    add_arguments,
+)

@@ -1,7 +1,8 @@
 """What an AWS error says, read in one place: botocore's `ClientError.response["Error"]["Code"]`.
 
 Every adapter turns AWS errors into the product's exceptions (`app.errors`); this module is how they
-name the cause (the code only: messages can quote request values, such as keys or addresses).
+name the cause (the code only: messages can quote request values, such as keys or addresses). relayctl
+reads codes here too; it needs nothing but botocore.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 MISSING = frozenset({"NoSuchKey", "404", "NotFound"})  # GetObject/HeadObject of a key that is not there
+MISSING_BUCKET = frozenset(
+    {"NoSuchBucket", "404", "NotFound"}
+)  # a bucket that is not there (HeadBucket: 404)
 
 
 def code(e: ClientError) -> str:

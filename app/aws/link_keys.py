@@ -1,7 +1,12 @@
 """The link keyring from Secrets Manager, cached so neither function calls it per mail or per download.
 
-Both functions keep the keyring for `TTL_SECONDS`. After `relayctl rotate-link-key` the relay may sign
-with the old current key for up to that long, which is harmless: the old key stays valid as `previous`.
+Both functions keep the keyring for `TTL_SECONDS` (`app.links.KEYRING_CACHE_SECONDS`, which relayctl
+reads without this module's AWS imports). After `relayctl rotate-link-key` the relay may sign with the
+old current key for up to that long, which is harmless: the old key stays valid as `previous`. A second
+rotation within that time would retire the key the relay still signs with, so relayctl refuses it
+unless forced; and a key retired by a rotation is still accepted by a download function that read the
+keyring before it, for at most the same time.
+
 The other way round, the download function may meet a link naming a key id it does not know yet (the
 relay already picked up the new key): it then re-reads the secret at once, at most once every
 `REFRESH_FLOOR_SECONDS`, so a flood of forged key ids cannot turn into a flood of Secrets Manager calls.
@@ -16,9 +21,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from app.aws import clients, error_codes
 from app.errors import RetryableError
-from app.links import Keyring, KeyringError, parse_keyring
+from app.links import KEYRING_CACHE_SECONDS, Keyring, KeyringError, parse_keyring
 
-TTL_SECONDS = 300.0
+TTL_SECONDS = float(KEYRING_CACHE_SECONDS)
 REFRESH_FLOOR_SECONDS = 10.0
 
 

@@ -130,3 +130,48 @@ def test_pip_install_gives_a_relayctl_that_runs_on_its_own(tmp_path: Path, endpo
     ).stdout
     assert str(ROOT) not in installed  # the venv's own copies, not the checkout's
     assert installed.count(str(environment)) == 2
+
+
+@pytest.mark.skipif(not WHEELHOUSE.is_dir(), reason=f"no wheelhouse at {WHEELHOUSE}: run `make wheels`")
+def test_the_recipients_extra_makes_the_recipients_verbs_work(tmp_path: Path) -> None:
+    """README, Operations: `pip install .` alone leaves the recipients verbs without the function's
+    address parser, and they say how to add it; `pip install '.[recipients]'` (pins, no hashes) adds it."""
+    environment = tmp_path / "venv"
+    venv.create(environment, with_pip=False)
+    python = environment / "bin" / "python"
+    (tmp_path / "src").mkdir()
+    source = _source(tmp_path / "src")
+    document = tmp_path / "recipients.json"
+    document.write_text(
+        json.dumps(
+            {
+                "groups": {"lobby-security": ["guard@example.com"]},
+                "routes": {"cam-lobby-8f2k@relay.example.com": ["lobby-security"]},
+            }
+        )
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RELAYCTL_", "PYTHON"))}
+    check = [
+        str(environment / "bin" / "relayctl"),
+        "recipients",
+        "check",
+        str(document),
+        "--recipients-config",
+        "s3://relay-incoming-123456789012-eu-west-1/config/recipients.json",
+        "--receiving-addresses",
+        "inbox-7f3k9q@relay.example.com,cam-lobby-8f2k@relay.example.com",
+        "--allowed-recipients",
+        "@example.com",
+        "--region",
+        REGION,
+    ]
+
+    _pip(python, source, "install", ".")
+    without = subprocess.run(check, cwd=tmp_path, env=clean, capture_output=True, text=True, check=False)
+    assert without.returncode == 1
+    assert "pip install '.[recipients]'" in without.stderr
+
+    _pip(python, source, "install", ".[recipients]")
+    checked = subprocess.run(check, cwd=tmp_path, env=clean, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip().endswith("valid: 1 groups, 1 routes")

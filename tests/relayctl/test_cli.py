@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 from pathlib import Path
 
@@ -122,6 +123,30 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
             main(argv)
         assert exited.value.code == 2, argv
     assert "not an ISO 8601 time: 'yesterday'" in capsys.readouterr().err
+
+
+def test_the_parser_is_the_table_of_commands_each_module_declares() -> None:
+    import importlib
+    import pkgutil
+
+    import relayctl
+    from relayctl import cli
+    from relayctl.command import Command
+
+    assert tuple(c.name for c in cli.COMMANDS) == COMMANDS
+    declared = set()
+    for info in pkgutil.iter_modules(relayctl.__path__):
+        if info.name == "__main__":  # runs the tool
+            continue
+        module = importlib.import_module(f"relayctl.{info.name}")
+        declared |= {id(v) for v in vars(module).values() if isinstance(v, Command)}
+    assert declared == {id(c) for c in cli.COMMANDS}  # none declared and left out
+    parser = cli.build_parser()
+    (subcommands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert tuple(subcommands.choices) == COMMANDS
+    for command in cli.COMMANDS:  # the options a command owns are on its parser only
+        own = {o for a in subcommands.choices[command.name]._actions for o in a.option_strings}
+        assert {"--stack", "--json", "--region", "--profile"} <= own
 
 
 @pytest.mark.parametrize("command", COMMANDS)

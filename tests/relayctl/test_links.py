@@ -34,7 +34,26 @@ def test_links_shows_size_expiry_and_state_of_each_attachment(relay: Relay) -> N
     )
     assert code == 0
     assert re.search(r"^  active +2\.0 KB  a\.csv ", out, re.MULTILINE)
-    assert re.search(r"^  revoked +2 B  b\.csv ", out, re.MULTILINE)
+    assert re.search(r"^  revoked +2 bytes  b\.csv ", out, re.MULTILINE)  # app.sizes.human_size
+
+
+def test_an_attachment_without_a_size_in_its_manifest_shows_a_question_mark(relay: Relay) -> None:
+    import json
+
+    mail = relay.store_mail("incoming/s1", "<s1@s>", ["ops@example.com"], [("a.csv", b"12")])
+    manifest = json.loads(
+        relay.s3.get_object(Bucket=relay.attachments_bucket, Key=mail.manifest_key)["Body"].read()
+    )
+    for entry in manifest["attachments"]:
+        del entry["size"]
+    relay.s3.put_object(
+        Bucket=relay.attachments_bucket, Key=mail.manifest_key, Body=json.dumps(manifest).encode()
+    )
+    code, out, _ = relay.run(
+        "links", "--attachments-bucket", relay.attachments_bucket, "--incoming-key", "incoming/s1"
+    )
+    assert code == 0
+    assert re.search(r"^  active +\?  a\.csv ", out, re.MULTILINE)
 
 
 def test_links_of_a_mail_past_its_expiry_are_expired(relay: Relay) -> None:

@@ -123,3 +123,44 @@ def test_resolve_applies_the_fence_and_names_unknown_groups(relay: Relay, tmp_pa
     assert resolved["refused"] == ["x@elsewhere.example"]
     assert resolved["invalid"] == ["ghosts (unknown group)"]
     assert relay.run_json("recipients", "resolve", RELAY, *options(relay))["source"] == "none"
+
+
+def test_the_recipients_extra_pins_the_functions_parser(tmp_path: Path) -> None:
+    """`pip install '.[recipients]'` brings exactly the flanker and tld the function runs (the extra
+    carries no hashes: those are for the Lambda platform, and the extra is for any platform)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))["project"]
+    extra = {
+        Requirement(r).name.lower(): str(Requirement(r).specifier)
+        for r in project["optional-dependencies"]["recipients"]
+    }
+    function = {}
+    for line in (root / "app" / "requirements.txt").read_text("utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            requirement = Requirement(line)
+            function[requirement.name.lower()] = str(requirement.specifier)
+    assert extra == {name: function[name] for name in ("flanker", "tld")}
+    assert all(spec.startswith("==") for spec in extra.values())
+
+
+def test_without_the_functions_packages_the_verbs_say_how_to_install_them(
+    relay: Relay, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    real = importlib.import_module
+
+    def without_flanker(name: str, package: str | None = None) -> Any:
+        if name.startswith("app.routing") or name.startswith("app.mail"):
+            raise ModuleNotFoundError("No module named 'flanker'", name="flanker")
+        return real(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", without_flanker)
+    code, out, err = relay.run("recipients", "check", write(tmp_path, DOCUMENT), *options(relay))
+    assert (code, out) == (1, "")
+    assert "needs flanker" in err
+    assert "pip install '.[recipients]'" in err

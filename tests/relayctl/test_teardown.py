@@ -10,6 +10,7 @@ while reporting DELETE_COMPLETE, so a bucket that is gone afterwards was emptied
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
-from relayctl import resources, teardown
+from relayctl import images, resources, teardown
 from relayctl.aws import Aws
 from tests.support.relayctl import Relay
 
@@ -433,3 +434,179 @@ def test_the_stack_comes_from_relayctl_stack_as_for_every_command(
     monkeypatch.setenv("RELAYCTL_STACK", NAME)
     assert relay.run_json("teardown", "--yes")["stack"] == NAME
     assert _stack_status(aws) is None
+
+
+# ---------------------------------------------------------------- SAM's image repositories
+IMAGE_FUNCTIONS = ("RelayFunction", "DownloadFunction")
+
+
+def _repository(function: str) -> str:
+    """The repository name SAM gives an image function of stack NAME (data_types.ECRRepo.physical_id)."""
+    escaped = "".join(c for c in NAME.lower() if c.isalnum())
+    stack_hash = hashlib.md5(NAME.encode(), usedforsecurity=False).hexdigest()[:8]
+    function_hash = hashlib.md5(function.encode(), usedforsecurity=False).hexdigest()[:8]
+    return f"{escaped}{stack_hash}/{function.lower()}{function_hash}repo"
+
+
+def _image(ecr: Any, repository: str, tag: str, config: str) -> None:
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 1,
+            "digest": "sha256:" + hashlib.sha256(config.encode()).hexdigest(),
+        },
+        "layers": [  # moto derives the image digest from these
+            {
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "size": 1,
+                "digest": "sha256:" + hashlib.sha256(f"layer of {config}".encode()).hexdigest(),
+            }
+        ],
+    }
+    ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=tag)
+
+
+def _companion(relay: Relay, aws: dict[str, Any], description: str = images.DESCRIPTION) -> str:
+    """The companion stack `sam deploy` makes for NAME: one repository per image function, each
+    holding the image of two deploys (the second under two tags)."""
+    body = {
+        "Description": description,
+        "Resources": {
+            f"{function}Repo": {
+                "Type": "AWS::ECR::Repository",
+                "Properties": {"RepositoryName": _repository(function)},
+            }
+            for function in IMAGE_FUNCTIONS
+        },
+    }
+    name = images.companion_name(NAME)
+    aws["cloudformation"].create_stack(StackName=name, TemplateBody=json.dumps(body))
+    ecr = boto3.client("ecr", region_name=relay.region)
+    for function in IMAGE_FUNCTIONS:
+        _image(ecr, _repository(function), "python3.12-v1-aaaa", "first deploy")
+        _image(ecr, _repository(function), "python3.12-v1-bbbb", "second deploy")
+        _image(ecr, _repository(function), "python3.12-v1", "second deploy")  # one image, two tags
+    return name
+
+
+def _repositories(relay: Relay) -> set[str]:
+    ecr = boto3.client("ecr", region_name=relay.region)
+    return {r["repositoryName"] for r in ecr.describe_repositories()["repositories"]}
+
+
+def test_the_companion_name_is_sams() -> None:
+    # aws-sam-cli data_types.CompanionStack: name[:104], "-", md5(name)[:8], "-CompanionStack"
+    assert images.companion_name("iot-mail-relay") == (
+        f"iot-mail-relay-{hashlib.md5(b'iot-mail-relay', usedforsecurity=False).hexdigest()[:8]}-CompanionStack"
+    )
+    long = "r" * 128
+    assert (
+        images.companion_name(long)
+        == f"{'r' * 104}-{hashlib.md5(long.encode(), usedforsecurity=False).hexdigest()[:8]}-CompanionStack"
+    )
+    assert len(images.companion_name(long)) == 128  # CloudFormation's limit for a stack name
+
+
+def test_teardown_empties_and_deletes_sams_image_repositories_after_the_stack(
+    relay: Relay, aws: dict[str, Any]
+) -> None:
+    _deploy(relay, aws, f"{NAME}-rules")
+    companion = _companion(relay, aws)
+
+    code, out, err = relay.run("teardown", "--stack", NAME, "--yes")
+
+    assert (code, err) == (0, "")
+    assert _stack_status(aws) is None
+    with pytest.raises(aws["cloudformation"].exceptions.ClientError):
+        aws["cloudformation"].describe_stacks(StackName=companion)
+    assert {_repository(f) for f in IMAGE_FUNCTIONS}.isdisjoint(_repositories(relay))
+    lines = out.splitlines()
+    assert lines.index(f"deleted stack {NAME}") < lines.index(f"deleted stack {companion}")
+    for function in IMAGE_FUNCTIONS:
+        assert f"emptied image repository {_repository(function)}: 2 removed" in lines
+
+
+def test_the_dry_run_shows_every_step_and_changes_nothing(relay: Relay, aws: dict[str, Any]) -> None:
+    rule_set = _deploy(relay, aws, f"{NAME}-rules")
+    companion = _companion(relay, aws)
+
+    code, out, err = relay.run("teardown", "--stack", NAME, "--dry-run")  # no --yes, no terminal
+
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        f"would deactivate receipt rule set {rule_set} (it is the active one)",
+        f"would empty bucket {_bucket(relay, 'incoming')}: 4 object(s)",
+        f"would empty bucket {_bucket(relay, 'attachments')}: 1 object(s), 1 unfinished upload(s)",
+        f"would delete stack {NAME} (CREATE_COMPLETE)",
+        f"would empty image repository {_repository('RelayFunction')}: 2 image(s)",
+        f"would empty image repository {_repository('DownloadFunction')}: 2 image(s)",
+        f"would delete stack {companion} (SAM's image repositories)",
+        f"would delete for good: 6 object(s) in 2 bucket(s) and stack {NAME}, 4 image(s) and stack {companion}"
+        " (nothing was changed)",
+    ]
+    report = relay.run_json("teardown", "--stack", NAME, "--dry-run")
+    assert report["dry_run"] is True
+    assert report["companion_stack"]["stack"] == companion
+    assert (_active(aws), _stack_status(aws)) == (rule_set, "CREATE_COMPLETE")
+    assert {_repository(f) for f in IMAGE_FUNCTIONS} <= _repositories(relay)
+    ecr = boto3.client("ecr", region_name=relay.region)
+    assert len(ecr.list_images(repositoryName=_repository("RelayFunction"))["imageIds"]) == 3
+    assert aws["s3"].list_objects_v2(Bucket=_bucket(relay, "incoming"))["KeyCount"] == 4
+
+
+def test_a_companion_left_behind_by_a_deleted_stack_is_removed(relay: Relay, aws: dict[str, Any]) -> None:
+    """What `sam delete` cannot do once the stack is gone: it looks for the companion only after it."""
+    companion = _companion(relay, aws)
+
+    report = relay.run_json("teardown", "--stack", NAME, "--yes")
+
+    assert report["stack"] is None
+    assert report["companion_stack"]["stack"] == companion
+    assert [r["removed"] for r in report["companion_stack"]["repositories"]] == [2, 2]
+    assert report["companion_stack_status"] == "DELETE_COMPLETE"
+    assert {_repository(f) for f in IMAGE_FUNCTIONS}.isdisjoint(_repositories(relay))
+    assert relay.run("teardown", "--stack", NAME, "--yes")[0] == 1  # now nothing is left: says so
+
+
+def test_after_a_failed_deletion_the_image_repositories_stay_for_the_next_run(
+    relay: Relay, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _deploy(relay, aws, f"{NAME}-rules")
+    companion = _companion(relay, aws)
+    original = Aws.client
+    made: dict[int, Any] = {}
+
+    def client(self: Aws, service: str, attempts: int = 5) -> Any:
+        real = original(self, service, attempts)
+        return made.setdefault(id(real), _FailingDeletion(real)) if service == "cloudformation" else real
+
+    monkeypatch.setattr(Aws, "client", client)
+    code, out, _ = relay.run("teardown", "--stack", NAME, "--yes")
+
+    assert code == 1
+    assert f"left stack {companion} (the image repositories) for the next run" in out
+    ecr = boto3.client("ecr", region_name=relay.region)
+    assert len(ecr.list_images(repositoryName=_repository("RelayFunction"))["imageIds"]) == 3
+
+
+def test_a_stack_with_the_companions_name_that_sam_did_not_make_is_not_touched(
+    relay: Relay, aws: dict[str, Any]
+) -> None:
+    _deploy(relay, aws, f"{NAME}-rules")
+    companion = _companion(relay, aws, description="someone else's")
+
+    code, _, err = relay.run("teardown", "--stack", NAME, "--yes")
+
+    assert code == 1
+    assert f"stack {companion} has the name of the stack's image repositories but is not described" in err
+    assert _stack_status(aws) == "CREATE_COMPLETE"
+
+
+def test_no_wait_starts_both_deletions(relay: Relay, aws: dict[str, Any]) -> None:
+    _deploy(relay, aws, f"{NAME}-rules")
+    _companion(relay, aws)
+    report = relay.run_json("teardown", "--stack", NAME, "--yes", "--no-wait")
+    assert (report["stack_status"], report["companion_stack_status"]) == ("DELETE_IN_PROGRESS",) * 2
+    assert [r["removed"] for r in report["companion_stack"]["repositories"]] == [2, 2]

@@ -1,5 +1,6 @@
-"""The operability part of the template: the alarms added for the function, SES's reputation and rejected
-mail, and a dashboard that names only metrics that exist (ours from app/metrics.py, or AWS's own)."""
+"""The operability part of the template: the alarms added for the function, SES's reputation, rejected
+mail and the download links, and a dashboard that names only metrics that exist (ours from
+app/metrics.py and app/download.py, or AWS's own)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app import metrics
+from app import download, metrics
 from app.outcomes import Outcome, Reason
 from tests.template.conftest import Evaluator, ref_name, resources_of, the_function
 
@@ -48,6 +49,8 @@ AWS_METRICS: dict[str, tuple[set[str], tuple[str, ...]]] = {
 # The outcomes a mail's log line can carry (records that are not mails are logged without metrics).
 MAIL_OUTCOMES = {str(Outcome.DISTRIBUTED), str(Outcome.FALLBACK), str(Outcome.RETRY)}
 REASONS = {str(r) for r in Reason} | {metrics.NO_REASON}
+# The download function's one metric and its one dimension (app/download.py, log_record).
+DOWNLOAD_ANSWERS = {str(a) for a in download.Answer}
 
 
 def _namespace(cfn: dict[str, Any]) -> str:
@@ -69,6 +72,8 @@ def _alarm(cfn: dict[str, Any], logical_id: str) -> dict[str, Any]:
         ("BounceRateAlarm", "AWS/SES", "Reputation.BounceRate", "Maximum", 3600, 0.05),
         ("ComplaintRateAlarm", "AWS/SES", "Reputation.ComplaintRate", "Maximum", 3600, 0.001),
         ("RejectedMailAlarm", None, "Mails", "Sum", 900, 0),
+        ("DownloadThrottlesAlarm", "AWS/Lambda", "Throttles", "Sum", 300, 0),
+        ("DownloadUnavailableAlarm", None, "Downloads", "Sum", 300, 0),
     ],
 )
 def test_operability_alarms_watch_the_agreed_metric_and_notify_the_alarms_topic(
@@ -93,7 +98,7 @@ def test_operability_alarms_watch_the_agreed_metric_and_notify_the_alarms_topic(
     expected_names = {
         "AWS/Lambda": {"FunctionName"},
         "AWS/SES": set(),  # the account's reputation has no dimension
-        None: {"Outcome", "Reason"},
+        None: {"Outcome"} if metric == "Downloads" else {"Outcome", "Reason"},
     }[namespace]
     assert set(dimensions) == expected_names
 
@@ -102,6 +107,14 @@ def test_the_function_errors_alarm_watches_this_function(cfn: dict[str, Any]) ->
     function_id, _ = the_function(cfn)
     (dimension,) = _alarm(cfn, "FunctionErrorsAlarm")["Dimensions"]
     assert ref_name(dimension["Value"]) == function_id
+
+
+def test_the_download_alarms_watch_the_download_function(cfn: dict[str, Any]) -> None:
+    (throttles,) = _alarm(cfn, "DownloadThrottlesAlarm")["Dimensions"]
+    assert ref_name(throttles["Value"]) == "DownloadFunction"
+    (unavailable,) = _alarm(cfn, "DownloadUnavailableAlarm")["Dimensions"]
+    # The 503 the function answers itself ("Try again"): not a Lambda error, only this series shows it.
+    assert (unavailable["Name"], unavailable["Value"]) == ("Outcome", str(download.Answer.UNAVAILABLE))
 
 
 def test_the_rejected_alarm_watches_a_series_the_function_writes(cfn: dict[str, Any]) -> None:
@@ -139,10 +152,14 @@ def test_every_metric_on_the_dashboard_is_emitted_or_published_by_aws(cfn: dict[
     evaluate = Evaluator(cfn)
     own = _namespace(cfn)
     queues = {f"<{lid}.QueueName>" for lid, r in cfn["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
-    function = evaluate({"Ref": "RelayFunction"})
+    functions = {evaluate({"Ref": "RelayFunction"}), evaluate({"Ref": "DownloadFunction"})}
     rows = _rows(_dashboard(cfn))
     assert rows
     for namespace, metric, dimensions, _ in rows:
+        if namespace == own and metric == "Downloads":
+            assert tuple(dimensions) == ("Outcome",), dimensions
+            assert dimensions["Outcome"] in DOWNLOAD_ANSWERS
+            continue
         if namespace == own:
             assert metric in metrics.METRIC_NAMES, metric
             assert tuple(dimensions) in metrics.DIMENSION_SETS, dimensions
@@ -156,7 +173,7 @@ def test_every_metric_on_the_dashboard_is_emitted_or_published_by_aws(cfn: dict[
         if "QueueName" in dimensions:
             assert dimensions["QueueName"] in queues
         if "FunctionName" in dimensions:
-            assert dimensions["FunctionName"] == function
+            assert dimensions["FunctionName"] in functions
 
 
 def test_the_dashboard_shows_what_an_operator_is_asked(cfn: dict[str, Any]) -> None:
@@ -181,6 +198,10 @@ def test_the_dashboard_shows_what_an_operator_is_asked(cfn: dict[str, Any]) -> N
     } <= drawn
     reasons = {d["Reason"] for ns, m, d, _ in rows if ns == own and m == "Mails" and "Reason" in d}
     assert reasons == {str(r) for r in Reason}  # every fallback reason has its line
+    answers = {d["Outcome"] for ns, m, d, _ in rows if ns == own and m == "Downloads"}
+    assert answers == DOWNLOAD_ANSWERS  # every answer a link can get has its line
+    download_function = {m for ns, m, d, _ in rows if d.get("FunctionName") == "<DownloadFunction>"}
+    assert {"Throttles", "Errors", "ConcurrentExecutions"} <= download_function
     latency = {o.get("stat") for ns, m, _, o in rows if m == "RelayLatency"}
     assert {"p50", "p95", "p99"} <= latency
     queues = {d["QueueName"] for ns, _, d, _ in rows if ns == "AWS/SQS"}
@@ -197,4 +218,5 @@ def test_the_dashboard_url_is_an_output(cfn: dict[str, Any]) -> None:
         "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1"
         "#dashboards:name=<RelayDashboard>"  # Ref of a dashboard is its name
     )
-    assert name == "iot-mail-relay-relay"
+    # Dashboards are global to the account: the region keeps two regions' stacks of one name apart.
+    assert name == "iot-mail-relay-eu-west-1"

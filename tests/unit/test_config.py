@@ -152,8 +152,28 @@ def test_download_function_settings_name_their_variable() -> None:
     settings = DownloadSettings.from_environ(
         {"ATTACHMENTS_BUCKET": "relay-attachments", "LINK_KEY_SECRET_ARN": SECRET}
     )
-    assert settings == DownloadSettings("relay-attachments", SECRET)
-    assert set(DOWNLOAD_ENVIRONMENT_VARIABLES) == {"ATTACHMENTS_BUCKET", "LINK_KEY_SECRET_ARN"}
+    assert settings == DownloadSettings("relay-attachments", SECRET, "IoTMailRelay")
+    assert set(DOWNLOAD_ENVIRONMENT_VARIABLES) == {
+        "ATTACHMENTS_BUCKET",
+        "LINK_KEY_SECRET_ARN",
+        "METRICS_NAMESPACE",
+    }
+    stack = DownloadSettings.from_environ(
+        {
+            "ATTACHMENTS_BUCKET": "relay-attachments",
+            "LINK_KEY_SECRET_ARN": SECRET,
+            "METRICS_NAMESPACE": "IoTMailRelay/s",
+        }
+    )
+    assert stack.metrics_namespace == "IoTMailRelay/s"  # the relay's, so Downloads sits beside Mails
+    with pytest.raises(ConfigError, match=r"^METRICS_NAMESPACE: "):
+        DownloadSettings.from_environ(
+            {
+                "ATTACHMENTS_BUCKET": "relay-attachments",
+                "LINK_KEY_SECRET_ARN": SECRET,
+                "METRICS_NAMESPACE": "AWS/Lambda",
+            }
+        )
     with pytest.raises(ConfigError, match=r"^LINK_KEY_SECRET_ARN: is required"):
         DownloadSettings.from_environ({"ATTACHMENTS_BUCKET": "relay-attachments"})
     with pytest.raises(ConfigError, match=r"^ATTACHMENTS_BUCKET: "):

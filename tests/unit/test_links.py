@@ -143,6 +143,10 @@ def test_odd_paths_do_not_parse(path: str) -> None:
         "exp=-1&kid=k0&sig=" + "A" * 43,
         "exp=1&kid=k/0&sig=" + "A" * 43,
         "exp=1&kid=k0&sig=" + "A" * 42,
+        "exp=10000000000&kid=k0&sig=" + "A" * 43,  # eleven digits: past the year 2286, not a link
+        "exp=1%0A&kid=k0&sig=" + "A" * 43,  # a trailing newline is not part of a number
+        "exp=1&kid=k0%0A&sig=" + "A" * 43,
+        "exp=1&kid=k0&sig=" + "A" * 43 + "%0A",
     ],
 )
 def test_odd_queries_do_not_parse(query: str) -> None:
