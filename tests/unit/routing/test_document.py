@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +94,18 @@ def test_a_rule_for_a_route_whose_entry_is_invalid_is_reported() -> None:
     ).encode()
     _, problems = document.check(data)
     assert "alarms 'not-an-address': not a route or group of this document" in problems
+
+
+def test_the_readmes_example_is_a_valid_document() -> None:
+    readme = (Path(__file__).parents[3] / "README.md").read_text(encoding="utf-8")
+    (example,) = [
+        block for block in re.findall(r"```json\n(.*?)```", readme, re.DOTALL) if '"alarms"' in block
+    ]
+    parsed = document.parse(example.encode())
+    (rule,) = parsed.alarms.values()
+    assert rule.key is not None
+    assert rule.recovery is not None
+    found = rule.key.search("Kamera 3 Bewegung 12:04:33")
+    assert found is not None
+    assert found.group("key") == "Kamera 3"
+    assert rule.recovery.search("Störung geht")
