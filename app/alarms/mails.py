@@ -44,7 +44,7 @@ class ListedRow:
 
 @dataclass(frozen=True)
 class MuteLinks:
-    """Signed links that mute the alarm for all its recipients (issue 23); GET shows a page, POST mutes."""
+    """Signed links that mute the alarm for all its recipients (a GET shows a page; only its POST mutes)."""
 
     one_hour: str
     eight_hours: str

@@ -1,9 +1,9 @@
 """A fake of the relay's alarm stop around the pure timeline, driven by a simulated clock.
 
-It does what the storage adapter and the relay must do with the timeline's answers (ALARMS.md, wave 2):
-pick the state with `pair`, commit the new state with the new row and the mail's decision (the decision
-only if none was kept for its incoming key), send the outbox before relaying the mail, each digest once
-under a marker named by its id, then acknowledge it. What reached the recipients is in `sent`.
+It does what the storage adapter and the relay must do with the timeline's answers: pick the state with
+`pair`, commit the new state with the new row and the mail's decision (the decision only if none was kept
+for its incoming key), send the outbox before relaying the mail, each digest once under a marker named by
+its id, then acknowledge it. What reached the recipients is in `sent`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The acceptance scenarios of alarm folding (issues 22 and 23) at the pure level, on a simulated clock:
+"""The acceptance scenarios of alarm folding and muting at the pure level, on a simulated clock:
 a day-long storm, the monitoring tools' pairs, devices kept apart, recovery pairing, quiet close,
 flapping, mute, and redeliveries. (The state's round trip through its dict form is a property in
 test_timeline.py.)"""
