@@ -39,7 +39,8 @@ The subject key, step by step (at most MAX_SUBJECT_CHARS characters of the subje
    before a state word (`(now: Up)`, `(before: Down)`).
 5. Runs of `#` become one `#`.
 
-Each step only removes, and they are repeated until nothing changes, so the key of a key is itself.
+The steps are repeated until nothing changes (after the first pass, a pass that changes the text only
+shortens it), so the key of a key is itself.
 
 A subject is a recovery when it has a recovery word that does not directly follow `not` (`is not OK`
 is a problem), or a problem word followed by `ended` (PRTG's `Down ended`), unless that goes on with
@@ -121,7 +122,7 @@ def override_for(alarms: Mapping[str, Override], scopes: Iterable[str]) -> Overr
 def subject_key(subject: str) -> str:
     """The subject with readings masked and state phrases removed (see the module's docstring)."""
     text = subject[:MAX_SUBJECT_CHARS]
-    for _ in range(len(text) + 2):  # each pass that changes something makes the text shorter
+    for _ in range(len(text) + 2):  # after the first, a pass that changes the text shortens it
         previous, text = text, _normalise(text)
         if text == previous:
             break
@@ -145,8 +146,8 @@ def _override_key(text: str, override: Override | None) -> str | None:
     if override is None or override.key is None:
         return None
     found = override.key.search(text)
-    value = found.group("key") if found else None
-    return " ".join(value.casefold().split()) or None if value else None
+    value = " ".join((found.group("key") or "").casefold().split()) if found else ""
+    return value or None
 
 
 def _normalise(text: str) -> str:
