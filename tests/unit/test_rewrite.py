@@ -7,7 +7,7 @@ from email.message import EmailMessage
 import pytest
 
 from app.mail.parse import Mail, TextBody, parse
-from app.mail.rewrite import Link, build
+from app.mail.rewrite import Link, Note, build
 from app.mail.ses_block import SesReport
 from tests.support import fixture_mail
 
@@ -82,6 +82,28 @@ def test_alternative_parts_both_carry_the_links_and_html_is_escaped() -> None:
     assert "<b>evil</b>" not in html
     assert 'src="cid:pic1"' not in html  # the inline image now points at its link
     assert html.index("Attachments") < html.index("</body>")
+
+
+def test_notes_follow_the_senders_text_and_precede_the_attachments() -> None:
+    bodies = (
+        TextBody("plain", "Resolved: Pump 3"),
+        TextBody("html", "<html><body><p>Resolved: Pump 3</p></body></html>"),
+    )
+    notes = [Note("Relay: lasted 2 h; 4 repeats folded.", "<p>Relay: lasted 2 h; 4 repeats folded.</p>")]
+    raw = build(
+        mail(*bodies), [Link("x.txt", 1, "text/plain", None, URL)], EXPIRES, "relay@example.com", NOW, notes
+    )
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    plain_part, html_part = message.get_body(("plain",)), message.get_body(("html",))
+    assert plain_part is not None
+    assert html_part is not None
+    text, html = plain_part.get_content(), html_part.get_content()
+    assert text.index("Resolved: Pump 3") < text.index("Relay: lasted 2 h") < text.index("Attachments")
+    assert html.index("</p>") < html.index("<div><p>Relay: lasted 2 h") < html.index("Attachments")
+    assert html.index("Attachments") < html.index("</body>")
+    only_notes = build(mail(*bodies), [], EXPIRES, "relay@example.com", NOW, notes)
+    assert b"Relay: lasted 2 h" in only_notes
 
 
 def test_html_only_mail_stays_html() -> None:
