@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from app import metrics, records, tracing
+from app import metrics, previews, records, tracing
 from app.aws import mailer, notices, storage
 from app.aws.markers import Markers, marker_key
 from app.config import Settings
@@ -47,6 +47,8 @@ class Result:
     source: str = "none"  # how the recipients were found: code, route or none
     from_groups: int = 0
     attachment_bytes: int = 0
+    previews: int = 0
+    preview_skips: dict[str, int] = field(default_factory=dict)  # reason -> images (app.previews.Skip)
 
 
 def process(
@@ -78,6 +80,7 @@ def process(
             attachments=result.attachments,
             recipients_source=result.source,
             group_recipients=result.from_groups,
+            previews=result.previews,
         )
     log.info(
         "mail %s",
@@ -92,6 +95,8 @@ def process(
             "attachments": result.attachments,
             "recipients_source": result.source,
             "group_recipients": result.from_groups,
+            "previews": result.previews,
+            "preview_skips": result.preview_skips,
             # CloudWatch metrics of this mail, in the same line (app/metrics.py).
             **metrics.emf(
                 settings.metrics_namespace,
@@ -132,7 +137,8 @@ def _relay(
 
     now = datetime.now(UTC)
     expires_at = now + timedelta(seconds=settings.url_expiry_seconds)
-    links = _offload(ref, settings, signer, mail, decision, now, expires_at)
+    shots = previews.Previewer(settings.inline_previews)
+    links = _offload(ref, settings, signer, mail, decision, now, expires_at, shots)
     message = rewrite.build(mail, links, expires_at, settings.sender_email, now)
     if len(message) > SES_MAX_MESSAGE_BYTES:
         refusal = Refusal(Reason.TOO_LARGE, f"the rewritten mail has {len(message)} bytes, over SES's limit")
@@ -158,6 +164,8 @@ def _relay(
         attachment_bytes=sum(link.size for link in links),
         source=decision.source,
         from_groups=decision.from_groups,
+        previews=shots.made,
+        preview_skips=shots.reasons(),
         detail=", ".join(
             f"{count} {what} recipients"
             for count, what in ((len(decision.invalid), "invalid"), (len(decision.refused), "refused"))
@@ -174,18 +182,21 @@ def _offload(
     decision: Distribution,
     now: datetime,
     expires_at: datetime,
+    shots: previews.Previewer,
 ) -> list[rewrite.Link]:
-    """Upload every attachment, sign its link, and write the manifest operators revoke by."""
+    """Upload every attachment, sign its link, make its preview when it is an image (from the bytes
+    the upload streamed, kept on the way), and write the manifest operators revoke by."""
     links: list[rewrite.Link] = []
     manifest_entries: list[dict[str, object]] = []
     for part in mail.attachments:
         filename = attachments.safe_filename(part.original_name, part.content_type, part.index)
         key = attachments.object_key(ref.key, part.index, filename)
         reader = decode.DecodingReader(part.body.view(), part.body.encoding)
+        watched = shots.watch(reader, filename, part.content_type)
         storage.upload(
             settings.attachments_bucket,
             key,
-            reader,
+            watched,
             {
                 "ContentType": part.content_type,
                 "ContentDisposition": attachments.content_disposition(filename),
@@ -196,7 +207,8 @@ def _offload(
             },
         )
         url = signer.sign(settings.attachments_bucket, key, expires_at)
-        links.append(rewrite.Link(filename, reader.size, part.content_type, part.content_id, url))
+        preview = shots.preview(watched)
+        links.append(rewrite.Link(filename, reader.size, part.content_type, part.content_id, url, preview))
         manifest_entries.append(
             {"key": key, "filename": filename, "size": reader.size, "content_type": part.content_type}
         )
