@@ -141,8 +141,9 @@ def make(data: bytes | bytearray | Source, limit: int = MAX_PREVIEW_BYTES) -> Pr
     _register_formats()
     try:
         with warnings.catch_warnings():
-            # Pillow warns above 89 MP and refuses above 179 MP; MAX_PIXELS decides before either.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns about corrupt EXIF, truncated reads and more than 89 MP (MAX_PIXELS decides
+            # before that): a hostile file must not write to the function's log; its reason says enough.
+            warnings.simplefilter("ignore")
             with Image.open(cast("IO[bytes]", source), formats=FORMATS) as image:
                 return _preview(image, limit)
     except UnidentifiedImageError:
