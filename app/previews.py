@@ -44,6 +44,7 @@ MAIL_PREVIEW_BYTES = 150 * 1024  # a mail's previews together
 MAX_PIXELS = 40_000_000  # declared width x height; Pillow's own bomb limit is 89 MP (error at 179 MP)
 MAX_DECODE_BYTES = 160 * 1000 * 1000  # what the decoder may hold: 40 MP in four 8-bit bands
 MAX_SOURCE_BYTES = 20 * 1024 * 1024  # the file the relay keeps in memory to decode (a 40 MP JPEG fits)
+PROGRESSIVE_BLOCK = 4096  # bytes of a progressive JPEG handed to libjpeg per read (Pillow: 64 KB)
 MAIL_SECONDS = 6.0  # decoding time for a mail's previews together (a 40 MP PNG on 512 MB Lambda: ~4 s)
 
 FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
@@ -182,6 +183,10 @@ def _preview(image: Image, limit: int) -> Preview | Skip:
         return Skip.TOO_MANY_PIXELS
     if image.format in ("JPEG", "MPO"):  # MPO: the JPEG plugin's name for a camera's multi-picture file
         image.draft(None, fit(image.size))  # decode at the smallest DCT scale that covers the preview
+        if image.info.get("progressive"):
+            # Each scan of a progressive JPEG walks every block, and a crafted one packs a scan into a
+            # few bytes: hand libjpeg small reads, so the deadline is checked every few hundred scans.
+            image.decodermaxblock = PROGRESSIVE_BLOCK
     if _decode_bytes(image, width * height) > MAX_DECODE_BYTES:
         return Skip.TOO_MANY_PIXELS
     image.load()

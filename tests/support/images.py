@@ -149,6 +149,27 @@ def jpeg_declaring(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def progressive_scan_bomb(side: int, scans: int) -> bytes:
+    """A valid grey progressive JPEG followed by `scans` extra AC scans of a few bytes each: every scan
+    makes libjpeg walk every block (an end-of-band run of up to 32767 blocks per symbol), so a megabyte
+    of them costs minutes of CPU (the scan-count attack libjpeg's documentation warns about)."""
+    base = encode(Image.new("L", (side, side), 128), "JPEG", progressive=True, quality=50)
+    blocks = ((side + 7) // 8) ** 2
+    # AC Huffman table 1 with a single one-bit code "0" for symbol 0xE0: an end-of-band run, 14 more bits.
+    table = b"\x11" + bytes([1] + [0] * 15) + b"\xe0"
+    huffman = b"\xff\xc4" + struct.pack(">H", 2 + len(table)) + table
+    bits = ""
+    while blocks > 0:
+        run = min(32767, max(blocks, 1 << 14))
+        bits += "0" + format(run - (1 << 14), "014b")
+        blocks -= run
+    bits += "1" * (-len(bits) % 8)
+    data = bytes(int(bits[n : n + 8], 2) for n in range(0, len(bits), 8)).replace(b"\xff", b"\xff\x00")
+    # SOS: one component (1) with tables DC 0 / AC 1, spectral band 1..63, no approximation.
+    scan = b"\xff\xda" + struct.pack(">H", 8) + b"\x01\x01\x01" + bytes([1, 63, 0]) + data
+    return base[:-2] + huffman + scan * scans + b"\xff\xd9"
+
+
 # ------------------------------------------------------------------------------- reading previews back
 ALLOWED_MARKERS = {0xD8, 0xE0, 0xDB, 0xC0, 0xC4, 0xDA, 0xD9}  # SOI, JFIF, DQT, SOF0, DHT, SOS, EOI
 

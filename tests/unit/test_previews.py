@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import itertools
 import random
+import struct
+import warnings
 
 import pytest
 from PIL import Image
@@ -113,6 +115,18 @@ def test_a_broken_exif_block_costs_the_orientation_not_the_preview() -> None:
     start = data.index(b"Exif\x00\x00") + 6
     data[start : start + 8] = b"XX\x00\x2a\xff\xff\xff\xff"  # neither byte order, a wild IFD offset
     assert preview_of(bytes(data)).size == (640, 480)
+
+
+def test_pillow_s_warnings_about_a_broken_file_stay_out_of_the_log() -> None:
+    data = images.camera_jpeg((640, 480), 6)
+    start = data.index(b"\xff\xe1")  # APP1, the EXIF segment: cut it to 60 bytes, mid-directory
+    (length,) = struct.unpack(">H", data[start + 2 : start + 4])
+    cut = (
+        data[: start + 2] + struct.pack(">H", 62) + data[start + 4 : start + 64] + data[start + 2 + length :]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow warns "Truncated File Read" on opening it
+        assert isinstance(previews.make(cut), Preview)
 
 
 # ------------------------------------------------------------------------------ colour and bit depth
@@ -249,6 +263,14 @@ def test_a_deadline_stops_the_decoder() -> None:
     data = images.encode(images.scene((1280, 720)), "PNG")
     assert previews.make(Source(data, deadline=10.0, clock=lambda: 11.0)) is Skip.TOO_SLOW
     assert isinstance(previews.make(Source(data, deadline=10.0, clock=lambda: 9.0)), Preview)
+
+
+def test_a_progressive_scan_bomb_is_read_in_small_blocks_so_the_deadline_stops_it() -> None:
+    bomb = images.progressive_scan_bomb(1000, 40_000)  # every scan walks all 15625 blocks
+    reads = itertools.count()
+    source = Source(bomb, deadline=60, clock=lambda: float(next(reads)))  # the deadline: the 60th read
+    assert previews.make(source) is Skip.TOO_SLOW  # with 64 KB reads it would be decoded, all of it
+    assert source.furthest <= 60 * previews.PROGRESSIVE_BLOCK < len(bomb)
 
 
 def test_noise_steps_down_the_ladder_to_fit_60_kb() -> None:
