@@ -33,6 +33,7 @@ from typing import IO, TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from PIL.Image import Image
+    from PIL.ImageFile import ImageFile
 
 log = logging.getLogger("iot_mail_relay")
 
@@ -177,7 +178,7 @@ def fit(size: tuple[int, int], long_side: int = LONG_SIDE) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _preview(image: Image, limit: int) -> Preview | Skip:
+def _preview(image: ImageFile, limit: int) -> Preview | Skip:
     width, height = image.size
     if width * height > MAX_PIXELS:
         return Skip.TOO_MANY_PIXELS
