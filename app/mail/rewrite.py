@@ -36,6 +36,7 @@ HTML_LIMIT = 100_000  # bytes of HTML markup; Gmail clips the rest of a part fro
 _ADDRESS_LIKE = re.compile(r"[@<>]")
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
 _BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+_ID_END = r"(?![^\s\"'<>()])"  # a Content-ID in markup ends at a quote, space, bracket or the end
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,12 @@ def _sender_reference(document: str, link: Link, cid: str | None) -> str:
     """The sender's own `cid:` reference to an attachment: its preview when it has one; else an `<img>`
     becomes a link to the file (a remote image would be fetched, and kept, by the client's proxy) and any
     other reference the file's link."""
-    reference = f"cid:{link.content_id}"
-    if cid:
-        return document.replace(reference, f"cid:{cid}")
-    anchor = f'<a href="{html.escape(link.url, quote=True)}">{html.escape(link.filename)}</a>'
-    image = re.compile(rf"<img\b[^>]*{re.escape(reference)}[^>]*>", re.IGNORECASE)
-    return image.sub(lambda _: anchor, document).replace(reference, html.escape(link.url, quote=True))
+    reference = re.escape(f"cid:{link.content_id}") + _ID_END  # cid:pic1 is not a part of cid:pic10
+    target = f"cid:{cid}" if cid else html.escape(link.url, quote=True)
+    if not cid:
+        anchor = f'<a href="{target}">{html.escape(link.filename)}</a>'
+        document = re.sub(rf"<img\b[^>]*{reference}[^>]*>", lambda _: anchor, document, flags=re.IGNORECASE)
+    return re.sub(reference, lambda _: target, document)
 
 
 def _item(link: Link, cid: str | None) -> str:

@@ -162,3 +162,13 @@ def test_short_html_keeps_the_links_at_the_end() -> None:
     assert result.html is not None
     assert result.html.startswith("<html><body><p>x</p><hr><p>Attachments")
     assert len(result.html.encode()) < 2_000  # the previews' markup is small; their bytes are parts
+
+
+def test_a_sender_reference_is_replaced_whole_never_as_the_prefix_of_another() -> None:
+    markup = TextBody("html", '<img src="cid:pic1"><img src="cid:pic10">')
+    links = [link(1, "one.jpg", preview(), content_id="pic1"), link(2, "ten.jpg", content_id="pic10")]
+    result = relayed(mail(markup), links)
+    assert result.html is not None
+    [cid] = result.previews
+    ten = f'<a href="{html.escape(url(2))}">ten.jpg</a>'
+    assert result.html.startswith(f'<img src="cid:{cid}">{ten}')
