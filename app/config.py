@@ -34,6 +34,7 @@ ENVIRONMENT_VARIABLES = (
     "DOWNLOAD_BASE_URL",
     "LINK_KEY_SECRET_ARN",
     "METRICS_NAMESPACE",
+    "INLINE_PREVIEWS",
 )
 
 MAX_URL_EXPIRY_SECONDS = 7 * 24 * 3600  # SigV4 pre-signed URLs cannot outlive seven days.
@@ -54,6 +55,13 @@ class SenderAuth(StrEnum):
 
     REQUIRED = "required"
     OFF = "off"  # the From address alone decides: for devices that cannot authenticate (see README)
+
+
+class Switch(StrEnum):
+    """A feature turned on or off (the template's parameters say on and off, never true or false)."""
+
+    ON = "on"
+    OFF = "off"
 
 
 class ConfigError(ValueError):
@@ -78,6 +86,7 @@ class Settings:
     additional_recipient_emails: tuple[str, ...] = ()  # per-device receiving addresses
     recipients_config: tuple[str, str] | None = None  # (bucket, key) of the groups and routes document
     metrics_namespace: str = DEFAULT_NAMESPACE
+    inline_previews: bool = True  # previews of image attachments in the HTML (app/previews.py)
 
     @property
     def receiving_addresses(self) -> tuple[str, ...]:
@@ -124,6 +133,7 @@ class Settings:
                 "METRICS_NAMESPACE", _METRICS_NAMESPACE, "a CloudWatch namespace of your own"
             )
             or DEFAULT_NAMESPACE,
+            inline_previews=env.choice("INLINE_PREVIEWS", Switch, Switch.ON) is Switch.ON,
         )
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from app import metrics, records, tracing
+from app import metrics, previews, records, tracing
 from app.aws.mailer import chunks
 from app.aws.markers import marker_key
 from app.config import Settings
@@ -46,6 +46,8 @@ class Result:
     source: str = "none"  # how the recipients were found: code, route or none
     from_groups: int = 0
     attachment_bytes: int = 0
+    previews: int = 0
+    preview_skips: dict[str, int] = field(default_factory=dict)  # reason -> images (app.previews.Skip)
 
 
 def process(item: records.Item, settings: Settings, ports: Ports) -> Outcome:
@@ -72,6 +74,7 @@ def process(item: records.Item, settings: Settings, ports: Ports) -> Outcome:
             attachments=result.attachments,
             recipients_source=result.source,
             group_recipients=result.from_groups,
+            previews=result.previews,
         )
     log.info(
         "mail %s",
@@ -86,6 +89,8 @@ def process(item: records.Item, settings: Settings, ports: Ports) -> Outcome:
             "attachments": result.attachments,
             "recipients_source": result.source,
             "group_recipients": result.from_groups,
+            "previews": result.previews,
+            "preview_skips": result.preview_skips,
             # CloudWatch metrics of this mail, in the same line (app/metrics.py).
             **metrics.emf(
                 settings.metrics_namespace,
@@ -122,7 +127,8 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
 
     now = datetime.now(UTC)
     expires_at = now + timedelta(seconds=settings.url_expiry_seconds)
-    links = _offload(ref, settings, ports, mail, decision, now, expires_at)
+    shots = previews.Previewer(settings.inline_previews)
+    links = _offload(ref, settings, ports, mail, decision, now, expires_at, shots)
     message = rewrite.build(mail, links, expires_at, settings.sender_email, now)
     if len(message) > SES_MAX_MESSAGE_BYTES:
         refusal = Refusal(Reason.TOO_LARGE, f"the rewritten mail has {len(message)} bytes, over SES's limit")
@@ -148,6 +154,8 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
         attachment_bytes=sum(link.size for link in links),
         source=decision.source,
         from_groups=decision.from_groups,
+        previews=shots.made,
+        preview_skips=shots.reasons(),
         detail=", ".join(
             f"{count} {what} recipients"
             for count, what in ((len(decision.invalid), "invalid"), (len(decision.refused), "refused"))
@@ -164,18 +172,21 @@ def _offload(
     decision: Distribution,
     now: datetime,
     expires_at: datetime,
+    shots: previews.Previewer,
 ) -> list[rewrite.Link]:
-    """Upload every attachment, sign its link, and write the manifest operators revoke by."""
+    """Upload every attachment, sign its link, make its preview when it is an image (from the bytes
+    the upload streamed, kept on the way), and write the manifest operators revoke by."""
     links: list[rewrite.Link] = []
     manifest_entries: list[dict[str, object]] = []
     for part in mail.attachments:
         filename = attachments.safe_filename(part.original_name, part.content_type, part.index)
         key = attachments.object_key(ref.key, part.index, filename)
         reader = decode.DecodingReader(part.body.view(), part.body.encoding)
+        watched = shots.watch(reader, filename, part.content_type)
         ports.storage.upload(
             settings.attachments_bucket,
             key,
-            reader,
+            watched,
             {
                 "ContentType": part.content_type,
                 "ContentDisposition": attachments.content_disposition(filename),
@@ -186,7 +197,8 @@ def _offload(
             },
         )
         url = ports.signer.sign(settings.attachments_bucket, key, expires_at)
-        links.append(rewrite.Link(filename, reader.size, part.content_type, part.content_id, url))
+        preview = shots.preview(watched)
+        links.append(rewrite.Link(filename, reader.size, part.content_type, part.content_id, url, preview))
         manifest_entries.append(
             {"key": key, "filename": filename, "size": reader.size, "content_type": part.content_type}
         )

@@ -249,6 +249,8 @@ def cold_starts(runs: int, aws: Bench, warmup: Stored) -> dict[str, Any]:
                     continue
                 if result["batch_item_failures"] or aws.sent_count() != sent_before + 1:
                     raise BenchError(f"the cold process did not send {key}; its log:\n{result['log']}")
+                if result["pillow_imported"]:
+                    raise BenchError("a text-only mail imported Pillow: its cold start pays for previews")
                 first_mail.append(result["first_mail_s"])
                 imports.append(result["import_s"])
         finally:
@@ -313,6 +315,10 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, bool]]:
         ratio = report["cold_start"]["ratio"]
         met = ratio <= TARGETS["cold_start_ratio"]
         found.append((f"cold first mail {ratio:.2f}x the dependency floor <= 1.2x", met))
+    if report.get("previews"):
+        from bench import previews
+
+        found += previews.verdicts(report["previews"])
     return found
 
 
@@ -347,6 +353,10 @@ def table(report: dict[str, Any]) -> str:
             f" {cold['import_s']['median']:.3f} s); dependency floor (boto3, 4 clients, flanker tables):"
             f" {cold['floor_s']['median']:.3f} s; {cold['ratio']:.2f}x"
         )
+    if report.get("previews"):
+        from bench import previews
+
+        lines += previews.table(report["previews"])
     lines.append(
         f"medians of {report['repeat']} runs; time x = function / limit (wall), cpu x = the same in CPU "
         "time; MB = peak RSS above the baseline after warm-up; mem = that peak / mail size"
@@ -382,6 +392,9 @@ def measure_all(args: argparse.Namespace) -> dict[str, Any]:
                         print("  warning: could not reset the peak RSS; memory includes imports", flush=True)
         imports = cold_imports(args.import_runs, aws.child_environment()) if args.import_runs else []
         cold = cold_starts(args.import_runs, aws, warmup) if args.import_runs else None
+        from bench import previews  # it imports this module
+
+        preview_figures = previews.measure(aws, args.repeat)
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -394,6 +407,7 @@ def measure_all(args: argparse.Namespace) -> dict[str, Any]:
         "cases": [summarise(s, runs[s.case.name]) for s in stored],
         "cold_import_s": {"median": statistics.median(imports), "runs": imports} if imports else None,
         "cold_start": cold,
+        "previews": preview_figures,
     }
 
 

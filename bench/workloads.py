@@ -145,6 +145,7 @@ def cold(spec: dict[str, Any]) -> dict[str, Any]:
         "import_s": imported - started,
         "first_mail_s": done - started,
         "batch_item_failures": len(response["batchItemFailures"]),
+        "pillow_imported": "PIL" in sys.modules,  # a text-only mail must not pay for previews
     }
 
 

@@ -1,6 +1,13 @@
 """The distributed mail: the sender's text and HTML with the recipient code removed and the attachments
 replaced by a list of download links; From the relay's verified identity, Reply-To the original sender.
 
+Image attachments with a preview (`app.previews`) show it in the HTML, in the link list beside their
+link, as an inline part (`multipart/related`, `<img src="cid:...">` wrapped in the full-size link):
+never a `data:` URI (Gmail and Outlook strip them) nor a remote image (clients block them, and an image
+proxy would keep a copy no revocation reaches). The text part is the same with or without previews; a
+mail without HTML gets one only to show a preview. Gmail clips an HTML part after about 102 KB of
+markup, so when the document would pass HTML_LIMIT the links and previews go first, where they survive.
+
 Built with the standard library's EmailMessage under the SMTP policy, which keeps the result 7-bit clean
 (quoted-printable bodies, encoded-word headers) and refuses line breaks in header values.
 """
@@ -13,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address, Group
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
@@ -22,11 +29,15 @@ from flanker.addresslib import address
 from app.mail.header_text import one_line
 from app.mail.parse import Mail
 from app.mail.recipients import remove_codes
+from app.previews import Preview
 from app.sizes import human_size
 
 RELAY_NAME = "IoT Mail Relay"
+HTML_LIMIT = 100_000  # bytes of HTML markup; Gmail clips the rest of a part from about 102 KB
 _ADDRESS_LIKE = re.compile(r"[@<>]")
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
+_BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+_ID_END = r"(?![^\s\"'<>()])"  # a Content-ID in markup ends at a quote, space, bracket or the end
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,7 @@ class Link:
     content_type: str
     content_id: str | None
     url: str
+    preview: Preview | None = None
 
 
 @dataclass(frozen=True)
@@ -56,27 +68,38 @@ def build(
 ) -> bytes:
     """Serialise the mail to distribute; recipients travel in the SES call, never in these headers.
     `notes` go after the sender's text, before the attachments."""
+    domain = sender_email.rpartition("@")[2]
     message = new_message(_display_name(mail), sender_email, mail.sender, mail.subject, now)
     if mail.message_id:
         message["X-Original-Message-ID"] = mail.message_id
 
     plain = [remove_codes(body.text) for body in mail.bodies if body.subtype == "plain"]
     markup = [remove_codes(body.text) for body in mail.bodies if body.subtype == "html"]
+    # Content-IDs of the previews, beside their links: `cid:` plus the ID without its angle brackets.
+    cids = [make_msgid(f"preview{n}", domain)[1:-1] if link.preview else None for n, link in enumerate(links)]
+    inline = any(cids)
     if plain or not markup:
         message.set_content(
             _plain(plain, links, expires_at, notes), subtype="plain", charset="utf-8", cte="quoted-printable"
         )
-        if markup:
+        if markup or inline:
+            documents = markup or [_from_text(plain)]
             message.add_alternative(
-                _html(markup, links, expires_at, notes),
+                _html(documents, links, expires_at, cids, notes),
                 subtype="html",
                 charset="utf-8",
                 cte="quoted-printable",
             )
     else:
         message.set_content(
-            _html(markup, links, expires_at, notes), subtype="html", charset="utf-8", cte="quoted-printable"
+            _html(markup, links, expires_at, cids, notes),
+            subtype="html",
+            charset="utf-8",
+            cte="quoted-printable",
         )
+    html_part = message.get_body(("html",))
+    if inline and html_part is not None:
+        _attach_previews(html_part, links, cids)
     return message.as_bytes(policy=SMTP)
 
 
@@ -112,29 +135,79 @@ def _plain(texts: list[str], links: list[Link], expires_at: datetime, notes: Seq
     return text + "\n\n-- \n" + "\n".join(lines) + "\n"
 
 
-def _html(documents: list[str], links: list[Link], expires_at: datetime, notes: Sequence[Note] = ()) -> str:
+def _html(
+    documents: list[str],
+    links: list[Link],
+    expires_at: datetime,
+    cids: list[str | None],
+    notes: Sequence[Note] = (),
+) -> str:
     document = "\n".join(documents)
-    for link in links:
-        if link.content_id:  # inline images now live behind their link
-            document = document.replace(f"cid:{link.content_id}", html.escape(link.url, quote=True))
+    for link, cid in zip(links, cids, strict=True):
+        if link.content_id:
+            document = _sender_reference(document, link, cid)
     if not links and not notes:
         return document
     section = "".join(f"<div>{note.html}</div>" for note in notes)
     if links:
-        items = "".join(
-            f'<li><a href="{html.escape(link.url, quote=True)}">{html.escape(link.filename)}</a>'
-            f" ({html.escape(human_size(link.size))})</li>"
-            for link in links
-        )
+        items = "".join(_item(link, cid) for link, cid in zip(links, cids, strict=True))
         section += (
             f"<hr><p>Attachments (download links expire {html.escape(expiry_text(expires_at))}):</p>"
             f"<ul>{items}</ul>"
         )
+    if len(document.encode()) + len(section.encode()) > HTML_LIMIT:  # first, before Gmail's clip
+        opening = _BODY_OPEN.search(document)
+        position = opening.end() if opening else 0
+        return document[:position] + section + "<hr>" + document[position:]
     closing = list(_BODY_CLOSE.finditer(document))
     if closing:
         position = closing[-1].start()
         return document[:position] + section + document[position:]
     return document + section
+
+
+def _sender_reference(document: str, link: Link, cid: str | None) -> str:
+    """The sender's own `cid:` reference to an attachment: its preview when it has one; else an `<img>`
+    becomes a link to the file (a remote image would be fetched, and kept, by the client's proxy) and any
+    other reference the file's link."""
+    reference = re.escape(f"cid:{link.content_id}") + _ID_END  # cid:pic1 is not a part of cid:pic10
+    target = f"cid:{cid}" if cid else html.escape(link.url, quote=True)
+    if not cid:
+        anchor = f'<a href="{target}">{html.escape(link.filename)}</a>'
+        document = re.sub(rf"<img\b[^>]*{reference}[^>]*>", lambda _: anchor, document, flags=re.IGNORECASE)
+    return re.sub(reference, lambda _: target, document)
+
+
+def _item(link: Link, cid: str | None) -> str:
+    """One attachment: its link, size and, when it has one, its preview wrapped in the same link."""
+    url = html.escape(link.url, quote=True)
+    picture = ""
+    if link.preview is not None and cid is not None:
+        picture = (
+            f'<a href="{url}"><img src="cid:{html.escape(cid, quote=True)}"'
+            f' alt="{html.escape(link.filename, quote=True)}" width="{link.preview.width}"'
+            f' height="{link.preview.height}" style="display:block;max-width:100%;height:auto;border:0">'
+            "</a>"
+        )
+    size = html.escape(human_size(link.size))
+    return f'<li>{picture}<a href="{url}">{html.escape(link.filename)}</a> ({size})</li>'
+
+
+def _from_text(texts: list[str]) -> str:
+    """An HTML document of a text-only mail, made only to show previews: the text escaped, as it reads."""
+    text = "\n\n".join(part.rstrip() for part in texts).replace("\r\n", "\n")
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
+        f'<pre style="white-space:pre-wrap;word-wrap:break-word">{html.escape(text)}</pre></body></html>'
+    )
+
+
+def _attach_previews(html_part: MIMEPart, links: list[Link], cids: list[str | None]) -> None:
+    """The previews as inline parts beside the HTML, in a multipart/related (RFC 2387, type text/html)."""
+    for link, cid in zip(links, cids, strict=True):
+        if link.preview is not None and cid:
+            html_part.add_related(link.preview.jpeg, "image", "jpeg", cid=f"<{cid}>")
+    html_part.set_param("type", "text/html")
 
 
 def _display_name(mail: Mail) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench import mails, run
+from bench import mails, previews, run
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -97,6 +97,47 @@ def test_harness_measures_both_workloads_on_a_tiny_mail(
     assert 0 < cold["floor_s"]["median"] < 30
     assert cold["ratio"] == cold["first_mail_s"]["median"] / cold["floor_s"]["median"]
     assert "cold process, first 4 KB mail" in done.stdout
+
+
+@pytest.mark.integration
+def test_harness_times_previews_against_the_baseline_and_a_camera_mail_both_ways(
+    smoke: tuple[subprocess.CompletedProcess[str], dict[str, Any]],
+) -> None:
+    done, report = smoke
+    figures = report["previews"]
+    assert set(figures["making"]) == {"1080p", "4K"}
+    for entry in figures["making"].values():
+        assert len(entry["ours_s"]["runs"]) == len(entry["baseline_s"]["runs"]) == 3
+        assert entry["ratio"] == entry["ours_s"]["median"] / entry["baseline_s"]["median"]
+        assert 0 < entry["preview_bytes"]["ours"] <= 60 * 1024
+    assert figures["making"]["4K"]["source_bytes"] > 1024 * 1024  # a camera's 4K still, not a toy
+    relay = figures["relay_4k"]
+    assert len(relay["on_s"]["runs"]) == len(relay["off_s"]["runs"]) == 1
+    assert relay["ratio"] == relay["on_s"]["median"] / relay["off_s"]["median"]
+    assert "previews: app.previews.make against draft()+thumbnail()" in done.stdout
+    assert "relay, 4K camera mail" in done.stdout
+
+
+@pytest.mark.unit
+def test_the_camera_mail_carries_the_snapshot_and_a_recipient_code() -> None:
+    jpeg = previews.camera_jpeg((320, 240))
+    raw, _ = previews.camera_mail(jpeg)
+    message = message_from_bytes(raw, policy=policy.default)
+    [part] = list(message.iter_attachments())
+    assert part.get_content_type() == "image/jpeg"
+    assert part.get_content() == jpeg
+    body = message.get_body(("plain",))
+    assert body is not None
+    assert "Email_Rxers_Code:[ops@example.com]:Email_Rxers_Code:" in body.get_content()
+
+
+@pytest.mark.unit
+def test_preview_verdicts_hold_each_size_to_the_ratio() -> None:
+    figures = {"making": {"1080p": {"ratio": 1.19}, "4K": {"ratio": 1.21}}}
+    assert previews.verdicts(figures) == [
+        ("preview of a 1080p JPEG 1.19x draft()+thumbnail() <= 1.2x", True),
+        ("preview of a 4K JPEG 1.21x draft()+thumbnail() <= 1.2x", False),
+    ]
 
 
 @pytest.mark.integration

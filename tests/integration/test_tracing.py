@@ -16,6 +16,7 @@ TRACE_ID = "1-67891233-abcdef012345678912345678"
 SCRIPT = """
 from app.handler import lambda_handler
 from tests.support import fixture_mail
+from tests.support.images import camera_jpeg, camera_mail
 from tests.support.world import local_world
 
 class Context:
@@ -25,7 +26,8 @@ class Context:
 with local_world() as world:
     world.put_mail("incoming/camera.eml", fixture_mail("camera-jpeg-name-param-no-disposition.eml"))
     world.put_mail("incoming/no-code.eml", b"X-SES-Virus-Verdict: PASS\\r\\nFrom: s@plant.example.com\\r\\nSubject: x\\r\\n\\r\\nno code\\r\\n")
-    print(lambda_handler(world.event("incoming/camera.eml", "incoming/no-code.eml"), Context()))
+    world.put_mail("incoming/snapshot.eml", camera_mail(("cam.jpg", "image/jpeg", camera_jpeg())))
+    print(lambda_handler(world.event("incoming/camera.eml", "incoming/no-code.eml", "incoming/snapshot.eml"), Context()))
 """
 
 
@@ -74,12 +76,14 @@ def test_each_mail_and_every_aws_call_is_traced() -> None:
     assert entities, "no trace data reached the daemon address"
     assert {entity["trace_id"] for entity in entities if "trace_id" in entity} == {TRACE_ID}
     mails = {e["annotations"]["incoming_key"]: e for e in entities if e.get("name") == "relay_mail"}
-    assert set(mails) == {"incoming/camera.eml", "incoming/no-code.eml"}
+    assert set(mails) == {"incoming/camera.eml", "incoming/no-code.eml", "incoming/snapshot.eml"}
     camera = mails["incoming/camera.eml"]["annotations"]
     assert camera["outcome"] == "distributed"
     assert camera["message_id"] == "<nvr-0001@cameras.example.com>"
     assert camera["recipients"] == 1
     assert camera["attachments"] == 2
+    assert camera["previews"] == 0  # the fixture's JPEGs are byte counters, not pictures
+    assert mails["incoming/snapshot.eml"]["annotations"]["previews"] == 1
     assert mails["incoming/no-code.eml"]["annotations"]["outcome"] == "fallback"
     assert mails["incoming/no-code.eml"]["annotations"]["reason"] == "no_recipients"
 

@@ -11,6 +11,7 @@ write nothing (the image is read-only). The same replay with one file that is no
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shlex
@@ -144,6 +145,10 @@ def test_image_imports_the_handler_silently_from_a_read_only_task_root(tmp_path:
         "assert callable(download)\n"
         "from flanker.addresslib import address\n"
         "assert address.parse('Sensor <cam-1@plant.example.org>').address == 'cam-1@plant.example.org'\n"
+        "assert 'PIL' not in sys.modules  # loaded on a mail's first image, not at the cold start\n"
+        "from app import previews\n"  # Pillow's wheel and its bundled codecs work from the task root
+        f"preview = previews.make({_tiny_jpeg()!r})\n"
+        "assert isinstance(preview, previews.Preview) and preview.width == 64, preview\n"
     )
     try:
         done = subprocess.run(
@@ -159,6 +164,14 @@ def test_image_imports_the_handler_silently_from_a_read_only_task_root(tmp_path:
         assert snapshot(task_root) == before  # the cold start wrote nothing (as root, a-w does not stop it)
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(task_root)], check=True)
+
+
+def _tiny_jpeg() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, "JPEG")
+    return out.getvalue()
 
 
 def test_the_image_installs_the_lock_with_hashes_required_and_nothing_else() -> None:

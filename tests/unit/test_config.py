@@ -29,6 +29,7 @@ def test_defaults_and_normalisation() -> None:
     assert settings.allowed_senders == ()
     assert settings.allowed_recipients == ()
     assert settings.sender_auth is SenderAuth.REQUIRED
+    assert settings.inline_previews is True
     assert settings.is_open
     assert settings.sender_email == "relay@example.com"
     assert settings.metrics_namespace == "IoTMailRelay"
@@ -48,6 +49,7 @@ def test_every_variable_is_declared() -> None:
         "DOWNLOAD_BASE_URL": "https://abcdefghij.lambda-url.eu-west-1.on.aws",
         "LINK_KEY_SECRET_ARN": SECRET,
         "METRICS_NAMESPACE": "IoTMailRelay/prod-eu",
+        "INLINE_PREVIEWS": " OFF ",
     }
     assert set(full) == set(ENVIRONMENT_VARIABLES)
     settings = Settings.from_environ(full)
@@ -67,6 +69,7 @@ def test_every_variable_is_declared() -> None:
     assert settings.download_base_url == "https://abcdefghij.lambda-url.eu-west-1.on.aws/"
     assert settings.link_key_secret_arn == SECRET
     assert settings.metrics_namespace == "IoTMailRelay/prod-eu"
+    assert settings.inline_previews is False
 
 
 @pytest.mark.parametrize(
@@ -101,6 +104,7 @@ def test_missing_or_empty_required_variable_is_named(name: str, value: str | Non
         ("ALLOWED_RECIPIENTS", "@*."),
         ("ALLOWED_RECIPIENTS", "a@b.com;c@d.com"),
         ("SENDER_AUTH", "yes"),
+        ("INLINE_PREVIEWS", "true"),  # the template's parameter says on or off
         ("ADDITIONAL_RECIPIENT_EMAILS", "cam-1@relay.example.com, not-an-address"),
         ("ADDITIONAL_RECIPIENT_EMAILS", "relay@example.com"),
         ("RECIPIENTS_CONFIG", "relay-incoming/config/recipients.json"),
