@@ -182,6 +182,7 @@ class Sandbox:
             self.provisioned.notices_queue_url,
             lambda: ses_sent_messages(self.blueprint.account_id, self.blueprint.region),
             self.echo,
+            link_base=self.blueprint.download.url if self.blueprint.download else self.endpoint,
         )
         self.outbox.start()
         self.metrics.attach()
