@@ -319,10 +319,14 @@ class Sandbox:
     def _start_web(self, claimed: Claim) -> None:
         if claimed.web is None or self.provisioned is None:
             return
+        from app.config import DownloadSettings
         from sandbox.web import data, server
+        from sandbox.web.linkstate import LinkJudge
 
         b = self.blueprint
         dlq = b.dead_letter_queue
+        download = b.download
+        config_uri = b.function.environment.get("RECIPIENTS_CONFIG", "")
         sources = data.Sources(
             s3=self.client("s3"),
             sqs=self.client("sqs"),
@@ -340,6 +344,11 @@ class Sandbox:
             status=self.status,
             daemon=self.xray,
             journal=self.journal,
+            outbox=self.outbox,
+            links=LinkJudge(download.url, DownloadSettings.from_environ(download.function.environment))
+            if download
+            else None,
+            recipients_document=config_uri.removeprefix("s3://").partition("/")[2],
         )
         self._web = server.WebView(
             claimed.hand_over_web(), self.options.host, sources, lambda: server.redrive(sources)
