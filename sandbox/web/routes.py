@@ -1,6 +1,8 @@
-"""Every path the view answers, in one table. A new page is one line here (with `nav`, it gets a link in
-the header) and a method on `View` that renders its template. Every POST is checked by the server
-before its action runs: it must come from the view's own page (Origin) and carry the page's token."""
+"""Every path the view answers, in one table. A new page is one line here, e.g.
+`Route("GET", "/alarms", page("alarms.html", alarms), "Alarms")`: with a title, it gets a link in the
+header; `page` renders the template with what the gather function (`alarms(sources, request) -> dict`)
+finds. Every POST is checked by the server before its action runs: it must come from the view's own
+page (Origin) and carry the page's token."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sandbox.web.exchange import Request, Response
-from sandbox.web.view import View
+from sandbox.web.view import View, page, status
 
 Action = Callable[[View, Request], Response]
 
@@ -35,7 +37,7 @@ ROUTES = (
     Route("GET", "/frame", View.frame, doc="?key=K[&sent=FILE]: the mail's HTML, for the sandboxed frame"),
     Route("GET", "/part", View.part, doc="?key=K[&sent=FILE]&cid=ID: an image the HTML shows by cid:"),
     Route("GET", "/traces", View.traces, "Traces", "?q=: X-Ray filter expressions over annotations"),
-    Route("GET", "/status", View.status, "Status", "queues, alarms, mails by state, the redrive button"),
+    Route("GET", "/status", page("status.html", status), "Status", "queues, alarms, mails by state, redrive"),
     Route("GET", "/api/mails", View.api_mails, doc="the list as JSON (?q= as on the page)"),
     Route("GET", "/api/mail", View.api_mail, doc="?key=K: one mail as JSON"),
     Route("GET", "/static/", View.static, doc="the style sheet and the script"),

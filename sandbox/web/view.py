@@ -41,6 +41,27 @@ def environment() -> jinja2.Environment:
     return env
 
 
+Gather = Callable[[data.Sources, Request], dict[str, Any]]
+
+
+def page(template: str, gather: Gather) -> Callable[[View, Request], Response]:
+    """The action of a page that renders `template` with what `gather` finds: a new page is its route
+    (`page("alarms.html", alarms)` in `routes.ROUTES`), its template and its gather function."""
+
+    def action(view: View, request: Request) -> Response:
+        return view.render(template, request, **gather(view.sources, request))
+
+    return action
+
+
+def status(sources: data.Sources, request: Request) -> dict[str, Any]:
+    """The Status page: the queues and alarms, mails by state (notices by reason), the redrive's result."""
+    counts = Counter(
+        row.state.label if row.state.kind == "notice" else row.state.kind for row in data.mails(sources)
+    )
+    return {"status": sources.status(), "counts": sorted(counts.items()), "moved": request.arg("moved")}
+
+
 class View:
     """What the routes run; one per server."""
 
@@ -176,17 +197,6 @@ class View:
             hits, error = [], str(e)
         subjects = {row.key: row.subject or "(no subject)" for row in data.mails(self.sources)}
         return self.render("traces.html", request, hits=hits, error=error, subjects=subjects)
-
-    def status(self, request: Request) -> Response:
-        current = self.sources.status()
-        # Notices by reason ("notice: virus"), the rest by state.
-        counts = Counter(
-            row.state.label if row.state.kind == "notice" else row.state.kind
-            for row in data.mails(self.sources)
-        )
-        return self.render(
-            "status.html", request, status=current, counts=sorted(counts.items()), moved=request.arg("moved")
-        )
 
     def static(self, request: Request) -> Response:
         name = request.path.removeprefix("/static/")

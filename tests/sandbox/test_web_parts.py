@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import jinja2
 import pytest
 
 from app import download
@@ -189,6 +190,23 @@ def test_the_route_table_dispatches_and_names_the_methods_a_path_takes() -> None
     assert {r.method for r in routes.ROUTES} == {"GET", "POST"}
     paths = [(r.method, r.path) for r in routes.ROUTES]
     assert len(paths) == len(set(paths))
+
+
+def test_a_new_page_is_one_route_with_its_template_and_what_it_gathers() -> None:
+    """What the Alarms page will be: a line in the table, a template, a gather function."""
+    nav = [*routes.NAV, ("/alarms", "Alarms")]
+    the_view = view.View(None, lambda: 0, nav)  # type: ignore[arg-type]  # this page reads no source
+    alarms = '{% extends "base.html" %}{% block main %}<h1>{{ open }} open</h1>{% endblock %}'
+    the_view.templates.loader = jinja2.ChoiceLoader(
+        [jinja2.DictLoader({"alarms.html": alarms}), the_view.templates.loader]  # type: ignore[list-item]
+    )
+    route = routes.Route(
+        "GET", "/alarms", view.page("alarms.html", lambda sources, request: {"open": 2}), "Alarms"
+    )
+    page = route.action(the_view, _request("/alarms")).body.decode()
+    assert "<h1>2 open</h1>" in page
+    assert '<a href="/alarms" aria-current="page">Alarms</a>' in page
+    assert '<a href="/status">Status</a>' in page
 
 
 def test_the_search_matches_words_fields_flags_and_exclusions() -> None:
