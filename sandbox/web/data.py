@@ -470,11 +470,29 @@ def state_of(key: str, facts: Known) -> MailState:
     return MailState("accepted", "being processed", "stored; the function has not finished with it")
 
 
+def stored_at(account_id: str, region: str, bucket: str, key: str) -> float | None:
+    """When moto stored the object, to the microsecond (S3's API says seconds only, too coarse for the
+    list's order in a burst); read from moto's backend in this process, as the queues are."""
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
+
+    found = s3_backends[account_id][get_partition(region)].buckets.get(bucket)
+    stored = found.keys.get(key) if found is not None else None
+    if stored is None:
+        return None
+    return float(stored.last_modified.replace(tzinfo=datetime.UTC).timestamp())
+
+
 def mails(sources: Sources) -> list[MailRow]:
     """Every mail the SMTP door stored, newest first."""
     items = list(_objects(sources, sources.bucket, sources.prefix))
     keys = [str(item["Key"]) for item in items]
     facts = known(sources, keys)
+    order = {
+        key: stored_at(sources.account_id, sources.region, sources.bucket, key)
+        or item["LastModified"].timestamp()
+        for key, item in zip(keys, items, strict=True)
+    }
     rows = []
     for item in items:
         key = str(item["Key"])
@@ -490,7 +508,7 @@ def mails(sources: Sources) -> list[MailRow]:
                 links=len(_links(sent)),
             )
         )
-    return sorted(rows, key=lambda r: (r.time, r.key), reverse=True)
+    return sorted(rows, key=lambda r: (order[r.key], r.key), reverse=True)
 
 
 # -- one mail --------------------------------------------------------------------------------------------

@@ -443,23 +443,31 @@ def test_each_mail_shows_its_own_outcome_without_or_with_a_shared_message_id(
     relayed: tuple[World, data.Sources, Outbox],
 ) -> None:
     world, sources, outbox = relayed
-    _relay(world, "incoming/none", _mail("no id", "a@example.com", None))
-    _relay(world, "incoming/one", _mail("one", "b@example.com", "<same@plant>"))
-    _relay(world, "incoming/two", _mail("two", "c@example.com", "<same@plant>"))
-    world.put_mail("incoming/waiting", _stored(_mail("waiting", "d@example.com", None)))  # not relayed yet
+    _relay(world, "incoming/c-none", _mail("no id", "a@example.com", None))
+    _relay(world, "incoming/b-one", _mail("one", "b@example.com", "<same@plant>"))
+    _relay(world, "incoming/a-two", _mail("two", "c@example.com", "<same@plant>"))
+    world.put_mail("incoming/d-waiting", _stored(_mail("waiting", "d@example.com", None)))  # not relayed yet
     outbox.collect()
-    rows = {row.key: row for row in data.mails(sources)}
+    listed = data.mails(sources)
+    # Newest first, to the microsecond: a burst lands within one second of S3's times.
+    assert [row.key for row in listed] == [
+        "incoming/d-waiting",
+        "incoming/a-two",
+        "incoming/b-one",
+        "incoming/c-none",
+    ]
+    rows = {row.key: row for row in listed}
     assert {key: (r.state.label, r.recipients) for key, r in rows.items()} == {
-        "incoming/none": ("distributed to 1, 0 links", ["a@example.com"]),
-        "incoming/one": ("distributed to 1, 0 links", ["b@example.com"]),
-        "incoming/two": ("distributed to 1, 0 links", ["c@example.com"]),
-        "incoming/waiting": ("being processed", []),
+        "incoming/c-none": ("distributed to 1, 0 links", ["a@example.com"]),
+        "incoming/b-one": ("distributed to 1, 0 links", ["b@example.com"]),
+        "incoming/a-two": ("distributed to 1, 0 links", ["c@example.com"]),
+        "incoming/d-waiting": ("being processed", []),
     }
-    one = data.one_mail(sources, "incoming/two")
+    one = data.one_mail(sources, "incoming/a-two")
     assert one is not None
     assert [(r.number, r.destinations, r.subject) for r in one.relayed] == [(1, ["c@example.com"], "two")]
-    assert data.relayed_file(sources, "incoming/two", one.relayed[0].file) is not None
-    assert data.relayed_file(sources, "incoming/one", one.relayed[0].file) is None  # not that mail's
+    assert data.relayed_file(sources, "incoming/a-two", one.relayed[0].file) is not None
+    assert data.relayed_file(sources, "incoming/b-one", one.relayed[0].file) is None  # not that mail's
     document = api.mail(one)
     assert document["state"]["kind"] == "distributed"
     assert document["relayed"][0]["recipients"] == ["c@example.com"]
