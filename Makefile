@@ -36,7 +36,20 @@ $(STAMP): app/requirements.lock app/build-requirements.lock requirements-dev.txt
 	grep -Eo '^[A-Za-z0-9._-]+==[^ ]+' app/requirements.lock > $(VENV)/lock-constraints.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt --constraint $(VENV)/lock-constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -c "$$FLANKER_TABLES"
 	@touch $@
+
+# flanker's address parser writes its ply parse tables into its own package on first import, logging
+# "Symbol '...' is unreachable" for each rule its other start symbols use (28 lines). The Dockerfile builds
+# them into the image; this builds them into .venv, so the sandbox, the demo and the tests start quietly.
+# Only those lines are dropped, and only while building: any other warning of the parser still shows.
+define FLANKER_TABLES
+import logging
+logging.getLogger("flanker.addresslib._parser.parser").addFilter(lambda r: "is unreachable" not in r.getMessage())
+from flanker.addresslib import address
+address.parse("a@b.c")
+endef
+export FLANKER_TABLES
 
 .PHONY: venv
 venv: $(STAMP) ## Create .venv with Python 3.12 and the dev tools
@@ -112,17 +125,17 @@ sbom: $(STAMP) ## CycloneDX SBOM of the image's packages (app/requirements.lock)
 	$(BIN)/python -m tools.lock sbom --output $(SBOM)
 
 # The web view's browser test (tests/sandbox/test_web.py) drives Debian's headless Chromium through its
-# driver at a fixed path (Selenium never downloads one). Installed with apt when missing; without apt and
-# without the browser the test skips and says why.
+# driver at a fixed path (Selenium never downloads one); the README's sandbox commands need swaks, jq and
+# curl. Installed with apt when missing; without apt and without them the tests skip and say why.
 CHROMEDRIVER := /usr/bin/chromedriver
 
 .PHONY: browser
-browser: ## Debian's chromium, chromium-driver and swaks for the end-to-end tests (apt-get, only when missing)
-	@if [ -x $(CHROMEDRIVER) ] && command -v swaks >/dev/null 2>&1; then :; \
+browser: ## Debian's chromium, chromium-driver, swaks, jq and curl for the end-to-end tests (apt-get, only when missing)
+	@if [ -x $(CHROMEDRIVER) ] && ( for tool in swaks jq curl; do command -v $$tool >/dev/null || exit 1; done ); then :; \
 	elif command -v apt-get >/dev/null 2>&1; then \
 		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver swaks; \
-	else echo "no $(CHROMEDRIVER) or swaks and no apt-get: the browser and swaks tests will be skipped" >&2; fi
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver swaks jq curl; \
+	else echo "no $(CHROMEDRIVER), swaks, jq or curl and no apt-get: the browser and README tests will be skipped" >&2; fi
 
 # The benchmark is not part of `make test`: it takes minutes and its figures depend on the machine.
 BENCH_STAMP := $(VENV)/.bench-installed

@@ -46,6 +46,12 @@ class Journal(logging.Handler):
         with self._lock_lines:
             return list(self._lines.get(key, []))
 
+    def forget(self, keys: set[str]) -> None:
+        """Drop the lines of deleted mails."""
+        with self._lock_lines:
+            for key in keys:
+                self._lines.pop(key, None)
+
 
 def json_line(record: logging.LogRecord) -> str:
     """Lambda's JSON log format: timestamp, level, message, logger, then the record's extra fields."""

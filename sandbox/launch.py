@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 START_TIMEOUT = 60.0
+READY_LINE = "Ctrl-C stops the sandbox."  # the banner's last line: printed once start-up is over
 STOP_TIMEOUT = 30.0
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,7 +107,8 @@ def launch(
     password: str | None = None,
     start_timeout: float = START_TIMEOUT,
 ) -> Iterator[Running]:
-    """A sandbox running until the block ends. Raises DidNotStart when it exits or is not ready in time."""
+    """A sandbox running until the block ends. Raises DidNotStart when it exits or is not ready in time.
+    Ready means its banner is out: from then on a signal stops a running sandbox, not a starting one."""
     data.mkdir(parents=True, exist_ok=True)
     log = data / "sandbox.log"
     argv = command(data, *options, template=template, password=password)
@@ -115,7 +117,7 @@ def launch(
     try:
         state = data / "sandbox.json"
         deadline = time.monotonic() + start_timeout
-        while not state.exists() or not state.read_text("utf-8"):
+        while not state.exists() or READY_LINE not in log.read_text("utf-8", errors="replace"):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise DidNotStart(f"the sandbox did not start:\n{log.read_text('utf-8', errors='replace')}")
             time.sleep(0.1)

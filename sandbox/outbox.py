@@ -3,6 +3,11 @@
 moto keeps sent mail in its SES backend; the server runs in this process, so the backend is read
 directly (moto's documented way to inspect sent mail). Notices arrive on a queue subscribed to the
 fallback topic, exactly as an SQS subscriber in AWS would receive them.
+
+`outbox/index.jsonl` has a line per sent mail: the file, SES's message id (the relay notes it in the
+mail's send marker, which is how the web view tells whose mail it was), recipients, subject, the original
+Message-ID and the relay's attachment links. A URL the sender wrote in the body is not a link of the
+relay's: only URLs under the download base count, here and in the web view alike.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 @dataclass(frozen=True)
 class SentMail:
     file: str
+    ses_message_id: str
     source: str
     destinations: list[str]
     subject: str
@@ -52,6 +58,13 @@ def links_in(message: EmailMessage) -> list[str]:
     return found
 
 
+def relay_links(urls: list[str], base: str) -> list[str]:
+    """The relay's own attachment links among `urls`: those under `base`, the download function's URL (or
+    the S3 endpoint, for a template without one)."""
+    prefix = base.rstrip("/") + "/"
+    return [url for url in urls if url.startswith(prefix)]
+
+
 def ses_sent_messages(account_id: str, region: str) -> list[Any]:
     from moto.ses.models import ses_backends
 
@@ -66,7 +79,10 @@ class Outbox:
         notices_queue_url: str,
         sent_messages: Callable[[], list[Any]],
         echo: Callable[[str], None] = print,
+        *,
+        link_base: str,
     ) -> None:
+        """`link_base`: where the relay's attachment links point (see `relay_links`)."""
         self.mail_dir = directory / "outbox"
         self.notice_dir = directory / "notices"
         self.mail_dir.mkdir(parents=True, exist_ok=True)
@@ -75,9 +91,11 @@ class Outbox:
         self.notices_queue_url = notices_queue_url
         self.sent_messages = sent_messages
         self.echo = echo
+        self.link_base = link_base
         self.mails: list[SentMail] = []
-        self.notices: list[dict[str, Any]] = []
+        self.notices: dict[str, dict[str, Any]] = {}  # file name -> notice record
         self._seen = 0
+        self._notice_count = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -115,11 +133,12 @@ class Outbox:
             message = email.message_from_bytes(data, _class=EmailMessage, policy=email.policy.default)
             entry = SentMail(
                 file=name,
+                ses_message_id=str(raw.id),
                 source=str(raw.source),
                 destinations=[str(d) for d in raw.destinations],
                 subject=str(message.get("Subject", "")),
                 original_message_id=str(message.get("X-Original-Message-ID", "")),
-                links=links_in(message),
+                links=relay_links(links_in(message), self.link_base),
             )
             self.mails.append(entry)
             index_line = (json.dumps(entry.__dict__) + "\n").encode("utf-8")
@@ -152,9 +171,10 @@ class Outbox:
                 "topic_arn": envelope.get("TopicArn"),
                 "notice": notice,
             }
-            self.notices.append(record)
+            self._notice_count += 1
             reason = notice.get("reason", "notice")
-            name = f"{time.strftime('%Y%m%d-%H%M%S')}-{len(self.notices):05d}-{reason}.json"
+            name = f"{time.strftime('%Y%m%d-%H%M%S')}-{self._notice_count:05d}-{reason}.json"
+            self.notices[name] = record
             text = json.dumps(record, indent=2, ensure_ascii=False)
             failure = _write(self.notice_dir, name, text.encode("utf-8"))
             self.echo(
@@ -164,6 +184,28 @@ class Outbox:
             # Deleted even when not written: a redelivered notice would only fail (and be reported) again.
             self.sqs.delete_message(QueueUrl=self.notices_queue_url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
+
+    def forget(self, mail_files: set[str], notice_files: set[str]) -> None:
+        """Remove these sent mails and notices (the web view's delete): their files, and the mails' lines
+        in `index.jsonl`, which is rewritten under the collector's lock so that no new line is lost."""
+        if any(Path(name).name != name for name in mail_files | notice_files):
+            raise ValueError("file names only, not paths")
+        with self._lock:
+            self.mails = [mail for mail in self.mails if mail.file not in mail_files]
+            for name in notice_files:
+                self.notices.pop(name, None)
+                (self.notice_dir / name).unlink(missing_ok=True)
+            for name in mail_files:
+                (self.mail_dir / name).unlink(missing_ok=True)
+            index = self.mail_dir / "index.jsonl"
+            if mail_files and index.exists():
+                lines = index.read_text("utf-8").splitlines(keepends=True)
+                kept = [
+                    line for line in lines if line.strip() and json.loads(line).get("file") not in mail_files
+                ]
+                rewritten = index.with_name("index.jsonl.new")
+                rewritten.write_text("".join(kept), "utf-8")
+                rewritten.replace(index)
 
 
 def _write(directory: Path, name: str, data: bytes, append: bool = False) -> str | None:

@@ -148,6 +148,7 @@ class Sandbox:
             self.notices_queue_url,
             lambda: ses_sent_messages(self.blueprint.account_id, self.blueprint.region),
             self.echo,
+            link_base=self.blueprint.download_url or self.endpoint,
         )
         self.outbox.start()
         self.metrics.attach()
@@ -292,10 +293,14 @@ class Sandbox:
     def _start_web(self, claimed: Claim) -> None:
         if claimed.web is None:
             return
+        from app.config import DownloadSettings
         from sandbox.web import data, server
+        from sandbox.web.linkstate import LinkJudge
 
         b = self.blueprint
         dlq = b.dead_letter_queue
+        download = b.download
+        config_uri = b.function.environment.get("RECIPIENTS_CONFIG", "")
         sources = data.Sources(
             s3=self.client("s3"),
             sqs=self.client("sqs"),
@@ -313,6 +318,11 @@ class Sandbox:
             status=self.status,
             daemon=self.xray,
             journal=self.journal,
+            outbox=self.outbox,
+            links=LinkJudge(b.download_url, DownloadSettings.from_environ(download.environment))
+            if download and b.download_url
+            else None,
+            recipients_document=config_uri.removeprefix("s3://").partition("/")[2],
         )
         self._web = server.WebView(
             claimed.hand_over_web(), self.options.host, sources, lambda: server.redrive(sources)
@@ -427,15 +437,14 @@ class Sandbox:
             f" max receives {b.inbound_queue.max_receive_count})",
             f"  dead-letter queue   {dlq.name if dlq else '-'}",
             f"  sender              {b.function.environment.get('SENDER_EMAIL')}",
-            f"  allowed senders     {environment.get('ALLOWED_SENDERS') or 'anyone'}"
-            f" (SENDER_AUTH {environment.get('SENDER_AUTH') or 'required'})",
-            f"  allowed recipients  {environment.get('ALLOWED_RECIPIENTS') or 'anyone'}",
+            f"  allowed senders     {senders_text(environment)}",
+            f"  allowed recipients  {recipients_text(environment)}",
             f"  SES authenticates   {', '.join(self.options.authenticated_domains) or '-'}"
             " (From domains that get aligned dkim/spf/dmarc=pass)",
             f"  download links      {b.download_url or '- (S3 pre-signed)'}",
             f"  outbox              {self.options.data_dir / 'outbox'}",
             f"  notices             {self.options.data_dir / 'notices'}",
-            f"  not emulated        {', '.join(b.not_emulated) or '-'}",
+            *_wrapped("  not emulated        ", list(b.not_emulated)),
             *(
                 [f"  web view            {self.web_url}  (the mails, what became of each, traces)"]
                 if self.web_url
@@ -447,8 +456,36 @@ class Sandbox:
             f" --auth-user {c.username} --auth-password '{c.password}' \\",
             f"    --from sensor@plant.example.com --to {recipient} \\",
             "    --body 'Email_Rxers_Code:[you@example.com]:Email_Rxers_Code:'"
-            " --attach-name README.md --attach README.md",
+            " --attach-name README.md --attach @README.md",
             "",
             "Ctrl-C stops the sandbox.",
         ]
         return "\n".join(lines)
+
+
+def senders_text(environment: dict[str, str]) -> str:
+    """Who the function refuses as a sender, in the banner's words (ALLOWED_SENDERS, SENDER_AUTH)."""
+    allowed = environment.get("ALLOWED_SENDERS", "")
+    if not allowed:
+        return "anyone (open: no From is refused; SENDER_AUTH applies only to a list)"
+    if (environment.get("SENDER_AUTH") or "required") == "off":
+        return f"{allowed} (others refused; the From alone decides: SENDER_AUTH off)"
+    return f"{allowed} (others refused; these only when SES authenticates their domain: SENDER_AUTH required)"
+
+
+def recipients_text(environment: dict[str, str]) -> str:
+    allowed = environment.get("ALLOWED_RECIPIENTS", "")
+    if not allowed:
+        return "anyone (open)"
+    return f"{allowed} (others left out and named in a notice)"
+
+
+def _wrapped(label: str, items: list[str], width: int = 110) -> list[str]:
+    """A banner entry listing `items`, wrapped between items under its label."""
+    lines, line = [], ""
+    for item in items or ["-"]:
+        if line and len(label) + len(line) + len(item) + 2 > width:
+            lines.append(line + ",")
+            line = ""
+        line = f"{line}, {item}" if line else item
+    return [label + text if n == 0 else " " * len(label) + text for n, text in enumerate([*lines, line])]

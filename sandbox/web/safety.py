@@ -2,10 +2,12 @@
 
 - Every page carries a Content-Security-Policy: scripts only from the view's own `/static/`, nothing
   loaded from anywhere else, no plugins, forms only to itself, not framed by other sites.
-- The sender's HTML is shown only as the `srcdoc` of an `<iframe sandbox>` without `allow-scripts` (no
-  script, event handler or `javascript:` URL runs) and without `allow-same-origin` (it cannot read the
-  view). The document starts with its own stricter policy (no scripts, no remote loads: images only as
-  `data:`), and also inherits the page's. Jinja2 escapes it into the attribute like any other text.
+- A mail's HTML (the sender's, or the relayed one) is never part of a page. The page frames it from
+  `/frame` in an `<iframe sandbox>` without `allow-scripts` (no script, event handler or `javascript:`
+  URL runs) and without `allow-same-origin` (it cannot read the view). `/frame` answers with its own,
+  stricter policy: no scripts, no remote loads, sandboxed even when opened on its own, framed only by the
+  view; images only as `data:` or from the view's `/part`, which serves the mail's own `cid:` images
+  (a `cid:` URL in the HTML is pointed there), and nothing else.
 - State changes only by POST, with a per-process token in the form and the request's Origin checked.
 - The Host header must name the view when it listens on loopback (a DNS-rebinding page cannot reach it).
 """
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import secrets
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 PAGE_POLICY = "; ".join(
@@ -22,7 +26,7 @@ PAGE_POLICY = "; ".join(
         "default-src 'none'",
         "script-src 'self'",
         "connect-src 'self'",
-        "style-src 'self' 'unsafe-inline'",  # the mail's own inline styles, inside the frame
+        "style-src 'self'",
         "img-src 'self' data:",
         "frame-src 'self'",
         "form-action 'self'",
@@ -30,8 +34,9 @@ PAGE_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
-MAIL_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:"
 FRAME_SANDBOX = "allow-popups allow-popups-to-escape-sandbox"  # links open in a new tab; nothing runs
+PART_POLICY = "default-src 'none'; sandbox"  # an image part opened on its own is inert too
+INLINE_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})  # no SVG: it is a document
 HEADERS = {
     "Content-Security-Policy": PAGE_POLICY,
     "X-Content-Type-Options": "nosniff",
@@ -39,16 +44,32 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
+_CID = re.compile(r"""(?i)(\b(?:src|background)\s*=\s*["']?|url\(\s*["']?)cid:([^\s"'<>()]+)""")
 
 
-def srcdoc(mail_html: str) -> str:
-    """The frame's document: the mail's HTML behind a policy that forbids scripts and remote loads.
-    (Escaping into the attribute is the template's job.)"""
-    return (
-        '<!DOCTYPE html><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{MAIL_POLICY}">'
-        '<base target="_blank">' + mail_html
+def frame_policy(origin: str) -> str:
+    """The policy of a framed mail; `origin` is the view's, as the browser reached it."""
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "style-src 'unsafe-inline'",  # the mail's own inline styles
+            f"img-src data: {origin}/part",  # a path without a slash: that route exactly
+            "font-src data:",
+            "form-action 'none'",
+            f"frame-ancestors {origin}",
+            f"sandbox {FRAME_SANDBOX}",
+        ]
     )
+
+
+def frame_headers(origin: str) -> dict[str, str]:
+    return {"Content-Security-Policy": frame_policy(origin), "X-Frame-Options": "SAMEORIGIN"}
+
+
+def frame_document(mail_html: str, part_url: Callable[[str], str]) -> str:
+    """The framed document: the mail's HTML, links opening in a new tab, `cid:` images from `/part`."""
+    html = _CID.sub(lambda m: m[1] + part_url(m[2]), mail_html)
+    return '<!DOCTYPE html><meta charset="utf-8"><base target="_blank">' + html
 
 
 def new_token() -> str:

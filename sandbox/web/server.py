@@ -1,111 +1,26 @@
-"""The view's HTTP server: the standard library's ThreadingHTTPServer on the socket the claim holds, pages
-rendered by Jinja2 with autoescaping on. Routes:
-
-    GET  /              the mails, newest first (polls GET /rows to update itself)
-    GET  /mail?key=K    one mail: headers, MIME structure, the relayed mail, notice, log lines, trace
-    GET  /traces?q=Q    the annotation search (X-Ray filter expressions over annotations)
-    GET  /status        the queues, the alarms, outcome counts, and the DLQ redrive button
-    POST /redrive       move the DLQ's messages back to the inbound queue (relayctl's code)
-    GET  /static/NAME   the style sheet and the polling script
-"""
+"""The view's HTTP server: the standard library's ThreadingHTTPServer on the socket the claim holds. Each
+request is checked (Host; for a POST also its origin, token and size), dispatched by the route table
+(`sandbox.web.routes`), and answered with the security headers (`safety.HEADERS`) set here, once."""
 
 from __future__ import annotations
 
-import datetime
 import logging
 import socket
 import threading
-from collections import Counter
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-import jinja2
-
-from sandbox.web import data, safety, traces
+from sandbox.web import data, routes, safety
+from sandbox.web.exchange import Request, Response
+from sandbox.web.view import View
 
 log = logging.getLogger("sandbox.web")
 
-HERE = Path(__file__).parent
-STATIC = {"style.css": "text/css; charset=utf-8", "poll.js": "text/javascript; charset=utf-8"}
 MAX_FORM_BYTES = 4096
 REDRIVE_VISIBILITY_SECONDS = 30
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB"):
-        if value < 1024 or unit == "MB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
-def when(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(HERE / "templates"),
-        autoescape=True,  # every value is escaped unless a template says otherwise (none does)
-        undefined=jinja2.StrictUndefined,
-    )
-    env.filters["size"] = human_size
-    env.filters["when"] = when
-    env.filters["q"] = lambda text: quote(str(text), safe="")
-    env.globals["srcdoc"] = safety.srcdoc
-    env.globals["frame_sandbox"] = safety.FRAME_SANDBOX
-    return env
-
-
-class View:
-    """What the request handler renders; one per server."""
-
-    def __init__(self, sources: data.Sources, redrive: Callable[[], Any]) -> None:
-        self.sources = sources
-        self.redrive = redrive
-        self.token = safety.new_token()
-        self.templates = environment()
-
-    def render(self, name: str, **values: Any) -> bytes:
-        return self.templates.get_template(name).render(token=self.token, **values).encode("utf-8")
-
-    def mails(self, rows_only: bool) -> bytes:
-        rows = data.mails(self.sources)
-        return self.render("rows.html" if rows_only else "mails.html", rows=rows)
-
-    def mail(self, key: str) -> bytes | None:
-        found = data.one_mail(self.sources, key)
-        if found is None:
-            return None
-        endpoint = self.sources.endpoint
-        return self.render(
-            "mail.html",
-            mail=found,
-            waterfalls=traces.waterfalls(self.sources.daemon, key),
-            safe_link=lambda url: safety.safe_link(url, endpoint),
-            scale=traces.SCALE,
-        )
-
-    def traces(self, query: str) -> bytes:
-        try:
-            hits, error = traces.search(self.sources.daemon, query), ""
-        except traces.BadQuery as e:
-            hits, error = [], str(e)
-        return self.render("traces.html", query=query, hits=hits, error=error)
-
-    def status(self, moved: str | None) -> bytes:
-        current = self.sources.status()
-        # Notices by reason ("notice: virus"), the rest by outcome.
-        counts = Counter(
-            row.outcome.label if row.outcome.kind == "notice" else row.outcome.kind
-            for row in data.mails(self.sources)
-        )
-        return self.render("status.html", status=current, counts=sorted(counts.items()), moved=moved)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -117,91 +32,62 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str = "text/html; charset=utf-8") -> None:
-        self.send_response(status)
-        for name, value in safety.HEADERS.items():
+    def _send(self, response: Response) -> None:
+        self.send_response(response.status)
+        for name, value in {**safety.HEADERS, **response.headers}.items():
             self.send_header(name, value)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        if response.status != HTTPStatus.SEE_OTHER:
+            self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            self.wfile.write(response.body)
 
-    def _plain(self, status: HTTPStatus, text: str) -> None:
-        self._send(status, (text + "\n").encode("utf-8"), "text/plain; charset=utf-8")
-
-    def _host_ok(self) -> bool:
+    def _answer(self) -> None:
         allowed = self.server.allowed_hosts
-        if allowed is None or self.headers.get("Host") in allowed:
-            return True
-        self._plain(HTTPStatus.MISDIRECTED_REQUEST, "unknown Host")
-        return False
-
-    def do_GET(self) -> None:
-        if not self._host_ok():
+        host = self.headers.get("Host") or ""
+        if allowed is not None and host not in allowed:
+            self._send(Response.text(HTTPStatus.MISDIRECTED_REQUEST, "unknown Host"))
             return
         url = urlsplit(self.path)
-        query = parse_qs(url.query)
-        view = self.server.view
-        try:
-            if url.path == "/":
-                self._send(HTTPStatus.OK, view.mails(rows_only=False))
-            elif url.path == "/rows":
-                self._send(HTTPStatus.OK, view.mails(rows_only=True))
-            elif url.path == "/mail":
-                page = view.mail(query.get("key", [""])[0])
-                if page is None:
-                    self._plain(HTTPStatus.NOT_FOUND, "no such mail")
-                else:
-                    self._send(HTTPStatus.OK, page)
-            elif url.path == "/traces":
-                self._send(HTTPStatus.OK, view.traces(query.get("q", [""])[0]))
-            elif url.path == "/status":
-                self._send(HTTPStatus.OK, view.status(query.get("moved", [None])[0]))
-            elif url.path.startswith("/static/") and url.path[len("/static/") :] in STATIC:
-                name = url.path[len("/static/") :]
-                self._send(HTTPStatus.OK, (HERE / "static" / name).read_bytes(), STATIC[name])
-            elif url.path == "/redrive":
-                self._plain(HTTPStatus.METHOD_NOT_ALLOWED, "redrive is a POST (the button on /status)")
+        route, methods = routes.find(self.command, url.path)
+        if route is None:
+            if methods:
+                refusal = Response.text(
+                    HTTPStatus.METHOD_NOT_ALLOWED, f"{url.path} takes {', '.join(methods)}"
+                )
+                self._send(
+                    Response(
+                        refusal.status, refusal.body, refusal.content_type, {"Allow": ", ".join(methods)}
+                    )
+                )
             else:
-                self._plain(HTTPStatus.NOT_FOUND, "not found")
-        except Exception:
-            log.exception("web: %s failed", self.path)
-            self._plain(HTTPStatus.INTERNAL_SERVER_ERROR, "the view failed; the sandbox's log (-v) has why")
-
-    do_HEAD = do_GET
-
-    def do_POST(self) -> None:
-        if not self._host_ok():
+                self._send(Response.text(HTTPStatus.NOT_FOUND, "not found"))
             return
-        if urlsplit(self.path).path != "/redrive":
-            self._plain(HTTPStatus.NOT_FOUND, "not found")
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_FORM_BYTES:
-            self._plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "form too large")
-            return
-        form = parse_qs(self.rfile.read(length).decode("ascii", "replace"))
-        same = safety.same_origin(
-            self.headers.get("Origin"), self.headers.get("Referer"), self.headers.get("Host")
-        )
-        if not same or not safety.token_ok(self.server.view.token, form.get("token", [None])[0]):
-            self._plain(HTTPStatus.FORBIDDEN, "refused: not sent by the view's own form")
-            return
+        form: dict[str, list[str]] = {}
+        if route.method == "POST":
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_FORM_BYTES:
+                self._send(Response.text(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "form too large"))
+                return
+            form = parse_qs(self.rfile.read(length).decode("ascii", "replace"))
+            same = safety.same_origin(self.headers.get("Origin"), self.headers.get("Referer"), host)
+            if not same or not safety.token_ok(
+                self.server.view.token, next(iter(form.get("token", [])), None)
+            ):
+                self._send(Response.text(HTTPStatus.FORBIDDEN, "refused: not sent by the view's own form"))
+                return
+        request = Request(self.command, url.path, parse_qs(url.query), form, host)
         try:
-            moved = self.server.view.redrive()
+            response = route.action(self.server.view, request)
         except Exception:
-            log.exception("web: redrive failed")
-            self._plain(
-                HTTPStatus.INTERNAL_SERVER_ERROR, "the redrive failed; the sandbox's log (-v) has why"
+            log.exception("web: %s %s failed", self.command, self.path)
+            response = Response.text(
+                HTTPStatus.INTERNAL_SERVER_ERROR, "the view failed; the sandbox's log (-v) has why"
             )
-            return
-        self.send_response(HTTPStatus.SEE_OTHER)
-        for name, value in safety.HEADERS.items():
-            self.send_header(name, value)
-        self.send_header("Location", f"/status?moved={int(moved)}")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self._send(response)
+
+    do_GET = do_HEAD = do_POST = _answer
 
 
 class Server(ThreadingHTTPServer):
@@ -222,7 +108,7 @@ class WebView:
     """The server in a thread; `stop` closes the socket the claim handed over."""
 
     def __init__(self, sock: socket.socket, host: str, sources: data.Sources, redrive: Callable[[], Any]):
-        self.server = Server(sock, host, View(sources, redrive))
+        self.server = Server(sock, host, View(sources, redrive, routes.NAV))
         self.url = self.server.url
         self._thread = threading.Thread(target=self.server.serve_forever, name="sandbox-web", daemon=True)
 

@@ -3,6 +3,12 @@
 The search takes the README's X-Ray filter expressions over annotations, e.g.
 `annotation.outcome = "fallback" AND annotation.reason = "virus"`; a bare word matches any annotation's
 value containing it.
+
+Some calls fail by design, and X-Ray records them as faults all the same: the function reads the
+recipients document, which need not exist (404: no groups or routes), re-reads it conditionally (304: not
+changed), reads an idempotency marker only after a conditional put found one (404 when it vanished in
+between) and claims a marker with `If-None-Match` (412: an earlier delivery did that step). The waterfall
+names these as expected instead of painting them as failures.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import datetime
 import re
 from dataclasses import dataclass
 
+from app.aws.markers import MARKERS_PREFIX
 from sandbox.xray import Daemon, Trace
 
 SCALE = 1000  # the waterfall's SVG width units
@@ -31,6 +38,7 @@ class Row:
     width: int
     error: str  # "", "error", "fault" or "throttle"
     status: str  # the HTTP status of an AWS call
+    expected: str  # why this error is part of the design, or ""
     annotations: dict[str, object]
     mine: bool  # this mail's relay_mail subsegment or one of its calls
 
@@ -50,7 +58,23 @@ def _error(entity: dict[str, object]) -> str:
     return ""
 
 
-def waterfall(trace: Trace, incoming_key: str) -> Waterfall:
+def expected(operation: str, status: str, key: str, recipients_document: str) -> str:
+    """Why a failed S3 call is expected (see the module's docstring), or "" when it is a failure."""
+    if operation == "GetObject" and key and key == recipients_document:
+        if status == "404":
+            return "no recipients document: no groups or routes"
+        if status == "304":
+            return "the recipients document has not changed"
+    if key.startswith(MARKERS_PREFIX):
+        if operation == "PutObject" and status == "412":
+            return "an earlier delivery already did this step (idempotency marker)"
+        if operation == "GetObject" and status == "404":
+            return "the idempotency marker is gone"
+    return ""
+
+
+def waterfall(trace: Trace, incoming_key: str, recipients_document: str = "") -> Waterfall:
+    """The trace's rows; `recipients_document` is the key of RECIPIENTS_CONFIG (its misses are expected)."""
     entities = trace.entities()
     starts = [float(str(e.get("start_time", 0))) for _, e in entities]
     t0 = min(starts, default=0.0)
@@ -68,20 +92,27 @@ def waterfall(trace: Trace, incoming_key: str) -> Waterfall:
         if entity.get("name") == "relay_mail" and annotations.get("incoming_key") == incoming_key:
             mine_depth = depth
         aws = entity.get("aws")
+        aws = aws if isinstance(aws, dict) else {}
         http = entity.get("http")
         response = http.get("response", {}) if isinstance(http, dict) else {}
+        status = str(response.get("status", "")) if isinstance(response, dict) else ""
+        operation = str(aws.get("operation", ""))
+        error = _error(entity)
         x = round((start - t0) / span * SCALE)
         rows.append(
             Row(
                 depth=depth,
                 name=str(entity.get("name", "")),
-                operation=str(aws.get("operation", "")) if isinstance(aws, dict) else "",
+                operation=operation,
                 start_ms=(start - t0) * 1000,
                 duration_ms=(end - start) * 1000,
                 x=x,
                 width=max(2, min(SCALE - x, round((end - start) / span * SCALE))),
-                error=_error(entity),
-                status=str(response.get("status", "")) if isinstance(response, dict) else "",
+                error=error,
+                status=status,
+                expected=expected(operation, status, str(aws.get("key", "")), recipients_document)
+                if error
+                else "",
                 annotations=annotations,
                 mine=mine_depth is not None,
             )
@@ -91,8 +122,10 @@ def waterfall(trace: Trace, incoming_key: str) -> Waterfall:
     )
 
 
-def waterfalls(daemon: Daemon | None, incoming_key: str) -> list[Waterfall]:
-    return [waterfall(t, incoming_key) for t in daemon.traces_of(incoming_key)] if daemon else []
+def waterfalls(daemon: Daemon | None, incoming_key: str, recipients_document: str = "") -> list[Waterfall]:
+    if daemon is None:
+        return []
+    return [waterfall(t, incoming_key, recipients_document) for t in daemon.traces_of(incoming_key)]
 
 
 class BadQuery(ValueError):

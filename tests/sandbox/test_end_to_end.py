@@ -21,7 +21,7 @@ import pytest
 from sandbox.launch import ROOT, Running, launch
 from sandbox.smtp import EICAR
 from tests.support import sandbox as seen
-from tests.support.sandbox import SETTLE_TIMEOUT, mail
+from tests.support.sandbox import SETTLE_TIMEOUT, mail, relayctl
 
 pytestmark = pytest.mark.integration
 
@@ -159,28 +159,6 @@ def test_the_link_is_the_download_function_and_answers_revocation_at_once(
     logged = [line for line in running.output().splitlines() if line.startswith("{")]
     assert logged
     assert not [line for line in logged if link.rpartition("sig=")[2] in line]
-
-
-def relayctl(running: Running, *argv: str) -> str:
-    environment = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": running.state["endpoint"],
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": running.state["region"],
-    }
-    environment.pop("AWS_PROFILE", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "relayctl", *argv],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def test_the_burst_is_distributed_to_its_recipient(delivered: dict[str, Any]) -> None:

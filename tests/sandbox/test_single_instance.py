@@ -281,14 +281,16 @@ class _NoNotices:
 
 def _sent(n: int) -> SimpleNamespace:
     raw = f"From: relay@example.com\r\nTo: ops@example.com\r\nSubject: reading {n}\r\n\r\nbody {n}\r\n"
-    return SimpleNamespace(raw_data=raw, source="relay@example.com", destinations=["ops@example.com"])
+    return SimpleNamespace(
+        id=f"ses-{n}", raw_data=raw, source="relay@example.com", destinations=["ops@example.com"]
+    )
 
 
 @pytest.mark.unit
 def test_the_outbox_recreates_its_directory_and_reports_an_unwritable_mail_once(tmp_path: Path) -> None:
     sent: list[SimpleNamespace] = []
     lines: list[str] = []
-    outbox = Outbox(tmp_path, _NoNotices(), "notices-url", lambda: sent, lines.append)
+    outbox = Outbox(tmp_path, _NoNotices(), "notices-url", lambda: sent, lines.append, link_base="http://x/")
 
     shutil.rmtree(tmp_path / "outbox")
     sent.append(_sent(1))

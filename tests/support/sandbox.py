@@ -4,9 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+
+from sandbox.launch import ROOT, Running
 
 SENDER = "sensor@plant.example.com"
 SETTLE_TIMEOUT = 60
@@ -38,3 +43,26 @@ def outbox(data: Path) -> list[dict[str, Any]]:
 
 def notices(data: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text("utf-8")) for p in sorted((data / "notices").glob("*.json"))]
+
+
+def relayctl(running: Running, *argv: str) -> str:
+    """relayctl against the running sandbox, as the README's "Against the sandbox" runs it."""
+    environment = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": running.state["endpoint"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": running.state["region"],
+    }
+    environment.pop("AWS_PROFILE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "relayctl", *argv],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
