@@ -10,12 +10,16 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.mail import fence
 from app.metrics import DEFAULT_NAMESPACE
+
+if TYPE_CHECKING:
+    from app.alarms.timeline import Policy
 
 ENVIRONMENT_VARIABLES = (
     "INCOMING_BUCKET",
@@ -35,6 +39,12 @@ ENVIRONMENT_VARIABLES = (
     "LINK_KEY_SECRET_ARN",
     "METRICS_NAMESPACE",
     "INLINE_PREVIEWS",
+    "REPEAT_FOLDING",
+    "INCIDENTS_TABLE",
+    "DIGEST_AFTER_MINUTES",
+    "DIGEST_MAX_INTERVAL_MINUTES",
+    "INCIDENT_QUIET_MINUTES",
+    "FLAP_TRANSITIONS",
 )
 
 MAX_URL_EXPIRY_SECONDS = 7 * 24 * 3600  # SigV4 pre-signed URLs cannot outlive seven days.
@@ -43,6 +53,8 @@ MAX_LINK_EXPIRY_SECONDS = 3650 * 24 * 3600  # download-endpoint links: bounded b
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$")
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_QUEUE_ARN = re.compile(r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}(\.fifo)?$")
 _CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^\s]{1,1024})$")
 _BASE_URL = re.compile(r"^(https://[A-Za-z0-9.-]+|http://(127\.0\.0\.1|localhost)(:\d{1,5})?)/?$")
@@ -87,6 +99,7 @@ class Settings:
     recipients_config: tuple[str, str] | None = None  # (bucket, key) of the groups and routes document
     metrics_namespace: str = DEFAULT_NAMESPACE
     inline_previews: bool = True  # previews of image attachments in the HTML (app/previews.py)
+    folding: Folding | None = None  # alarm folding (app/folding.py); None: every mail is relayed
 
     @property
     def receiving_addresses(self) -> tuple[str, ...]:
@@ -134,6 +147,7 @@ class Settings:
             )
             or DEFAULT_NAMESPACE,
             inline_previews=env.choice("INLINE_PREVIEWS", Switch, Switch.ON) is Switch.ON,
+            folding=_folding(env),
         )
 
 
@@ -141,6 +155,73 @@ class Settings:
 def load_settings() -> Settings:
     """The settings of this process, read on first use (not at import, so tests can set the env)."""
     return Settings.from_environ(os.environ)
+
+
+# ---------------------------------------------------------------- alarm folding
+@dataclass(frozen=True)
+class Folding:
+    """Where alarm state lives and the timeline's numbers (app.alarms.timeline.Policy)."""
+
+    table: str
+    digest_after: timedelta = timedelta(minutes=10)
+    digest_max_interval: timedelta = timedelta(minutes=240)
+    quiet: timedelta = timedelta(minutes=30)
+    flap_transitions: int = 5
+
+    @property
+    def policy(self) -> Policy:
+        from app.alarms.timeline import Policy  # not imported by the download function's settings
+
+        return Policy(self.digest_after, self.digest_max_interval, self.quiet, self.flap_transitions)
+
+
+def _folding(env: _Reader) -> Folding | None:
+    """REPEAT_FOLDING on (the template's default) needs INCIDENTS_TABLE; off: None."""
+    if env.choice("REPEAT_FOLDING", Switch, Switch.OFF) is Switch.OFF:
+        return None
+    table = env.matching("INCIDENTS_TABLE", _TABLE, "a DynamoDB table name")
+    after = env.integer("DIGEST_AFTER_MINUTES", 10, 1, 1440)
+    longest = env.integer("DIGEST_MAX_INTERVAL_MINUTES", 240, 1, 10080)
+    if longest < after:
+        raise ConfigError(
+            f"DIGEST_MAX_INTERVAL_MINUTES: {longest} is shorter than DIGEST_AFTER_MINUTES {after}"
+        )
+    return Folding(
+        table=table,
+        digest_after=timedelta(minutes=after),
+        digest_max_interval=timedelta(minutes=longest),
+        quiet=timedelta(minutes=env.integer("INCIDENT_QUIET_MINUTES", 30, 1, 10080)),
+        flap_transitions=env.integer("FLAP_TRANSITIONS", 5, 2, 100),
+    )
+
+
+CLOCK_ENVIRONMENT_VARIABLES = ("INCIDENTS_TABLE", "INBOUND_QUEUE_ARN", "METRICS_NAMESPACE")
+
+
+@dataclass(frozen=True)
+class ClockSettings:
+    """The alarm clock's settings: the table it sweeps and the queue it puts due ticks on."""
+
+    incidents_table: str
+    inbound_queue_arn: str
+    metrics_namespace: str = DEFAULT_NAMESPACE
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> ClockSettings:
+        env = _Reader(environ)
+        return cls(
+            incidents_table=env.matching("INCIDENTS_TABLE", _TABLE, "a DynamoDB table name"),
+            inbound_queue_arn=env.matching("INBOUND_QUEUE_ARN", _QUEUE_ARN, "an SQS queue ARN"),
+            metrics_namespace=env.optional(
+                "METRICS_NAMESPACE", _METRICS_NAMESPACE, "a CloudWatch namespace of your own"
+            )
+            or DEFAULT_NAMESPACE,
+        )
+
+
+@cache
+def load_clock_settings() -> ClockSettings:
+    return ClockSettings.from_environ(os.environ)
 
 
 # ---------------------------------------------------------------- download links

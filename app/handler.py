@@ -9,6 +9,7 @@ from typing import Any
 
 from app import backoff, records, relay
 from app.aws import clients, mailer, notices, storage, visibility
+from app.aws.incidents import Incidents
 from app.aws.markers import Markers
 from app.aws.recipients_config import RecipientsConfig
 from app.aws.storage import LinkSigner
@@ -45,6 +46,7 @@ def _ports(settings: Settings) -> Ports:
         markers=Markers(settings.incoming_bucket),
         signer=LinkSigner(settings.download_base_url, settings.link_key_secret_arn),
         directory=RecipientsConfig(settings.recipients_config).directory,
+        incidents=Incidents(settings.folding.table) if settings.folding else None,
     )
 
 

@@ -19,8 +19,9 @@ count a mail's latency twice or stretch it to the retry.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 DEFAULT_NAMESPACE = "IoTMailRelay"
@@ -34,6 +35,9 @@ UNITS = {
     "RelayLatency": "Milliseconds",
     "ProcessingTime": "Milliseconds",
 }
+# Alarm folding's counts, without dimensions: one metric each for the whole relay (app/folding.py).
+FOLDING_METRICS = ("Folded", "Digests", "Recoveries", "Flapping", "FoldingUnavailable", "Mutes")
+UNITS |= dict.fromkeys(FOLDING_METRICS, "Count")
 METRIC_NAMES = tuple(UNITS)
 
 _accepted_at: ContextVar[datetime | None] = ContextVar("accepted_at", default=None)
@@ -48,6 +52,7 @@ class MailMetrics:
     attachment_bytes: int
     processing_ms: float
     relay_latency_ms: float | None  # None: nothing was sent or published by this delivery
+    counts: Mapping[str, int] = field(default_factory=dict)  # FOLDING_METRICS this mail counts in
 
 
 def emf(namespace: str, metrics: MailMetrics, now: datetime) -> dict[str, object]:
@@ -61,21 +66,33 @@ def emf(namespace: str, metrics: MailMetrics, now: datetime) -> dict[str, object
     }
     if metrics.relay_latency_ms is not None:
         values["RelayLatency"] = round(metrics.relay_latency_ms, 1)
+    mail = {
+        "Namespace": namespace,
+        "Dimensions": [list(s) for s in DIMENSION_SETS],
+        "Metrics": [{"Name": name, "Unit": UNITS[name]} for name in values],
+    }
+    directives = [mail, _counts_directive(namespace, metrics.counts)] if metrics.counts else [mail]
     return {
-        "_aws": {
-            "Timestamp": int(now.timestamp() * 1000),
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": namespace,
-                    "Dimensions": [list(s) for s in DIMENSION_SETS],
-                    "Metrics": [{"Name": name, "Unit": UNITS[name]} for name in values],
-                }
-            ],
-        },
+        "_aws": {"Timestamp": int(now.timestamp() * 1000), "CloudWatchMetrics": directives},
         "Outcome": metrics.outcome,
         "Reason": metrics.reason or NO_REASON,
         **values,
+        **metrics.counts,
     }
+
+
+def counts(namespace: str, values: Mapping[str, int], now: datetime) -> dict[str, object]:
+    """EMF members for alarm folding's counts alone (a tick, a mute): one dimensionless metric each."""
+    directive = _counts_directive(namespace, values)
+    return {"_aws": {"Timestamp": int(now.timestamp() * 1000), "CloudWatchMetrics": [directive]}, **values}
+
+
+def _counts_directive(namespace: str, values: Mapping[str, int]) -> dict[str, object]:
+    unknown = set(values) - set(FOLDING_METRICS)
+    if unknown:
+        raise ValueError(f"not folding metrics: {sorted(unknown)}")
+    metrics = [{"Name": name, "Unit": UNITS[name]} for name in values]
+    return {"Namespace": namespace, "Dimensions": [[]], "Metrics": metrics}
 
 
 def latency_ms(event_time: datetime | None, accepted_at: datetime | None) -> float | None:

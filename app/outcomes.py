@@ -8,10 +8,12 @@ from enum import StrEnum
 
 class Outcome(StrEnum):
     DISTRIBUTED = "distributed"
+    FOLDED = "folded"  # a repeat of an open alarm: listed in a digest instead of sent on its own
     FALLBACK = "fallback"
     SKIPPED = "skipped"  # test events and SES's setup notification: acknowledged, nothing to do
     REFUSED = "refused"  # not ours (another bucket, unreadable record): acknowledged and logged
     RETRY = "retry"  # reported as a batch item failure
+    TICK = "tick"  # a scheduled look at an alarm (digests due, closings), done
 
 
 class Reason(StrEnum):

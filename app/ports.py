@@ -2,7 +2,8 @@
 
 The relay decides what to do with a mail; these carry it out: raw mail and attachments in S3
 (`storage`), SES (`mailer`), the fallback topic (`notices`), the idempotency markers (`markers`), the
-attachment links (`signer`) and the recipient groups and routes (`directory`). In production each is an
+attachment links (`signer`), the recipient groups and routes (`directory`) and the alarm table
+(`incidents`, when folding is on). In production each is an
 adapter of `app.aws` (modules count: a module with these functions satisfies the protocol); tests pass
 fakes, so the relay's orchestration is tested without AWS as well as against moto.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from app.aws.incidents import Incidents
 from app.outcomes import Notice
 from app.routing.document import Directory
 
@@ -53,3 +55,4 @@ class Ports:
     markers: Markers
     signer: Signer
     directory: Callable[[], Directory]
+    incidents: Incidents | None = None  # the alarm table; None: alarm folding is off

@@ -1,19 +1,24 @@
-"""SQS record -> what it asks of the relay: mails to process, or events to acknowledge and skip.
+"""SQS record -> what it asks of the relay: mails to process, alarm ticks, or events to acknowledge and skip.
 
 Each record body is an S3 event notification (keys URL-encoded, `+` for space). S3's `s3:TestEvent` and
 the `AMAZON_SES_SETUP_NOTIFICATION` object SES writes when a rule is created are skipped; anything about
 another bucket, or a body that is not an S3 notification, is refused: acknowledged, logged, never read.
+The alarm clock (app/clock.py) puts its ticks on the same queue, so a due digest is retried and
+dead-lettered like mail: `{"alarm_tick": {"fingerprint": ..., "due_at": ...}}`, built by `tick_body`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
 SES_SETUP_NOTIFICATION = "AMAZON_SES_SETUP_NOTIFICATION"
+TICK = "alarm_tick"
+_FINGERPRINT = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,19 @@ class Ignored:
     key: str = ""
 
 
-Item = MailRef | Ignored
+@dataclass(frozen=True)
+class Tick:
+    """The clock's request to look at one alarm (digests due, closings) at or after `due_at`."""
+
+    fingerprint: str
+    due_at: int  # Unix seconds
+
+
+Item = MailRef | Tick | Ignored
+
+
+def tick_body(fingerprint: str, due_at: int) -> str:
+    return json.dumps({TICK: {"fingerprint": fingerprint, "due_at": due_at}})
 
 
 def items(record: dict[str, Any], incoming_bucket: str) -> list[Item]:
@@ -44,6 +61,8 @@ def items(record: dict[str, Any], incoming_bucket: str) -> list[Item]:
         return [Ignored(refused=True, why="the record body is not an S3 notification")]
     if body.get("Event") == "s3:TestEvent":
         return [Ignored(refused=False, why="s3:TestEvent")]
+    if TICK in body:
+        return [_tick(body[TICK])]
     s3_records = body.get("Records")
     if not isinstance(s3_records, list) or not s3_records:
         return [Ignored(refused=True, why="the record body is not an S3 notification")]
@@ -64,6 +83,14 @@ def _item(s3_record: Any, incoming_bucket: str) -> Item:
     if key.rsplit("/", 1)[-1] == SES_SETUP_NOTIFICATION:
         return Ignored(refused=False, why="SES setup notification", key=key)
     return MailRef(bucket=bucket, key=key, event_time=_event_time(s3_record.get("eventTime")))
+
+
+def _tick(value: Any) -> Item:
+    fingerprint = value.get("fingerprint") if isinstance(value, dict) else None
+    due_at = value.get("due_at") if isinstance(value, dict) else None
+    if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint) or type(due_at) is not int:
+        return Ignored(refused=True, why="an alarm tick without a fingerprint or due time")
+    return Tick(fingerprint, due_at)
 
 
 def _event_time(value: Any) -> datetime | None:

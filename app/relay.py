@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from app import metrics, previews, records, tracing
+from app import folding, metrics, previews, records, tracing
+from app.alarms.timeline import Arrival, Attachment, Decision
 from app.aws.mailer import chunks
 from app.aws.markers import marker_key
 from app.config import Settings
@@ -48,6 +49,9 @@ class Result:
     attachment_bytes: int = 0
     previews: int = 0
     preview_skips: dict[str, int] = field(default_factory=dict)  # reason -> images (app.previews.Skip)
+    incident: str | None = None  # the alarm incident the mail belongs to (app/folding.py)
+    fold: str = "off"  # what folding decided: first, repeat, recovery, plain, flapping, off, unavailable
+    counts: dict[str, int] = field(default_factory=dict)  # folding's metrics (metrics.FOLDING_METRICS)
 
 
 def process(item: records.Item, settings: Settings, ports: Ports) -> Outcome:
@@ -57,6 +61,8 @@ def process(item: records.Item, settings: Settings, ports: Ports) -> Outcome:
         outcome = Outcome.REFUSED if item.refused else Outcome.SKIPPED
         log.log(level, "record %s: %s", outcome, item.why, extra={"outcome": str(outcome), "key": item.key})
         return outcome
+    if isinstance(item, records.Tick):
+        return folding.process_tick(item, settings, ports)
     started, acceptance = time.monotonic(), metrics.Acceptance()
     with tracing.mail_subsegment(item.key) as trace, acceptance:
         try:
@@ -75,6 +81,8 @@ def process(item: records.Item, settings: Settings, ports: Ports) -> Outcome:
             recipients_source=result.source,
             group_recipients=result.from_groups,
             previews=result.previews,
+            incident=result.incident or "",
+            fold=result.fold,
         )
     log.info(
         "mail %s",
@@ -91,6 +99,8 @@ def process(item: records.Item, settings: Settings, ports: Ports) -> Outcome:
             "group_recipients": result.from_groups,
             "previews": result.previews,
             "preview_skips": result.preview_skips,
+            "incident": result.incident,
+            "fold": result.fold,
             # CloudWatch metrics of this mail, in the same line (app/metrics.py).
             **metrics.emf(
                 settings.metrics_namespace,
@@ -102,6 +112,7 @@ def process(item: records.Item, settings: Settings, ports: Ports) -> Outcome:
                     attachment_bytes=result.attachment_bytes,
                     processing_ms=(time.monotonic() - started) * 1000,
                     relay_latency_ms=metrics.latency_ms(item.event_time, acceptance.at),
+                    counts=result.counts,
                 ),
                 datetime.now(UTC),
             ),
@@ -128,8 +139,24 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
     now = datetime.now(UTC)
     expires_at = now + timedelta(seconds=settings.url_expiry_seconds)
     shots = previews.Previewer(settings.inline_previews)
-    links = _offload(ref, settings, ports, mail, decision, now, expires_at, shots)
-    message = rewrite.build(mail, links, expires_at, settings.sender_email, now)
+    links, stored = _offload(ref, settings, ports, mail, decision, now, expires_at, shots)
+    arrival = Arrival(ref.key, mail.subject, tuple(stored), expires_at)
+    verdict = folding.decide(mail, decision, arrival, settings, ports, now)
+    counts = _counts(verdict)
+    if not verdict.relay:  # a repeat: listed, with its links, in the alarm's next digest
+        return Result(
+            Outcome.FOLDED,
+            message_id=mail.message_id,
+            attachments=len(links),
+            attachment_bytes=sum(link.size for link in links),
+            source=decision.source,
+            previews=shots.made,
+            preview_skips=shots.reasons(),
+            incident=verdict.incident,
+            fold=verdict.fold,
+            counts=counts,
+        )
+    message = rewrite.build(mail, links, expires_at, settings.sender_email, now, verdict.notes)
     if len(message) > SES_MAX_MESSAGE_BYTES:
         refusal = Refusal(Reason.TOO_LARGE, f"the rewritten mail has {len(message)} bytes, over SES's limit")
         return _notify(ref, settings, ports, mail, refusal)
@@ -139,7 +166,7 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
         detail = f"SES refused {len(rejected)} of {len(batches)} sends: {'; '.join(rejected)}"
         result = _notify(ref, settings, ports, mail, Refusal(Reason.REJECTED, detail))
         if len(rejected) == len(batches):
-            return result
+            return replace(result, incident=verdict.incident, fold=verdict.fold, counts=counts)
     for reason, entries in (
         (Reason.INVALID_RECIPIENTS, decision.invalid),
         (Reason.RECIPIENT_NOT_ALLOWED, decision.refused),
@@ -156,12 +183,27 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
         from_groups=decision.from_groups,
         previews=shots.made,
         preview_skips=shots.reasons(),
+        incident=verdict.incident,
+        fold=verdict.fold,
+        counts=counts,
         detail=", ".join(
             f"{count} {what} recipients"
             for count, what in ((len(decision.invalid), "invalid"), (len(decision.refused), "refused"))
             if count
         ),
     )
+
+
+def _counts(verdict: folding.Verdict) -> dict[str, int]:
+    """This mail's share of folding's metrics."""
+    counts = {
+        "Folded": int(verdict.decision in (Decision.FOLD, Decision.FLAPPING)),
+        "Recoveries": int(verdict.decision is Decision.RELAY_RECOVERY),
+        "Flapping": int(verdict.decision is Decision.FLAPPING),
+        "Digests": verdict.digests,
+        "FoldingUnavailable": int(verdict.unavailable),
+    }
+    return counts if verdict.decision is not None or verdict.unavailable else {}
 
 
 def _offload(
@@ -173,10 +215,11 @@ def _offload(
     now: datetime,
     expires_at: datetime,
     shots: previews.Previewer,
-) -> list[rewrite.Link]:
+) -> tuple[list[rewrite.Link], list[Attachment]]:
     """Upload every attachment, sign its link, make its preview when it is an image (from the bytes
     the upload streamed, kept on the way), and write the manifest operators revoke by."""
     links: list[rewrite.Link] = []
+    stored: list[Attachment] = []
     manifest_entries: list[dict[str, object]] = []
     for part in mail.attachments:
         filename = attachments.safe_filename(part.original_name, part.content_type, part.index)
@@ -199,6 +242,7 @@ def _offload(
         url = ports.signer.sign(settings.attachments_bucket, key, expires_at)
         preview = shots.preview(watched)
         links.append(rewrite.Link(filename, reader.size, part.content_type, part.content_id, url, preview))
+        stored.append(Attachment(filename, reader.size, part.content_type, key))
         manifest_entries.append(
             {"key": key, "filename": filename, "size": reader.size, "content_type": part.content_type}
         )
@@ -215,7 +259,7 @@ def _offload(
             "attachments": manifest_entries,
         },
     )
-    return links
+    return links, stored
 
 
 def _send(

@@ -36,6 +36,7 @@ class Distribution:
     refused: tuple[str, ...] = ()  # valid addresses outside ALLOWED_RECIPIENTS: a notice lists them
     source: str = "code"  # "code" or "route"
     from_groups: int = 0  # recipients that only a group put there
+    scopes: tuple[str, ...] = ()  # the route's address, then the groups named: whose alarm rules apply
 
 
 def screen(
@@ -76,7 +77,7 @@ def _recipients(mail: Mail, settings: Settings, directory: Callable[[], Director
     Groups expand, and the relay's own addresses are dropped; the fence and the cap come after."""
     drop = settings.receiving_addresses
     found = extract(mail.bodies, drop=drop)
-    source = "code"
+    source, route_address = "code", None
     if not found.found:
         address = receiving_address(mail.ses.envelope_recipient, mail.addressed_to, drop)
         route = directory().routes.get(address) if address else None
@@ -84,14 +85,17 @@ def _recipients(mail: Mail, settings: Settings, directory: Callable[[], Director
             return Refusal(
                 Reason.NO_RECIPIENTS, "the body has no Email_Rxers_Code recipient list", source="none"
             )
-        found, source = classify(route, drop), "route"
+        found, source, route_address = classify(route, drop), "route", address
     if not found.entries and not found.invalid:
         return Refusal(Reason.NO_RECIPIENTS, "the recipient list is empty", source=source)
     expansion = expand(found.entries, directory() if found.groups else EMPTY, drop)
     invalid = found.invalid + tuple(f"{name} (unknown group)" for name in expansion.unknown_groups)
     if not expansion.recipients:
         return Refusal(Reason.INVALID_RECIPIENTS, "no entry of the recipient list is valid", invalid, source)
-    return Distribution(expansion.recipients, invalid, source=source, from_groups=expansion.from_groups)
+    scopes = ((route_address,) if route_address else ()) + expansion.groups
+    return Distribution(
+        expansion.recipients, invalid, source=source, from_groups=expansion.from_groups, scopes=scopes
+    )
 
 
 def _screen_sender(mail: Mail, settings: Settings) -> Refusal | None:

@@ -18,6 +18,7 @@ class Expansion:
     recipients: tuple[str, ...]
     unknown_groups: tuple[str, ...]  # named but not in the directory: reported as invalid entries
     from_groups: int  # how many of the recipients only a group put there
+    groups: tuple[str, ...] = ()  # the known groups named, in order (their alarm rules apply)
 
 
 def expand(entries: Iterable[str], directory: Directory, drop: Iterable[str]) -> Expansion:
@@ -25,12 +26,14 @@ def expand(entries: Iterable[str], directory: Directory, drop: Iterable[str]) ->
     seen = {address.lower() for address in drop}
     recipients: list[str] = []
     unknown: list[str] = []
+    named: list[str] = []
     from_groups = 0
     for entry in entries:
         if "@" in entry:
             members: Sequence[str] = (entry,)
         elif entry in directory.groups:
             members = directory.groups[entry]
+            named.append(entry)
         else:
             unknown.append(entry)
             continue
@@ -39,7 +42,7 @@ def expand(entries: Iterable[str], directory: Directory, drop: Iterable[str]) ->
                 seen.add(member)
                 recipients.append(member)
                 from_groups += "@" not in entry
-    return Expansion(tuple(recipients), tuple(unknown), from_groups)
+    return Expansion(tuple(recipients), tuple(unknown), from_groups, tuple(dict.fromkeys(named)))
 
 
 def receiving_address(

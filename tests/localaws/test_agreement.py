@@ -77,7 +77,7 @@ def test_every_resource_is_created_run_or_listed_as_not_emulated(
         if "Condition" in resource:
             continue  # present or not by the parameters' defaults; the resolver's tests cover conditions
         assert resource["Type"] in EMULATED or lid in run or lid in listed, lid
-    assert blueprint.functions.keys() == {"RelayFunction", "DownloadFunction"}
+    assert blueprint.functions.keys() == {"RelayFunction", "DownloadFunction", "AlarmClockFunction"}
 
 
 def test_the_buckets_lifecycle_encryption_and_public_access_are_the_templates(

@@ -22,7 +22,15 @@ from hypothesis import strategies as st
 
 from tests.template.conftest import ref_name, resources_of
 
-CHECKED = ("UrlExpirySeconds", "AttachmentRetentionDays", "MaxRecipients")
+CHECKED = (
+    "UrlExpirySeconds",
+    "AttachmentRetentionDays",
+    "MaxRecipients",
+    "DigestAfterMinutes",
+    "DigestMaxIntervalMinutes",
+    "IncidentQuietMinutes",
+    "FlapTransitions",
+)
 DAY = 86400
 
 
@@ -92,8 +100,18 @@ def _event(request: str, **properties: Any) -> dict[str, Any]:
     }
 
 
-def _props(expiry: Any = DAY, days: Any = 7, recipients: Any = 50) -> dict[str, Any]:
-    return {"UrlExpirySeconds": expiry, "AttachmentRetentionDays": days, "MaxRecipients": recipients}
+def _props(
+    expiry: Any = DAY, days: Any = 7, recipients: Any = 50, first: Any = 10, longest: Any = 240
+) -> dict[str, Any]:
+    return {
+        "UrlExpirySeconds": expiry,
+        "AttachmentRetentionDays": days,
+        "MaxRecipients": recipients,
+        "DigestAfterMinutes": first,
+        "DigestMaxIntervalMinutes": longest,
+        "IncidentQuietMinutes": 30,
+        "FlapTransitions": 5,
+    }
 
 
 def test_the_check_reads_the_parameters_the_relay_reads(
@@ -123,6 +141,9 @@ def test_the_longest_expiry_is_the_longest_retention(source: dict[str, Any]) -> 
         (_props(DAY, "7.5"), "FAILED"),
         (_props(DAY, 7, "50.0"), "FAILED"),
         (_props(DAY, 7, "1e3"), "FAILED"),
+        (_props(DAY, 7, 50, 10, 10), "SUCCESS"),
+        (_props(DAY, 7, 50, 10, 9), "FAILED"),  # digests would come closer together
+        (_props(DAY, 7, 50, "10.5"), "FAILED"),
         ({"UrlExpirySeconds": DAY}, "FAILED"),
     ],
 )
@@ -143,6 +164,9 @@ def test_the_reason_names_the_parameter_and_the_limit(handler: Any) -> None:
     assert "AttachmentRetentionDays=7 (604800 s)" in sent.reason
     (sent,) = handler(_event("Update", **_props("86400.0", 7)))
     assert sent.reason == "UrlExpirySeconds='86400.0' must be a whole number"
+    (sent,) = handler(_event("Create", **_props(DAY, 7, 50, 20, 15)))
+    assert sent.reason is not None
+    assert "DigestMaxIntervalMinutes=15 is shorter than DigestAfterMinutes=20" in sent.reason
 
 
 def test_delete_is_answered_first_whatever_the_properties(handler: Any) -> None:
@@ -191,6 +215,7 @@ def test_every_request_gets_exactly_one_answer_and_never_an_exception(
         props = event["ResourceProperties"]
         assert all(isinstance(props[n], int) and props[n] >= 0 for n in CHECKED)
         assert props["UrlExpirySeconds"] <= props["AttachmentRetentionDays"] * DAY
+        assert props["DigestAfterMinutes"] <= props["DigestMaxIntervalMinutes"]
 
 
 def test_cloudformation_waits_minutes_for_the_answer_not_an_hour(

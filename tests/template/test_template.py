@@ -62,7 +62,9 @@ def test_function_is_a_traced_image_with_json_logs(source: dict[str, Any], cfn: 
     for key in ("PackageType", "Architectures"):
         assert download["Properties"][key] == relay["Properties"][key]
     assert "ImageUri" not in download["Properties"]
-    assert len(image_functions(source)) == 2
+    functions = image_functions(source)
+    assert set(functions) == {"RelayFunction", "DownloadFunction", "AlarmClockFunction"}
+    assert all(f["Metadata"] == relay["Metadata"] for f in functions.values())
     _, function = the_function(cfn)
     assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
     assert function["Properties"]["LoggingConfig"]["LogFormat"] == "JSON"
@@ -217,7 +219,11 @@ def test_download_function_is_public_through_its_url_only(
     assert ref_name(url["Properties"]["TargetFunctionArn"]) == name
     skips = {s["id"] for s in source["Resources"][url_name]["Metadata"]["checkov"]["skip"]}
     assert skips == {"CKV_AWS_258"}
-    permissions = [p["Properties"] for p in resources_of(cfn, "AWS::Lambda::Permission").values()]
+    permissions = [
+        p["Properties"]
+        for p in resources_of(cfn, "AWS::Lambda::Permission").values()
+        if ref_name(p["Properties"]["FunctionName"]) == name
+    ]
     assert {
         (p["Action"], p.get("FunctionUrlAuthType"), p.get("InvokedViaFunctionUrl")) for p in permissions
     } == {
@@ -249,6 +255,7 @@ def test_alarm_thresholds_are_parameters_with_the_agreed_defaults(cfn: dict[str,
         "Mails": 0,
         "Throttles": 0,
         "Downloads": 0,
+        "FoldingUnavailable": 0,
     }
     alarms = resources_of(cfn, "AWS::CloudWatch::Alarm").values()
     found = {}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from app.config import (
@@ -50,6 +52,12 @@ def test_every_variable_is_declared() -> None:
         "LINK_KEY_SECRET_ARN": SECRET,
         "METRICS_NAMESPACE": "IoTMailRelay/prod-eu",
         "INLINE_PREVIEWS": " OFF ",
+        "REPEAT_FOLDING": "on",
+        "INCIDENTS_TABLE": "relay-IncidentsTable",
+        "DIGEST_AFTER_MINUTES": "5",
+        "DIGEST_MAX_INTERVAL_MINUTES": "120",
+        "INCIDENT_QUIET_MINUTES": "45",
+        "FLAP_TRANSITIONS": "4",
     }
     assert set(full) == set(ENVIRONMENT_VARIABLES)
     settings = Settings.from_environ(full)
@@ -70,6 +78,11 @@ def test_every_variable_is_declared() -> None:
     assert settings.link_key_secret_arn == SECRET
     assert settings.metrics_namespace == "IoTMailRelay/prod-eu"
     assert settings.inline_previews is False
+    assert settings.folding is not None
+    assert settings.folding.table == "relay-IncidentsTable"
+    policy = settings.folding.policy
+    assert (policy.digest_after, policy.digest_max_interval) == (timedelta(minutes=5), timedelta(minutes=120))
+    assert (policy.quiet, policy.flap_transitions) == (timedelta(minutes=45), 4)
 
 
 @pytest.mark.parametrize(
@@ -182,3 +195,39 @@ def test_download_function_settings_name_their_variable() -> None:
         DownloadSettings.from_environ({"ATTACHMENTS_BUCKET": "relay-attachments"})
     with pytest.raises(ConfigError, match=r"^ATTACHMENTS_BUCKET: "):
         DownloadSettings.from_environ({"ATTACHMENTS_BUCKET": "Bad_Bucket", "LINK_KEY_SECRET_ARN": SECRET})
+
+
+def test_folding_is_off_unless_switched_on_and_then_needs_its_table() -> None:
+    assert Settings.from_environ(VALID).folding is None
+    assert Settings.from_environ({**VALID, "REPEAT_FOLDING": "off", "INCIDENTS_TABLE": "t-1"}).folding is None
+    with pytest.raises(ConfigError, match=r"^INCIDENTS_TABLE: is required"):
+        Settings.from_environ({**VALID, "REPEAT_FOLDING": "on"})
+    with pytest.raises(ConfigError, match=r"^REPEAT_FOLDING: 'maybe' is not 'on' or 'off'"):
+        Settings.from_environ({**VALID, "REPEAT_FOLDING": "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DIGEST_AFTER_MINUTES", "0", "outside 1..1440"),
+        ("DIGEST_MAX_INTERVAL_MINUTES", "5", "shorter than DIGEST_AFTER_MINUTES 10"),
+        ("INCIDENT_QUIET_MINUTES", "soon", "not a whole number"),
+        ("FLAP_TRANSITIONS", "1", "outside 2..100"),
+        ("INCIDENTS_TABLE", "a b", "not a DynamoDB table name"),
+    ],
+)
+def test_folding_settings_name_their_variable(name: str, value: str, message: str) -> None:
+    env = {**VALID, "REPEAT_FOLDING": "on", "INCIDENTS_TABLE": "relay-IncidentsTable", name: value}
+    with pytest.raises(ConfigError, match=rf"^{name}: .*{message}"):
+        Settings.from_environ(env)
+
+
+def test_the_clock_settings_name_their_variable() -> None:
+    from app.config import CLOCK_ENVIRONMENT_VARIABLES, ClockSettings
+
+    arn = "arn:aws:sqs:eu-west-1:123456789012:relay-InboundQueue"
+    clock = ClockSettings.from_environ({"INCIDENTS_TABLE": "relay-IncidentsTable", "INBOUND_QUEUE_ARN": arn})
+    assert (clock.incidents_table, clock.inbound_queue_arn) == ("relay-IncidentsTable", arn)
+    assert set(CLOCK_ENVIRONMENT_VARIABLES) >= {"INCIDENTS_TABLE", "INBOUND_QUEUE_ARN"}
+    with pytest.raises(ConfigError, match=r"^INBOUND_QUEUE_ARN: 'https://sqs"):
+        ClockSettings.from_environ({"INCIDENTS_TABLE": "t-1", "INBOUND_QUEUE_ARN": "https://sqs.example/q"})

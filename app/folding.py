@@ -1,0 +1,290 @@
+"""Alarm folding, carried out: the stop between screening and sending, and the scheduled ticks.
+
+The decisions are the pure timeline's (`app.alarms`); this module reads and writes them through the
+alarm table (`ports.incidents`) and sends the relay's own mails (digests) through the same mailer and
+markers as relayed mail. Its rules:
+
+- **When in doubt, relay.** If the table cannot be read or written before the decision is committed,
+  the mail is relayed as without folding and the verdict says `unavailable` (the FoldingUnavailable
+  metric; an alarm fires when it persists). Once committed, the decision stands: a digest that cannot be
+  sent now stays queued in the alarm's state and the next tick sends it.
+- **Exactly once.** Two invocations deciding one alarm at once: the state's conditional write lets one
+  win, the other reads again and decides again (the second "first" mail becomes a repeat). A redelivered
+  mail gets the decision it got the first time. A digest is sent under markers named by its id.
+- **Digests before the mail.** What the decision queued (the last digest before a recovery) goes out
+  before the mail that closed the incident is relayed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from app import metrics, records, tracing
+from app.alarms import mails
+from app.alarms.fingerprint import identify, override_for
+from app.alarms.timeline import (
+    Arrival,
+    Decision,
+    Digest,
+    Seen,
+    State,
+    delivered,
+    on_mail,
+    on_tick,
+    pair,
+)
+from app.aws.incidents import AlreadyDecided, Conflict, Incidents, Stored, Unavailable
+from app.aws.mailer import chunks
+from app.aws.markers import marker_key
+from app.config import Settings
+from app.errors import RetryableError, SendRejected
+from app.mail import attachments
+from app.mail.parse import Mail
+from app.mail.rewrite import Link, Note
+from app.outcomes import Notice, Outcome, Reason
+from app.ports import Ports
+from app.screening import Distribution
+
+log = logging.getLogger("iot_mail_relay")
+
+ATTEMPTS = 6  # reads and conditional writes of one alarm before the record is retried later
+RELAYED = frozenset({Decision.RELAY_FIRST, Decision.RELAY_RECOVERY, Decision.RELAY_PLAIN})
+_FOLD = {  # the X-Ray annotation `fold`
+    Decision.RELAY_FIRST: "first",
+    Decision.FOLD: "repeat",
+    Decision.RELAY_RECOVERY: "recovery",
+    Decision.RELAY_PLAIN: "plain",
+    Decision.FLAPPING: "flapping",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What folding decided for one mail. `decision` None: relay it as without folding."""
+
+    decision: Decision | None = None
+    incident: str | None = None
+    notes: tuple[Note, ...] = ()  # lines added to the relayed mail (the recovery's)
+    unavailable: bool = False  # the table failed before a decision: relayed anyway
+    digests: int = 0  # digests this mail sent (the last one before a recovery)
+
+    @property
+    def relay(self) -> bool:
+        return self.decision is None or self.decision in RELAYED
+
+    @property
+    def fold(self) -> str:
+        """first, repeat, recovery, plain, flapping; or off / unavailable when folding did not decide."""
+        if self.decision is not None:
+            return _FOLD[self.decision]
+        return "unavailable" if self.unavailable else "off"
+
+
+def decide(
+    mail: Mail, distribution: Distribution, arrival: Arrival, settings: Settings, ports: Ports, now: datetime
+) -> Verdict:
+    """Fold or relay one mail that screening would distribute; its attachments are already offloaded."""
+    if settings.folding is None or ports.incidents is None:
+        return Verdict()
+    incidents, policy = ports.incidents, settings.folding.policy
+    override = override_for(ports.directory().alarms, distribution.scopes)
+    identity = identify(mail.sender or mail.from_header, distribution.recipients, mail.subject, override)
+    kept: Seen | None = None
+    for attempt in range(ATTEMPTS):
+        try:
+            own = incidents.load(identity.fingerprint)
+            group: list[Stored] = []
+            if identity.recovery and (own is None or own.state.incident is None):
+                group = incidents.load_group(identity.group)
+            candidates = [s for s in (own, *group) if s is not None]
+            target = pair(identity, arrival.key, own.state if own else None, [s.state for s in group], kept)
+            stored = next((s for s in candidates if s.state is target), None)
+            step = on_mail(target, identity, arrival, now, policy, kept)
+            version = stored.version if stored else None
+            if not step.replay:
+                version = incidents.commit(step, version, now)
+        except AlreadyDecided:
+            kept = _kept(incidents, arrival.key)
+            continue
+        except Conflict:
+            _pause(attempt)
+            continue
+        except Unavailable as e:
+            log.warning("alarm table unavailable, relaying without folding: %s", e)
+            return Verdict(unavailable=True)
+        sent = _deliver(incidents, step.state, version, step.send, settings, ports, now)
+        notes = (mails.recovery_note(step.recovery),) if step.recovery is not None else ()
+        return Verdict(step.decision, step.incident, notes, digests=sent)
+    raise RetryableError(f"the alarm {identity.fingerprint} kept changing under {ATTEMPTS} attempts")
+
+
+def _kept(incidents: Incidents, incoming_key: str) -> Seen | None:
+    try:
+        return incidents.load_seen(incoming_key)
+    except Unavailable:
+        return None  # decided again without it: the state's own memory still catches a recent repeat
+
+
+def process_tick(tick: records.Tick, settings: Settings, ports: Ports) -> Outcome:
+    """A scheduled look at one alarm: digests due, closings, the end of a mute or of flapping. One
+    log line with its metrics; never raises (a failure is a retry, and in the end the DLQ)."""
+    started = time.monotonic()
+    digests, closed, detail, outcome = 0, 0, "", Outcome.TICK
+    with tracing.mail_subsegment(f"tick:{tick.fingerprint}") as trace:
+        try:
+            digests, closed = _tick(tick.fingerprint, settings, ports, datetime.now(UTC))
+        except RetryableError as e:
+            outcome, detail = Outcome.RETRY, str(e)
+        except Exception as e:  # a bug must not lose the alarm's digests: retry, then the DLQ keeps it
+            log.exception("unexpected error in the tick of %s", tick.fingerprint)
+            outcome, detail = Outcome.RETRY, f"unexpected {type(e).__name__}"
+        trace.annotate(outcome=str(outcome), fold="digest", fingerprint=tick.fingerprint, digests=digests)
+    log.info(
+        "alarm tick %s",
+        outcome,
+        extra={
+            "outcome": str(outcome),
+            "detail": detail,
+            "fingerprint": tick.fingerprint,
+            "digests": digests,
+            "closed": closed,
+            **metrics.emf(
+                settings.metrics_namespace,
+                metrics.MailMetrics(
+                    outcome=str(outcome),
+                    reason=None,
+                    recipients=0,
+                    attachments=0,
+                    attachment_bytes=0,
+                    processing_ms=(time.monotonic() - started) * 1000,
+                    relay_latency_ms=None,
+                    counts={"Digests": digests},
+                ),
+                datetime.now(UTC),
+            ),
+        },
+    )
+    return outcome
+
+
+def _tick(fingerprint: str, settings: Settings, ports: Ports, now: datetime) -> tuple[int, int]:
+    incidents = ports.incidents
+    if settings.folding is None or incidents is None:
+        return 0, 0  # folding was switched off: the queued tick has nothing to do
+    for attempt in range(ATTEMPTS):
+        stored = incidents.load(fingerprint)
+        if stored is None:
+            return 0, 0
+        step = on_tick(stored.state, now, settings.folding.policy)
+        version: int | None = stored.version
+        try:
+            if step.state != stored.state:
+                version = incidents.commit(step, version, now)
+        except Conflict:
+            _pause(attempt)
+            continue
+        return _deliver(incidents, step.state, version, step.send, settings, ports, now), len(step.closed)
+    raise RetryableError(f"the alarm {fingerprint} kept changing under {ATTEMPTS} attempts")
+
+
+def _deliver(
+    incidents: Incidents,
+    state: State,
+    version: int | None,
+    digests: Sequence[Digest],
+    settings: Settings,
+    ports: Ports,
+    now: datetime,
+) -> int:
+    """Send the outbox and acknowledge each digest; what fails stays queued for the next tick."""
+    sent = 0
+    for digest in digests:
+        try:
+            _send_digest(incidents, digest, settings, ports, now)
+            state, version = _acknowledge(incidents, state, version, digest.id, now)
+        except (RetryableError, Conflict) as e:
+            log.warning("digest %s stays queued for the next tick: %s", digest.id, e)
+            break
+        sent += 1
+    return sent
+
+
+def _send_digest(
+    incidents: Incidents, digest: Digest, settings: Settings, ports: Ports, now: datetime
+) -> None:
+    through = min(digest.through, digest.after + mails.MAX_ROWS)
+    rows = incidents.rows(digest.fingerprint, digest.after, through)
+    listed = []
+    for row in rows:
+        expires = row.links_expire_at or now + timedelta(seconds=settings.url_expiry_seconds)
+        links = tuple(
+            Link(
+                a.name,
+                a.size,
+                a.content_type,
+                None,
+                ports.signer.sign(settings.attachments_bucket, a.key, expires),
+            )
+            for a in row.attachments
+        )
+        listed.append(mails.ListedRow(row.received_at, row.subject, links, row.links_expire_at))
+    message = mails.build(digest, listed, settings.sender_email, now)
+    digest_key = attachments.mail_digest(f"digest:{digest.id}")
+    batches = chunks(digest.recipients)
+    for number, batch in enumerate(batches, start=1):
+
+        def send(batch: tuple[str, ...] = batch) -> str:
+            try:
+                return ports.mailer.send(
+                    message, batch, settings.sender_email, settings.configuration_set_name
+                )
+            except SendRejected as e:  # for good: tell the operator, and do not try again every minute
+                _notice_rejected(digest, str(e), settings, ports)
+                return f"rejected: {e}"
+
+        ports.markers.once(marker_key(digest_key, f"send-{number}-of-{len(batches)}"), send)
+
+
+def _acknowledge(
+    incidents: Incidents, state: State, version: int | None, digest_id: str, now: datetime
+) -> tuple[State, int | None]:
+    """The digest leaves the outbox; a state changed meanwhile is read again (acknowledging is
+    idempotent)."""
+    for attempt in range(ATTEMPTS):
+        try:
+            acknowledged = delivered(state, digest_id)
+            return acknowledged, incidents.save(acknowledged, version, now)
+        except Conflict:
+            _pause(attempt)
+            stored = incidents.load(state.fingerprint)
+            if stored is None:
+                raise
+            state, version = stored.state, stored.version
+    raise Conflict(state.fingerprint)
+
+
+def _notice_rejected(digest: Digest, detail: str, settings: Settings, ports: Ports) -> None:
+    notice = Notice(
+        reason=Reason.REJECTED,
+        detail=f"a {digest.kind} digest of {digest.count} folded mails: {detail}",
+        bucket=settings.incoming_bucket,
+        key=f"digest/{digest.id}",
+        sender=digest.sender or None,
+        subject=digest.subject,
+    )
+
+    def publish() -> str:
+        ports.notices.publish(settings.fallback_topic_arn, notice)
+        return "published"
+
+    ports.markers.once(marker_key(attachments.mail_digest(f"digest:{digest.id}"), "notice-rejected"), publish)
+
+
+def _pause(attempt: int) -> None:
+    """A short, jittered wait before reading a contended alarm again."""
+    time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
