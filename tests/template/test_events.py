@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from app.config import ENVIRONMENT_VARIABLES, Settings
-from tests.template.conftest import EVENTS, ROOT, Evaluator, load_template, relay_function
+from tests.support import EVENTS, ROOT
+from tests.support.cloudformation import Evaluator, load_template, relay_function
 
 pytestmark = pytest.mark.unit
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.template.conftest import ROOT, download_function, load_template
+from tests.support import ROOT
+from tests.support.cloudformation import download_function, load_template
 from tools.lock import parse
 
 pytestmark = pytest.mark.image

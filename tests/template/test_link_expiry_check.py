@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.template.conftest import ref_name, resources_of
+from tests.support.cloudformation import ref_name, resources_of
 
 CHECKED = (
     "UrlExpirySeconds",

@@ -11,7 +11,7 @@ import pytest
 
 from app import download, metrics
 from app.outcomes import Outcome, Reason
-from tests.template.conftest import Evaluator, ref_name, resources_of, the_function
+from tests.support.cloudformation import Evaluator, ref_name, resources_of, the_function
 
 pytestmark = pytest.mark.unit
 

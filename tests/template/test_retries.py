@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from app import backoff
-from tests.template.conftest import as_list, ref_name, resources_of
+from tests.support.cloudformation import as_list, ref_name, resources_of
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.template.conftest import Evaluator, ref_name, resources_of
+from tests.support.cloudformation import Evaluator, ref_name, resources_of
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.template.conftest import violated_rules
+from tests.support.cloudformation import violated_rules
 
 pytestmark = pytest.mark.unit
 

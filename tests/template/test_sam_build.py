@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.template.conftest import ROOT, TEMPLATE, image_functions, load_template
+from tests.support import ROOT, TEMPLATE
+from tests.support.cloudformation import image_functions, load_template
 
 GRAPH = """
 import json, os, sys, tempfile

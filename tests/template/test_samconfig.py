@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.template.conftest import ROOT, load_template
+from tests.support import ROOT
+from tests.support.cloudformation import load_template
 
 SAMCONFIG = ROOT / "samconfig.toml"
 README = ROOT / "README.md"

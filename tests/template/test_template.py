@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from app.config import ENVIRONMENT_VARIABLES
-from tests.template.conftest import (
+from tests.support import ROOT
+from tests.support.cloudformation import (
     EXAMPLE_PARAMETERS,
-    ROOT,
     Evaluator,
     as_list,
     download_function,

@@ -1,4 +1,5 @@
-"""The recipients document's `alarms` overrides: per route or group, validated like the rest."""
+"""app/routing/document.py: the recipients document validated and normalised, every problem named, and its
+`alarms` overrides per route or group, validated like the rest."""
 
 from __future__ import annotations
 
@@ -10,8 +11,45 @@ import pytest
 
 from app.routing import document
 from app.routing.document import MAX_PATTERN_CHARS, DocumentError, Override
+from tests.support.routing import CAMERA, directory
 
-CAMERA = "cam-lobby-8f2k@relay.example.com"
+
+def test_a_valid_document_is_normalised() -> None:
+    parsed = directory()
+    assert parsed.groups == {
+        "boiler-oncall": ("alice@example.com", "bob@example.org"),
+        "lobby-security": ("guard-desk@example.com", "alice@example.com"),
+    }
+    assert parsed.routes == {CAMERA: ("lobby-security", "yard-lead@example.com")}
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[]", "must be a JSON object"),
+        (json.dumps({"groups": {}, "extra": 1}).encode(), "unknown key 'extra'"),
+        (json.dumps({"groups": {"Bad Name": ["a@example.com"]}}).encode(), "group 'Bad Name'"),
+        (json.dumps({"groups": {"g": "a@example.com"}}).encode(), "must be a list of strings"),
+        (json.dumps({"groups": {"g": ["not an address"]}}).encode(), "'not an address' is not an address"),
+        (json.dumps({"groups": {"g": ["other-group"]}}).encode(), "is not an address"),  # no nested groups
+        (json.dumps({"groups": {"g": [], "G": []}}).encode(), "defined twice"),
+        (json.dumps({"routes": {CAMERA: ["no-such-group"]}}).encode(), "unknown group 'no-such-group'"),
+        (json.dumps({"routes": {"not-an-address": []}}).encode(), "not a receiving address"),
+        (json.dumps({"routes": []}).encode(), "'routes' must be an object"),
+    ],
+)
+def test_problems_are_named(data: bytes, problem: str) -> None:
+    with pytest.raises(DocumentError, match=problem):
+        document.parse(data)
+
+
+def test_check_reports_every_problem() -> None:
+    data = json.dumps({"groups": {"a": ["x"], "b": ["y"]}, "routes": {CAMERA: ["c"]}}).encode()
+    _, problems = document.check(data)
+    assert len(problems) == 3
+
+
 BASE = {
     "groups": {"Lobby-Security": ["guard-desk@example.com"]},
     "routes": {CAMERA: ["lobby-security"]},

@@ -76,3 +76,31 @@ def test_large_attachment_is_found_through_the_skeleton() -> None:
 def test_what_is_not_a_mail_is_malformed(raw: bytes) -> None:
     with pytest.raises(MalformedMail):
         parse(raw)
+
+
+def test_parse_reads_the_first_from_and_the_ses_block() -> None:
+    raw = (
+        b"X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: FAIL\r\n"
+        b"From: mallory@attacker.example\r\nFrom: sensor@plant.example.com\r\n"
+        b"X-SES-Virus-Verdict: PASS\r\nSubject: s\r\n\r\nbody\r\n"
+    )
+    mail = parse(raw)
+    assert mail.virus_verdict == "FAIL"
+    assert mail.sender is None
+    assert mail.from_count == 2
+    assert mail.from_header == "mallory@attacker.example, sensor@plant.example.com"
+
+
+@pytest.mark.parametrize(
+    ("from_header", "sender"),
+    [
+        ("Sensor <Sensor@Plant.Example.com>", "sensor@plant.example.com"),
+        ('"sensor@plant.example.com" <mallory@attacker.example>', "mallory@attacker.example"),
+        ("a@plant.example.com, b@plant.example.com", None),
+        ("Group: a@plant.example.com;", None),
+        ("not an address", None),
+    ],
+)
+def test_the_sender_is_the_one_address_of_the_one_from(from_header: str, sender: str | None) -> None:
+    raw = f"X-SES-Virus-Verdict: PASS\r\nFrom: {from_header}\r\nSubject: s\r\n\r\nbody\r\n".encode()
+    assert parse(raw).sender == sender

@@ -1,3 +1,6 @@
+"""app/screening.py: the decision about one parsed mail, rule by rule: verdicts, allowed and authenticated
+senders, recipient codes, groups and routes, the fence and the cap."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -9,7 +12,9 @@ from app.mail.authres_parser import Result
 from app.mail.parse import Mail, TextBody
 from app.mail.ses_block import SesReport
 from app.outcomes import Reason
+from app.routing.document import Directory
 from app.screening import Distribution, Refusal, screen
+from tests.support.routing import CAMERA, RELAY, directory
 
 SETTINGS = Settings(
     incoming_bucket="in",
@@ -211,3 +216,85 @@ def test_the_cap_counts_the_recipients_inside_the_fence() -> None:
 def test_the_fence_matches_case_insensitively() -> None:
     decision = screen(mail("Email_Rxers_Code:[OPS@Example.COM]:Email_Rxers_Code:"), FENCED)
     assert decision == Distribution(recipients=("ops@example.com",), invalid=())
+
+
+# Groups and routes, through `screen`: a code's groups expand, a mail without a code follows the route of
+# the address it was received for, and the fence and the cap apply to what expansion produced.
+
+ROUTED = replace(SETTINGS, additional_recipient_emails=(CAMERA,))
+
+
+def routed_mail(text: str = "", envelope: str | None = RELAY, to: tuple[str, ...] = ()) -> Mail:
+    return Mail(
+        message_id="<m@x>",
+        sender="cam@plant.example.com",
+        from_header="cam@plant.example.com",
+        subject="s",
+        ses=SesReport(spam_verdict="PASS", virus_verdict="PASS", envelope_recipient=envelope),
+        bodies=(TextBody("plain", text),) if text else (),
+        attachments=(),
+        addressed_to=to,
+    )
+
+
+def test_a_code_with_groups_expands() -> None:
+    decision = screen(
+        routed_mail("Email_Rxers_Code:[boiler-oncall,qa@example.com]:Email_Rxers_Code:"), ROUTED, directory
+    )
+    assert decision == Distribution(
+        ("alice@example.com", "bob@example.org", "qa@example.com"), (), source="code", from_groups=2
+    )
+
+
+def test_a_mail_without_a_code_follows_the_route_of_its_address() -> None:
+    decision = screen(routed_mail(envelope=CAMERA), ROUTED, directory)
+    assert decision == Distribution(
+        ("guard-desk@example.com", "alice@example.com", "yard-lead@example.com"),
+        (),
+        source="route",
+        from_groups=2,
+    )
+
+
+def test_with_a_code_the_code_alone_decides() -> None:
+    decision = screen(
+        routed_mail("Email_Rxers_Code:[qa@example.com]:Email_Rxers_Code:", envelope=CAMERA), ROUTED, directory
+    )
+    assert isinstance(decision, Distribution)
+    assert decision.recipients == ("qa@example.com",)
+
+
+def test_no_code_and_no_route_is_no_recipients() -> None:
+    decision = screen(routed_mail(envelope=RELAY), ROUTED, directory)
+    assert isinstance(decision, Refusal)
+    assert decision.reason is Reason.NO_RECIPIENTS
+    assert RELAY not in decision.detail  # the receiving address is a secret
+
+
+def test_the_directory_is_not_asked_for_a_code_of_addresses() -> None:
+    def unreachable() -> Directory:
+        raise AssertionError("no group named: the document is not needed")
+
+    assert isinstance(
+        screen(routed_mail("Email_Rxers_Code:[qa@example.com]:Email_Rxers_Code:"), ROUTED, unreachable),
+        Distribution,
+    )
+
+
+def test_an_unknown_group_is_an_invalid_entry() -> None:
+    decision = screen(
+        routed_mail("Email_Rxers_Code:[qa@example.com,ghosts]:Email_Rxers_Code:"), ROUTED, directory
+    )
+    assert decision == Distribution(("qa@example.com",), ("ghosts (unknown group)",), source="code")
+
+
+def test_the_fence_and_the_cap_apply_after_expansion() -> None:
+    fenced = replace(ROUTED, allowed_recipients=("@example.com",))
+    decision = screen(routed_mail("Email_Rxers_Code:[boiler-oncall]:Email_Rxers_Code:"), fenced, directory)
+    assert isinstance(decision, Distribution)
+    assert decision.recipients == ("alice@example.com",)
+    assert decision.refused == ("bob@example.org",)
+    big = directory({"groups": {"all": [f"p{i}@example.com" for i in range(4)]}})
+    capped = screen(routed_mail("Email_Rxers_Code:[all]:Email_Rxers_Code:"), ROUTED, lambda: big)
+    assert isinstance(capped, Refusal)
+    assert capped.reason is Reason.TOO_MANY_RECIPIENTS

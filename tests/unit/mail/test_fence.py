@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 
 from app.mail import fence
-from app.mail.header_text import one_line
 
 
 def test_entries_are_normalised_and_deduplicated() -> None:
@@ -39,19 +38,3 @@ def test_bad_entries_are_named(entry: str) -> None:
 def test_admits(address: str, admitted: bool) -> None:
     entries = fence.parse("ops@example.com, @example.org, @*.example.net")
     assert fence.admits(entries, address) is admitted
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("Pump\u00853", "Pump 3"),
-        ("a\u2028b\u2029c", "a b c"),
-        ("a\r\n b", "a  b"),
-        ("inv \u202egpj.exe", "inv gpj.exe"),
-        ("zero\u200bwidth\ufeff", "zerowidth"),
-        ("  Störung ✓ ", "Störung ✓"),
-    ],
-)
-def test_one_line(value: str, expected: str) -> None:
-    assert one_line(value) == expected
-    assert len(one_line(value).splitlines()) <= 1
