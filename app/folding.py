@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,13 +31,17 @@ from app.alarms.timeline import (
     Arrival,
     Decision,
     Digest,
+    Policy,
     Seen,
     State,
+    Step,
     delivered,
     on_mail,
     on_tick,
     pair,
 )
+from app.alarms.timeline import mute as timeline_mute
+from app.alarms.timeline import unmute as timeline_unmute
 from app.aws.incidents import AlreadyDecided, Conflict, Incidents, Stored, Unavailable
 from app.aws.mailer import chunks
 from app.aws.markers import marker_key
@@ -123,6 +127,51 @@ def decide(
     raise RetryableError(f"the alarm {identity.fingerprint} kept changing under {ATTEMPTS} attempts")
 
 
+@dataclass(frozen=True)
+class Muted:
+    """An alarm after a mute or an unmute: its state, and the digests that went out (an unmute's)."""
+
+    state: State
+    digests: int
+
+
+def mute(fingerprint: str, until: datetime, by: str, settings: Settings, ports: Ports) -> Muted:
+    """Fold every mail of the alarm but its recoveries, for all its recipients, until `until` (muting
+    again extends). Raises LookupError for an unknown alarm, Unavailable when the table fails."""
+    return _change(
+        fingerprint, settings, ports, lambda state, now, policy: timeline_mute(state, until, by, now, policy)
+    )
+
+
+def unmute(fingerprint: str, by: str, settings: Settings, ports: Ports) -> Muted:
+    """End the alarm's mute at once; the digest of what it folded goes out now."""
+    return _change(
+        fingerprint, settings, ports, lambda state, now, policy: timeline_unmute(state, by, now, policy)
+    )
+
+
+def _change(
+    fingerprint: str, settings: Settings, ports: Ports, change: Callable[[State, datetime, Policy], Step]
+) -> Muted:
+    incidents = ports.incidents
+    if settings.folding is None or incidents is None:
+        raise LookupError("alarm folding is off")
+    for attempt in range(ATTEMPTS):
+        stored = incidents.load(fingerprint)
+        if stored is None:
+            raise LookupError(f"no alarm {fingerprint}")
+        now = ports.clock()
+        step = change(stored.state, now, settings.folding.policy)
+        try:
+            version = incidents.commit(step, stored.version, now)
+        except Conflict:
+            _pause(attempt)
+            continue
+        sent = _deliver(incidents, step.state, version, step.send, settings, ports, now)
+        return Muted(step.state, sent)
+    raise RetryableError(f"the alarm {fingerprint} kept changing under {ATTEMPTS} attempts")
+
+
 def _kept(incidents: Incidents, incoming_key: str) -> Seen | None:
     try:
         return incidents.load_seen(incoming_key)
@@ -137,7 +186,7 @@ def process_tick(tick: records.Tick, settings: Settings, ports: Ports) -> Outcom
     digests, closed, detail, outcome = 0, 0, "", Outcome.TICK
     with tracing.mail_subsegment(f"tick:{tick.fingerprint}") as trace:
         try:
-            digests, closed = _tick(tick.fingerprint, settings, ports, datetime.now(UTC))
+            digests, closed = _tick(tick.fingerprint, settings, ports, ports.clock())
         except RetryableError as e:
             outcome, detail = Outcome.RETRY, str(e)
         except Exception as e:  # a bug must not lose the alarm's digests: retry, then the DLQ keeps it

@@ -39,6 +39,11 @@ def _warn_if_open(settings: Settings) -> None:
 def _ports(settings: Settings) -> Ports:
     """The adapters, once per container: the link keys and the recipients document they cache live
     as long as the container does."""
+    return build_ports(settings)
+
+
+def build_ports(settings: Settings) -> Ports:
+    """The production adapters for `settings` (tests replace single ports, such as the clock)."""
     return Ports(
         storage=storage,
         mailer=mailer,

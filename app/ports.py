@@ -3,7 +3,7 @@
 The relay decides what to do with a mail; these carry it out: raw mail and attachments in S3
 (`storage`), SES (`mailer`), the fallback topic (`notices`), the idempotency markers (`markers`), the
 attachment links (`signer`), the recipient groups and routes (`directory`) and the alarm table
-(`incidents`, when folding is on). In production each is an
+(`incidents`, when folding is on), and the time alarm folding decides by (`clock`). In production each is an
 adapter of `app.aws` (modules count: a module with these functions satisfies the protocol); tests pass
 fakes, so the relay's orchestration is tested without AWS as well as against moto.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from app.aws.incidents import Incidents
@@ -56,3 +56,4 @@ class Ports:
     signer: Signer
     directory: Callable[[], Directory]
     incidents: Incidents | None = None  # the alarm table; None: alarm folding is off
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # tests pass their own

@@ -136,7 +136,7 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
     if isinstance(decision, Refusal):
         return replace(_notify(ref, settings, ports, mail, decision), source=decision.source)
 
-    now = datetime.now(UTC)
+    now = ports.clock()
     expires_at = now + timedelta(seconds=settings.url_expiry_seconds)
     shots = previews.Previewer(settings.inline_previews)
     links, stored = _offload(ref, settings, ports, mail, decision, now, expires_at, shots)

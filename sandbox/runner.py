@@ -27,6 +27,7 @@ from sandbox.journal import Journal
 from sandbox.metrics import EmfCapture
 from sandbox.outbox import Outbox, ses_sent_messages
 from sandbox.poller import Handler, Poller
+from sandbox.schedule import Scheduler
 
 log = logging.getLogger("sandbox")
 
@@ -92,6 +93,8 @@ class Sandbox:
         self._stop_status = threading.Event()
         self._status_thread: threading.Thread | None = None
         self.poller: Poller | None = None
+        self.scheduler: Scheduler | None = None
+        self._handlers: dict[str, Any] = {}
         self.outbox: Outbox | None = None
         self.notices_queue_url = ""
         self.metrics = EmfCapture()  # the function's EMF metrics, read from its log records
@@ -168,6 +171,8 @@ class Sandbox:
             report_failures=source.report_batch_item_failures,
         )
         self.poller.start()
+        self.scheduler = Scheduler(self.blueprint, self._function_handler)
+        self.scheduler.start()
         if self.blueprint.download is not None:
             if self._claim is not None:
                 self._claim.hand_over_download()  # the port it held; the server binds it now
@@ -205,7 +210,18 @@ class Sandbox:
         up the ports and the directory. Also after a failed or interrupted start, and more than once;
         a piece that fails to stop is logged and does not keep the others running."""
         self._stop_status.set()
-        for piece in ("_web", "_smtp", "poller", "_status_thread", "outbox", "_aws", "xray", "journal"):
+        pieces = (
+            "_web",
+            "_smtp",
+            "scheduler",
+            "poller",
+            "_status_thread",
+            "outbox",
+            "_aws",
+            "xray",
+            "journal",
+        )
+        for piece in pieces:
             running = getattr(self, piece)
             setattr(self, piece, None)  # stopped once, even if stopping is interrupted
             if running is None:
@@ -339,6 +355,14 @@ class Sandbox:
             self._handler = self.account.handler(self.blueprint.event_source.function_id)
         return self._handler
 
+    def _function_handler(self, function_id: str) -> Any:
+        """A scheduled function's handler, imported on first use."""
+        if function_id not in self._handlers:
+            if self.account is None:
+                raise RuntimeError("the sandbox is not started")
+            self._handlers[function_id] = self.account.handler(function_id)
+        return self._handlers[function_id]
+
     def download_handler(self) -> Any:
         """The handler behind the function URL (the template's image command), imported on first use."""
         if self._download_handler is None:
@@ -442,6 +466,7 @@ class Sandbox:
             f"  SES authenticates   {', '.join(self.options.authenticated_domains) or '-'}"
             " (From domains that get aligned dkim/spf/dmarc=pass)",
             f"  download links      {b.download_url or '- (S3 pre-signed)'}",
+            f"  alarm folding       {folding_text(environment, b)}",
             f"  outbox              {self.options.data_dir / 'outbox'}",
             f"  notices             {self.options.data_dir / 'notices'}",
             *_wrapped("  not emulated        ", list(b.not_emulated)),
@@ -461,6 +486,18 @@ class Sandbox:
             "Ctrl-C stops the sandbox.",
         ]
         return "\n".join(lines)
+
+
+def folding_text(environment: dict[str, str], blueprint: Blueprint) -> str:
+    """Whether repeats fold, and by what numbers (REPEAT_FOLDING and its settings, the clock's rate)."""
+    if environment.get("REPEAT_FOLDING", "off") != "on":
+        return "off: every mail is relayed on its own (--param RepeatFolding=on)"
+    rates = [s.expression for s in blueprint.schedules if s.enabled]
+    return (
+        f"on: first digest after {environment.get('DIGEST_AFTER_MINUTES')} min, quiet close after"
+        f" {environment.get('INCIDENT_QUIET_MINUTES')} min; clock {', '.join(rates) or 'not scheduled'}"
+        f" (table {environment.get('INCIDENTS_TABLE')})"
+    )
 
 
 def senders_text(environment: dict[str, str]) -> str:

@@ -11,6 +11,8 @@ import pytest
 
 from tests.support.world import World, local_world
 
+NO_FOLDING = {"RepeatFolding": "off"}
+
 
 @pytest.fixture(scope="module")
 def shared_world() -> Iterator[World]:
@@ -22,7 +24,9 @@ def shared_world() -> Iterator[World]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(socket.socket, "connect", refuse)
         patch.setattr(socket, "create_connection", refuse)
-        with local_world() as world:
+        # Many examples share one account and often one subject: with folding on, their repeats would
+        # fold instead of going out to be checked. Folding gets its own properties (test_folding.py).
+        with local_world(NO_FOLDING) as world:
             yield world
 
 

@@ -94,7 +94,7 @@ def test_the_report_is_ses_s_whatever_the_sender_writes_below(
 
 @pytest.fixture(scope="module")
 def closed_world() -> Iterator[World]:
-    with local_world({"AllowedSenders": "@plant.example.com"}) as world:
+    with local_world({"AllowedSenders": "@plant.example.com", "RepeatFolding": "off"}) as world:
         yield world
 
 

@@ -47,6 +47,12 @@ def sesv2_error(code: str, status: int, message: str = "injected") -> Answer:
     return lambda request: AWSResponse(request.url, status, {"x-amzn-ErrorType": code}, _Body(body))
 
 
+def dynamodb_error(code: str, status: int = 400) -> Answer:
+    """A JSON-protocol error as DynamoDB returns it (the code travels in `__type`)."""
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "injected"}).encode()
+    return lambda request: AWSResponse(request.url, status, {}, _Body(body))
+
+
 def sns_error(code: str, status: int) -> Answer:
     """A query-protocol error as SNS returns it."""
     body = (

@@ -242,7 +242,11 @@ def test_a_code_with_groups_expands() -> None:
         routed_mail("Email_Rxers_Code:[boiler-oncall,qa@example.com]:Email_Rxers_Code:"), ROUTED, directory
     )
     assert decision == Distribution(
-        ("alice@example.com", "bob@example.org", "qa@example.com"), (), source="code", from_groups=2
+        ("alice@example.com", "bob@example.org", "qa@example.com"),
+        (),
+        source="code",
+        from_groups=2,
+        scopes=("boiler-oncall",),  # whose alarm rules apply to it
     )
 
 
@@ -253,6 +257,7 @@ def test_a_mail_without_a_code_follows_the_route_of_its_address() -> None:
         (),
         source="route",
         from_groups=2,
+        scopes=(CAMERA, "lobby-security"),  # the route's address first, then the groups it names
     )
 
 

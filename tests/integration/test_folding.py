@@ -1,0 +1,209 @@
+"""Alarm folding through the handler against the template's account in moto (the alarm table, the
+clock, the inbound queue), with a simulated clock: a storm reaches each recipient as one first mail, a
+digest and a recovery, with nothing lost, nothing counted twice, and every mail relayed when the
+table fails."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from app import clock, handler, records
+from app.outcomes import Outcome
+from app.records import MailRef
+from app.relay import process
+from localaws.events import sqs_event_record
+from tests.support.faults import Faults, dynamodb_error
+from tests.support.folding import MINUTE, RECIPIENTS, T0, Relay, alarm, per_recipient, text_of
+from tests.support.world import World, local_world
+
+
+@pytest.fixture
+def relay(world: World) -> Relay:
+    return Relay(world)
+
+
+def test_a_storm_is_one_first_mail_one_digest_and_the_recovery(relay: Relay, world: World) -> None:
+    assert relay.mail("PROBLEM: Pump 3 pressure 9.1 bar", T0) is Outcome.DISTRIBUTED
+    for n in range(1, 10):  # nine repeats, one a minute, readings changing
+        outcome = relay.mail(f"PROBLEM: Pump 3 pressure 9.{n} bar", T0 + n * MINUTE, f"t,{n}\n".encode())
+        assert outcome is Outcome.FOLDED
+    assert len(world.sent()) == 1
+    relay.tick(T0 + 9 * MINUTE)  # not due yet: nothing
+    assert len(world.sent()) == 1
+    relay.tick(T0 + 10 * MINUTE)
+    _, digest = world.sent()
+    assert digest.message["Subject"] == "Digest, 9 repeats: PROBLEM: Pump 3 pressure 9.1 bar"
+    assert digest.message["Auto-Submitted"] == "auto-generated"
+    text = text_of(digest)
+    for n in range(1, 10):
+        assert f"PROBLEM: Pump 3 pressure 9.{n} bar" in text
+    links = [w for w in text.split() if w.startswith("https://")]
+    assert len(links) == 9
+    assert sorted(world.download(link) for link in links) == sorted(f"t,{n}\n".encode() for n in range(1, 10))
+    assert relay.mail("RECOVERY: Pump 3 pressure OK", T0 + 12 * MINUTE) is Outcome.DISTRIBUTED
+    *_, recovery = world.sent()
+    assert "this alarm lasted 12 min" in text_of(recovery)
+    assert "9 repeats" in text_of(recovery)
+    assert per_recipient(world.sent()) == dict.fromkeys(RECIPIENTS, 3)
+    assert relay.tick(T0 + 2 * 60 * MINUTE) == 0  # nothing left to do
+
+
+def test_a_redelivered_repeat_is_counted_once(relay: Relay, world: World) -> None:
+    relay.mail("ALARM tank 4 level 81%", T0)
+    relay.mail("ALARM tank 4 level 82%", T0 + MINUTE)
+    key = f"incoming/alarm-{relay.count}.eml"
+    for _ in range(3):  # SQS delivers at least once
+        assert relay.mail("", T0 + 2 * MINUTE, key=key) is Outcome.FOLDED
+    relay.tick(T0 + 10 * MINUTE)
+    _, digest = world.sent()
+    assert digest.message["Subject"].startswith("Digest, 1 repeat:")
+
+
+def test_the_first_mail_redelivered_is_relayed_again_and_sent_once(relay: Relay, world: World) -> None:
+    relay.mail("DOWN: router 192.168.1.10", T0)
+    first = f"incoming/alarm-{relay.count}.eml"
+    assert relay.mail("", T0 + MINUTE, key=first) is Outcome.DISTRIBUTED  # the send markers hold it
+    assert len(world.sent()) == 1
+
+
+def test_two_first_mails_at_once_relay_one_and_fold_the_other(relay: Relay, world: World) -> None:
+    for n in (1, 2):
+        world.put_mail(f"incoming/race-{n}.eml", alarm("PROBLEM: boiler flame lost"))
+    start = threading.Barrier(2)
+    outcomes: dict[int, Outcome] = {}
+
+    def deliver(n: int) -> None:
+        start.wait()
+        outcomes[n] = process(MailRef(world.incoming, f"incoming/race-{n}.eml"), relay.settings, relay.ports)
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes.values()) == sorted([Outcome.DISTRIBUTED, Outcome.FOLDED])
+    assert len(world.sent()) == 1
+
+
+def test_a_nagios_recovery_pairs_and_a_different_device_does_not_fold(relay: Relay, world: World) -> None:
+    relay.mail("** PROBLEM Service Alert: web01/HTTP is CRITICAL **", T0)
+    assert (
+        relay.mail("** PROBLEM Service Alert: web02/HTTP is CRITICAL **", T0 + MINUTE) is Outcome.DISTRIBUTED
+    )
+    assert (
+        relay.mail("** PROBLEM Service Alert: web01/HTTP is CRITICAL **", T0 + 2 * MINUTE) is Outcome.FOLDED
+    )
+    assert (
+        relay.mail("** RECOVERY Service Alert: web01/HTTP is OK **", T0 + 3 * MINUTE) is Outcome.DISTRIBUTED
+    )
+    subjects = [m.message["Subject"] for m in world.sent()]
+    assert subjects[:2] == [
+        "** PROBLEM Service Alert: web01/HTTP is CRITICAL **",
+        "** PROBLEM Service Alert: web02/HTTP is CRITICAL **",
+    ]
+    assert subjects[2].startswith("Recovered, 1 repeat in a last digest:")  # before the recovery
+    assert subjects[3] == "** RECOVERY Service Alert: web01/HTTP is OK **"
+
+
+def test_the_mails_log_line_says_what_folding_did(relay: Relay, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="iot_mail_relay")
+    relay.mail("Problem: High CPU utilization (over 90% for 5m)", T0)
+    relay.mail("Problem: High CPU utilization (over 90% for 5m)", T0 + MINUTE)
+    lines = [r for r in caplog.records if getattr(r, "outcome", None) in {"distributed", "folded"}]
+    first, repeat = (vars(r) for r in lines)
+    assert (first["fold"], repeat["fold"]) == ("first", "repeat")
+    assert first["incident"] == repeat["incident"]
+    assert repeat["Folded"] == 1
+    assert first["Folded"] == 0
+    directives = repeat["_aws"]["CloudWatchMetrics"]
+    assert {"Name": "Folded", "Unit": "Count"} in directives[1]["Metrics"]
+    assert directives[1]["Dimensions"] == [[]]
+
+
+def test_an_unavailable_table_relays_every_mail_and_says_so(
+    relay: Relay, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="iot_mail_relay")
+    faults = Faults()
+    faults.inject("dynamodb", "GetItem", dynamodb_error("ResourceNotFoundException"))
+    try:
+        for n in range(3):
+            assert relay.mail("PROBLEM: Pump 3 pressure 9.1 bar", T0 + n * MINUTE) is Outcome.DISTRIBUTED
+    finally:
+        faults.heal()
+    assert len(world.sent()) == 3
+    lines = [vars(r) for r in caplog.records if getattr(r, "outcome", None) == "distributed"]
+    assert [line["FoldingUnavailable"] for line in lines] == [1, 1, 1]
+    assert [line["fold"] for line in lines] == ["unavailable"] * 3
+
+
+def test_folding_off_relays_each_mail_and_leaves_the_table_alone() -> None:
+    with local_world({"RepeatFolding": "off"}) as world:
+        relay = Relay(world)
+        for n in range(3):
+            assert relay.mail("PROBLEM: Pump 3 pressure 9.1 bar", T0 + n * MINUTE) is Outcome.DISTRIBUTED
+        assert len(world.sent()) == 3
+        table = world.environment["INCIDENTS_TABLE"]
+        assert world.account.client("dynamodb").scan(TableName=table)["Count"] == 0
+
+
+def test_the_clock_queues_a_due_tick_and_the_handler_sends_the_digest(world: World) -> None:
+    now = datetime.now(UTC)
+    relay = Relay(world)
+    relay.mail("FIRING: disk /var 91% full", now - 11 * MINUTE)
+    relay.mail("FIRING: disk /var 92% full", now - 5 * MINUTE)
+    sqs = world.account.client("sqs")
+    url = world.account.queue_url(world.blueprint.inbound_queue.logical_id)
+    sqs.purge_queue(QueueUrl=url)  # the mails' own S3 notifications
+    assert clock.lambda_handler({}, None) == {"ticks": 1}
+    assert clock.lambda_handler({}, None) == {"ticks": 0}  # claimed: not queued twice
+    (message,) = sqs.receive_message(QueueUrl=url, MessageSystemAttributeNames=["All"])["Messages"]
+    record = sqs_event_record(message, world.blueprint.inbound_queue.arn, world.blueprint.region)
+    assert handler.lambda_handler({"Records": [record]}, None) == {"batchItemFailures": []}
+    _, digest = world.sent()
+    assert digest.message["Subject"] == "Digest, 1 repeat: FIRING: disk /var 91% full"
+
+
+def test_a_tick_for_an_alarm_not_due_changes_nothing(relay: Relay, world: World) -> None:
+    relay.mail("ALERT: door 2 open", T0)
+    relay.mail("ALERT: door 2 open", T0 + MINUTE)
+    assert relay.ports.incidents is not None
+    before = list(relay.ports.incidents.alarms())
+    record: dict[str, Any] = {
+        "messageId": "t",
+        "body": json.dumps({"alarm_tick": {"fingerprint": before[0].state.fingerprint, "due_at": 0}}),
+    }
+
+    (tick,) = records.items(record, world.incoming)
+    relay.now = T0 + 2 * MINUTE
+    assert process(tick, relay.settings, relay.ports) is Outcome.TICK
+    assert list(relay.ports.incidents.alarms()) == before
+    assert len(world.sent()) == 1
+
+
+def test_a_mute_folds_every_repeat_until_unmuted_then_one_digest_counts_them(
+    relay: Relay, world: World
+) -> None:
+    from app import folding
+
+    relay.mail("ALARM: camera 4 motion", T0)
+    (stored,) = relay.ports.incidents.alarms() if relay.ports.incidents else []
+    relay.now = T0 + MINUTE
+    folding.mute(stored.state.fingerprint, T0 + 60 * MINUTE, "guard@example.com", relay.settings, relay.ports)
+    for n in range(2, 9):
+        assert relay.mail("ALARM: camera 4 motion", T0 + n * MINUTE) is Outcome.FOLDED
+    relay.tick(T0 + 20 * MINUTE)  # the digest that was due is held by the mute
+    assert len(world.sent()) == 1
+    assert relay.mail("OK: camera 4 motion", T0 + 21 * MINUTE) is Outcome.DISTRIBUTED  # recoveries go out
+    relay.now = T0 + 22 * MINUTE
+    muted = folding.unmute(stored.state.fingerprint, "operator", relay.settings, relay.ports)
+    assert muted.digests == 1
+    *_, digest = world.sent()
+    assert digest.message["Subject"] == "Mute ended, 7 mails folded: OK: camera 4 motion"  # its latest word
+    assert "guard@example.com" in text_of(digest)
