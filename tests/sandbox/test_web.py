@@ -1,7 +1,8 @@
 """The sandbox's web view in a real browser: Debian's headless Chromium driven by Selenium, against
 `python -m sandbox` on free ports. One sandbox and one browser for the module; the screenshots the README
 shows are taken here (docs/sandbox-mails.png, docs/sandbox-mail.png, docs/sandbox-camera-mail.png). The
-tests that change the mailbox (revoke, delete, clear) come last, in file order."""
+tests that change the mailbox (revoke, delete, clear) come last, in file order; the last one starts a
+sandbox of its own, with previews off."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import pytest
 from sandbox.launch import ROOT, Running, launch
 from sandbox.smtp import EICAR, ses_headers
 from tests.support import images
-from tests.support.sandbox import mail, relayctl
+from tests.support.sandbox import SETTLE_TIMEOUT, mail, outbox, relayctl
 
 pytestmark = pytest.mark.integration
 
@@ -729,3 +730,29 @@ def test_delete_removes_one_mail_and_delete_all_the_rest(
     assert api(running, "/api/mails") == {"query": "", "total": 0, "mails": []}
     assert (running.data / "outbox" / "index.jsonl").read_text() == ""
     assert list((running.data / "notices").glob("*.json")) == []
+
+
+def test_a_sandbox_with_previews_off_relays_the_snapshot_as_its_link_only(tmp_path: Path) -> None:
+    """`--param InlinePreviews=off` reaches the function: the same camera mail comes out as text and a link,
+    and the view shows it so."""
+    with launch(tmp_path, "--param", "InlinePreviews=off", "--batch-window", "0") as running:
+        assert running.state["environment"]["INLINE_PREVIEWS"] == "off"
+        with running.smtp(timeout=30) as client:
+            client.send_message(camera(running.state["smtp"]["recipients"][0]))
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while not outbox(tmp_path):
+            assert time.monotonic() < deadline, running.output()[-4000:]
+            time.sleep(0.1)
+        (entry,) = outbox(tmp_path)
+        relayed = email.message_from_bytes(
+            (tmp_path / "outbox" / entry["file"]).read_bytes(), policy=email.policy.default
+        )
+        assert relayed.get_content_type() == "text/plain"  # no HTML part made for a preview
+        assert [part for part in relayed.walk() if part.get_content_maintype() == "image"] == []
+        (link,) = entry["links"]
+        assert urlsplit(link).path.endswith("/" + SNAPSHOT_NAME)
+        assert link in relayed.get_content()
+        with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310 - the sandbox's endpoint
+            assert response.read() == SNAPSHOT
+        page = get(running, f"/mail?key={quote(key_of(running, 'reading web-camera'), safe='')}").decode()
+        assert "No HTML part: the relayed mail is text only." in page
