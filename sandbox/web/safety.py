@@ -6,8 +6,11 @@
   `/frame` in an `<iframe sandbox>` without `allow-scripts` (no script, event handler or `javascript:`
   URL runs) and without `allow-same-origin` (it cannot read the view). `/frame` answers with its own,
   stricter policy: no scripts, no remote loads, sandboxed even when opened on its own, framed only by the
-  view; images only as `data:` or from the view's `/part`, which serves the mail's own `cid:` images
-  (a `cid:` URL in the HTML is pointed there), and nothing else.
+  view; images only as `data:` or from the view's `/part`, which serves the framed mail's own `cid:`
+  images (a `cid:` URL in the HTML is pointed there): the received mail's, or with `sent=` those of a
+  mail the relay sent (its previews), PNG, JPEG, GIF or WebP only, and nothing else. The framed document's
+  origin is opaque, so its images are cross-origin loads: `/part` must not answer with a
+  Cross-Origin-Resource-Policy of `same-origin`.
 - State changes only by POST, with a per-process token in the form and the request's Origin checked.
 - The Host header must name the view when it listens on loopback (a DNS-rebinding page cannot reach it).
 """

@@ -1,7 +1,8 @@
 """The sandbox's web view in a real browser: Debian's headless Chromium driven by Selenium, against
 `python -m sandbox` on free ports. One sandbox and one browser for the module; the screenshots the README
-shows are taken here (docs/sandbox-mails.png, docs/sandbox-mail.png). The tests that change the mailbox
-(revoke, delete, clear) come last, in file order."""
+shows are taken here (docs/sandbox-mails.png, docs/sandbox-mail.png, docs/sandbox-camera-mail.png). The
+tests that change the mailbox (revoke, delete, clear) come last, in file order; the last one starts a
+sandbox of its own, with previews off."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ import pytest
 
 from sandbox.launch import ROOT, Running, launch
 from sandbox.smtp import EICAR, ses_headers
-from tests.support.sandbox import mail, relayctl
+from tests.support import images
+from tests.support.sandbox import SETTLE_TIMEOUT, mail, outbox, relayctl
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +46,9 @@ SUBJECTS = {
     "web-html-only",
     "web-shared-a",
     "web-shared-b",
+    "web-camera",
 }
+SNAPSHOT_NAME = "gate-cam4.jpg"
 
 
 def _browser_or_skip() -> None:
@@ -117,6 +121,34 @@ def browser(running: Running, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield driver
     finally:
         driver.quit()
+
+
+def snapshot() -> bytes:
+    """An NVR's 1080p motion still: a scene with the camera's time stamp burnt in, and the EXIF (GPS,
+    serial number) a camera writes around it."""
+    from PIL import ImageDraw, ImageFont
+
+    still = images.scene((1920, 1080))
+    ImageDraw.Draw(still).text(
+        (48, 40), "2026-12-04 02:14:07  CAM4 GATE", fill=(255, 255, 255), font=ImageFont.load_default(64)
+    )
+    return images.camera_jpeg(image=still)
+
+
+SNAPSHOT = snapshot()
+
+
+def camera(recipient: str) -> EmailMessage:
+    """A motion alarm as NVRs send it: a line of text and the snapshot attached as image/jpeg."""
+    message = mail(
+        "web-camera",
+        "Motion detected on CAM4 (gate) at 02:14:07.\nEmail_Rxers_Code:[guard@example.com]:Email_Rxers_Code:\n",
+        None,
+        recipient,
+        sender="nvr-4@plant.example.com",
+    )
+    message.add_attachment(SNAPSHOT, maintype="image", subtype="jpeg", filename=SNAPSHOT_NAME)
+    return message
 
 
 def with_html(message: EmailMessage, html: str) -> EmailMessage:
@@ -196,6 +228,7 @@ def sent(running: Running, canary: Canary, browser: Any) -> dict[str, EmailMessa
         "web-html-only": html_only(recipient),
         "web-shared-a": shared("web-shared-a", "erin@example.com", recipient),
         "web-shared-b": shared("web-shared-b", "frank@example.com", recipient),
+        "web-camera": camera(recipient),
     }
     with running.smtp(timeout=30) as client:
         for message in mails.values():
@@ -400,6 +433,65 @@ def test_the_attachment_link_downloads_the_original_bytes_and_the_trace_shows_th
     link.click()
     target = browser.downloads / "reading.bin"
     wait_for(lambda: target.exists() and target.read_bytes() == ATTACHMENT, "the downloaded attachment")
+
+
+def test_a_camera_snapshot_shows_as_a_preview_that_links_to_the_full_size_file(
+    running: Running, browser: Any, settled: dict[str, tuple[str, str, str]]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    assert settled["reading web-camera"] == ("distributed", "distributed to 1, 1 link", "guard@example.com")
+    key = key_of(running, "reading web-camera")
+    ((link,),) = [sent["links"] for sent in api(running, f"/api/mail?key={quote(key, safe='')}")["relayed"]]
+    assert (link["name"], link["state"]) == (SNAPSHOT_NAME, "active")
+    open_mail(browser, running, "reading web-camera")
+    frame = browser.find_element(By.CSS_SELECTOR, "section.relayed iframe.html")
+    assert frame.is_displayed()  # the HTML tab is the one open
+    frame_url = frame.get_attribute("src")
+    browser.switch_to.frame(frame)
+    try:
+        (preview,) = browser.find_elements(By.TAG_NAME, "img")
+        natural = wait_for(
+            lambda: browser.execute_script(
+                "const i = arguments[0]; return i.complete && i.naturalWidth > 0 && [i.naturalWidth, i.naturalHeight]",
+                preview,
+            ),
+            "the preview loaded in the frame",
+        )
+        assert natural == [640, 360]  # 1920 x 1080 at most 640 on the long side: decoded, not broken
+        assert (preview.get_attribute("width"), preview.get_attribute("height")) == ("640", "360")
+        assert preview.get_attribute("alt") == SNAPSHOT_NAME
+        assert preview.is_displayed()
+        assert preview.size["width"] > 0
+        assert preview.size["height"] > 0
+        source = urlsplit(preview.get_attribute("src"))  # cid: resolved by the view, nowhere else
+        assert (source.netloc, source.path) == (urlsplit(running.state["web"]).netloc, "/part")
+        wrapper = preview.find_element(By.XPATH, "..")
+        assert wrapper.tag_name == "a"
+        assert wrapper.get_attribute("href") == link["url"]  # the full-size file's download link
+    finally:
+        browser.switch_to.default_content()
+    # Followed as a recipient's mail program follows it: handed to the browser. (Clicked inside the view's
+    # frame, the browser would refuse the download: the frame is sandboxed without allow-downloads.)
+    browser.get(link["url"])
+    target = browser.downloads / SNAPSHOT_NAME
+    wait_for(lambda: target.exists() and target.read_bytes() == SNAPSHOT, "the full-size snapshot downloaded")
+
+    # The README's picture: the relayed mail's HTML on its own, as a recipient's mail program shows it.
+    size = browser.get_window_size()
+    try:
+        browser.set_window_size(720, 640)
+        browser.get(frame_url)
+        img = browser.find_element(By.TAG_NAME, "img")
+        wait_for(
+            lambda: browser.execute_script("return arguments[0].naturalWidth", img), "the preview, alone"
+        )
+        chrome = browser.get_window_size()["height"] - browser.execute_script("return window.innerHeight")
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(720, height + chrome)
+        browser.save_screenshot(str(DOCS / "sandbox-camera-mail.png"))
+    finally:
+        browser.set_window_size(size["width"], size["height"])
 
 
 def test_the_raw_source_downloads_as_eml_and_parses_to_the_mail_sent(
@@ -638,3 +730,29 @@ def test_delete_removes_one_mail_and_delete_all_the_rest(
     assert api(running, "/api/mails") == {"query": "", "total": 0, "mails": []}
     assert (running.data / "outbox" / "index.jsonl").read_text() == ""
     assert list((running.data / "notices").glob("*.json")) == []
+
+
+def test_a_sandbox_with_previews_off_relays_the_snapshot_as_its_link_only(tmp_path: Path) -> None:
+    """`--param InlinePreviews=off` reaches the function: the same camera mail comes out as text and a link,
+    and the view shows it so."""
+    with launch(tmp_path, "--param", "InlinePreviews=off", "--batch-window", "0") as running:
+        assert running.state["environment"]["INLINE_PREVIEWS"] == "off"
+        with running.smtp(timeout=30) as client:
+            client.send_message(camera(running.state["smtp"]["recipients"][0]))
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while not outbox(tmp_path):
+            assert time.monotonic() < deadline, running.output()[-4000:]
+            time.sleep(0.1)
+        (entry,) = outbox(tmp_path)
+        relayed = email.message_from_bytes(
+            (tmp_path / "outbox" / entry["file"]).read_bytes(), policy=email.policy.default
+        )
+        assert relayed.get_content_type() == "text/plain"  # no HTML part made for a preview
+        assert [part for part in relayed.walk() if part.get_content_maintype() == "image"] == []
+        (link,) = entry["links"]
+        assert urlsplit(link).path.endswith("/" + SNAPSHOT_NAME)
+        assert link in relayed.get_content()
+        with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310 - the sandbox's endpoint
+            assert response.read() == SNAPSHOT
+        page = get(running, f"/mail?key={quote(key_of(running, 'reading web-camera'), safe='')}").decode()
+        assert "No HTML part: the relayed mail is text only." in page

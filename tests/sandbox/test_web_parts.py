@@ -1,21 +1,27 @@
 """The web view's parts without a browser: escaping and the frame's policy, the POST checks, the route
 table, the search, what became of a mail (matched by its key, not its Message-ID), link states from the
-download function's own code, SES's header block, the X-Ray listener and the waterfall's expected faults,
-the trace search, the log journal, the outbox's links and its delete, and the claim of the web port."""
+download function's own code, the images `/part` serves a framed mail (the received one's, a relayed one's
+previews) over the view's own server, SES's header block, the X-Ray listener and the waterfall's expected
+faults, the trace search, the log journal, the outbox's links and its delete, and the claim of the web port."""
 
 from __future__ import annotations
 
 import datetime
+import html
 import json
 import logging
 import os
+import re
 import socket
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import jinja2
 import pytest
@@ -27,10 +33,11 @@ from sandbox.journal import Journal
 from sandbox.outbox import Outbox, relay_links, ses_sent_messages
 from sandbox.runner import recipients_text, senders_text
 from sandbox.smtp import ses_headers
-from sandbox.web import api, data, routes, safety, search, traces, view
+from sandbox.web import api, data, routes, safety, search, server, traces, view
 from sandbox.web.exchange import Request
 from sandbox.web.linkstate import LinkJudge
 from sandbox.xray import Daemon, Trace, new_trace_id
+from tests.support import images
 from tests.support.world import World
 
 pytestmark = pytest.mark.unit
@@ -528,6 +535,138 @@ def test_the_views_json_and_its_rows_agree(relayed: tuple[World, data.Sources, O
     assert json.loads(the_view.api_mails(_request("/api/mails", q="annotation.x =")).body) == {
         "error": "not understood: 'annotation.x =' (expected annotation.NAME = \"value\")"
     }
+
+
+# -- the images a framed mail shows: /part, for the received mail and each one the relay sent --------
+SNAPSHOT = images.camera_jpeg((1920, 1080))  # a camera's still, EXIF and all
+LOGO = images.encode(images.halves((120, 40)), "PNG")
+PDF = b"%PDF-1.4\n%%EOF\n"
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+
+
+def _camera_mail(to: str) -> bytes:
+    """An NVR's mail: its HTML shows a logo and an SVG by cid: and links a PDF by cid:; a JPEG is attached."""
+    message = EmailMessage()
+    message["From"] = "nvr-4@plant.example.com"
+    message["To"] = "inbox-7f3k9q@relay.example.com"
+    message["Subject"] = "Motion detected: gate"
+    message.set_content(f"Motion on channel 4.\nEmail_Rxers_Code:[{to}]:Email_Rxers_Code:\n")
+    message.add_alternative(
+        '<p>Motion on channel 4.</p><img src="cid:logo@nvr"><img src="cid:plan@nvr"><a href="cid:notes@nvr">n</a>',
+        subtype="html",
+    )
+    html = message.get_body(("html",))
+    assert html is not None
+    html.add_related(LOGO, "image", "png", cid="<logo@nvr>")
+    html.add_related(SVG, "image", "svg+xml", cid="<plan@nvr>")
+    html.add_related(PDF, "application", "pdf", cid="<notes@nvr>")
+    message.add_attachment(SNAPSHOT, maintype="image", subtype="jpeg", filename="cam4.jpg")
+    return message.as_bytes()
+
+
+@pytest.fixture
+def served(relayed: tuple[World, data.Sources, Outbox]) -> Iterator[tuple[World, data.Sources, Outbox, str]]:
+    """The view's own HTTP server over the relayed fixture's sources, on a free loopback port."""
+    world, sources, outbox = relayed
+    web = server.WebView(socket.create_server(("127.0.0.1", 0)), "127.0.0.1", sources, lambda: 0)
+    web.start()
+    try:
+        yield world, sources, outbox, web.url.rstrip("/")
+    finally:
+        web.stop()
+
+
+def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - the view on loopback
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, dict(refused.headers), refused.read()
+
+
+def _part(view_url: str, key: str, cid: str, sent: str = "") -> tuple[int, dict[str, str], bytes]:
+    where = f"key={quote(key, safe='')}" + (f"&sent={quote(sent, safe='')}" if sent else "")
+    return _get(f"{view_url}/part?{where}&cid={quote(cid, safe='')}")
+
+
+def _views_headers(headers: dict[str, str], content_type: str) -> None:
+    """What every image the view serves carries: its own type, never sniffed, inert when opened alone."""
+    assert headers["Content-Type"] == content_type
+    assert headers["Content-Security-Policy"] == safety.PART_POLICY
+    for name in ("X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options", "Cache-Control"):
+        assert headers[name] == safety.HEADERS[name], name
+
+
+@pytest.mark.integration
+def test_the_relayed_mails_previews_are_served_by_mail_and_content_id_and_its_frame_points_there(
+    served: tuple[World, data.Sources, Outbox, str],
+) -> None:
+    world, sources, outbox, view_url = served
+    _relay(world, "incoming/cam", _camera_mail("a@example.com"))
+    _relay(world, "incoming/other", _camera_mail("b@example.com"))
+    outbox.collect()
+    (file,) = [e["file"] for e in data.deliveries(sources, ["incoming/cam"])["incoming/cam"]]
+    (other,) = [e["file"] for e in data.deliveries(sources, ["incoming/other"])["incoming/other"]]
+    relayed = images.read_relayed((sources.data_dir / "outbox" / file).read_bytes())
+    assert relayed.html is not None
+    (snapshot_cid,) = re.findall(
+        r'<img src="cid:([^"]+)" alt="cam4\.jpg" width="640" height="360"', relayed.html
+    )
+    inline = {
+        str(part["Content-ID"]).strip("<>"): part.get_content()
+        for part in relayed.message.walk()
+        if part.get_content_maintype() == "image"
+    }
+    assert snapshot_cid in inline
+    assert len(inline) == 2  # the snapshot's preview and the logo's
+
+    for cid, preview in inline.items():
+        status, headers, body = _part(view_url, "incoming/cam", cid, file)
+        assert (status, body) == (200, preview)
+        _views_headers(headers, "image/jpeg")
+    shown = images.assert_clean_preview(_part(view_url, "incoming/cam", snapshot_cid, file)[2])
+    assert shown.size == (640, 360)  # the snapshot's, not the logo's
+
+    refused = [
+        _part(view_url, "incoming/cam", "unknown@example.com", file),  # no such Content-ID
+        _part(view_url, "incoming/cam", snapshot_cid),  # the received mail has no such part
+        _part(view_url, "incoming/cam", snapshot_cid, other),  # another mail's file under this key
+        _part(view_url, "incoming/cam", snapshot_cid, "../sandbox.json"),
+        _part(view_url, "incoming/nothing", snapshot_cid, file),
+    ]
+    assert [status for status, _, _ in refused] == [404] * len(refused)
+    assert all(headers["Content-Type"].startswith("text/plain") for _, headers, _ in refused)
+
+    # The frame points every cid: at /part, for this mail's file, which its own policy lets it load.
+    status, headers, body = _get(f"{view_url}/frame?key=incoming%2Fcam&sent={quote(file, safe='')}")
+    assert status == 200
+    assert f"img-src data: {view_url}/part;" in headers["Content-Security-Policy"]
+    sources_shown = [html.unescape(src) for src in re.findall(r'<img src="([^"]+)"', body.decode())]
+    assert "cid:" not in body.decode()
+    # The sender's own <img src="cid:logo@nvr"> shows the logo's preview, as the list does.
+    assert {parse_qs(urlsplit(src).query)["cid"][0] for src in sources_shown} == set(inline)
+    for src in sources_shown:
+        assert src.startswith(f"{view_url}/part?key=incoming%2Fcam&sent={quote(file, safe='')}&cid=")
+        status, _, image = _get(src)
+        assert status == 200
+        assert image == inline[parse_qs(urlsplit(src).query)["cid"][0]]
+
+
+@pytest.mark.integration
+def test_the_received_mails_part_route_serves_its_images_and_nothing_else(
+    served: tuple[World, data.Sources, Outbox, str],
+) -> None:
+    world, _, _, view_url = served
+    _relay(world, "incoming/cam", _camera_mail("a@example.com"))
+    status, headers, body = _part(view_url, "incoming/cam", "logo@nvr")
+    assert (status, body) == (200, LOGO)
+    _views_headers(headers, "image/png")
+    for cid in ("plan@nvr", "notes@nvr", "unknown@nvr"):  # an SVG is a document, a PDF no image
+        status, headers, body = _part(view_url, "incoming/cam", cid)
+        assert status == 404, cid
+        assert body == b"no such image in this mail\n"
+        assert SVG not in body
+        assert PDF not in body
 
 
 # -- traces ----------------------------------------------------------------------------------------------
