@@ -91,7 +91,7 @@ class Muting:
     """An alarm's mute: every mail of it but recoveries is folded, for all its recipients, until it ends."""
 
     fingerprint: str
-    subject: str  # the alarm's latest
+    subject: str  # its open incident's, else the alarm's latest
     sender: str
     recipients: tuple[str, ...]
     mute: Mute
@@ -360,7 +360,7 @@ def _muting(state: State, now: datetime.datetime) -> Muting:
         raise ValueError(f"the alarm {state.fingerprint} is not muted")
     return Muting(
         fingerprint=state.fingerprint,
-        subject=state.subject,
+        subject=state.incident.subject if state.incident else state.subject,
         sender=state.sender,
         recipients=state.recipients,
         mute=mute,

@@ -273,11 +273,11 @@ def test_folded_mails_show_their_incident_in_the_list_the_search_and_the_mail_pa
     fragment = view.environment().get_template("rows.html").render(rows=[repeat, first], q="")
     link = f'<a class="incident" href="/incident?id={quote(pump.id, safe="")}">'
     assert (
-        f'<span class="state folded" title="{repeat.state.detail}">folded into {link}{pump.id}</a></span>'
+        f'<span class="state folded" title="{repeat.state.detail}">folded into {link}<code>{pump.id}</code></a></span>'
         in fragment
     )
     assert (
-        f'data-fold="first" href="/incident?id={quote(pump.id, safe="")}">first mail of {pump.id}</a>'
+        f'data-fold="first" href="/incident?id={quote(pump.id, safe="")}">first mail of <code>{pump.id}</code></a>'
         in fragment
     )
 
@@ -290,7 +290,7 @@ def test_folded_mails_show_their_incident_in_the_list_the_search_and_the_mail_pa
         .mail(Request("GET", "/mail", {"key": [repeat.key]}, {}, "127.0.0.1:8025"))
         .body.decode()
     )
-    assert f'<dd id="folding" data-fold="fold">folded into {link}{pump.id}</a>' in page
+    assert f'<dd id="folding" data-fold="fold">folded into {link}<code>{pump.id}</code></a>' in page
 
 
 def test_a_mails_decision_is_asked_until_found_then_kept(setting: Setting) -> None:
