@@ -642,7 +642,8 @@ def delete(sources: Sources, rows: list[MailRow]) -> list[MailRow]:
     """Delete finished mails (distributed, notified or folded) and what the sandbox kept of them: the stored
     mail, the sent `.eml` files and their index lines, the notices and the log lines. Returns those
     deleted. A mail still in the pipeline is left alone: its queued record would fail on the missing
-    object and end in the DLQ. Attachments (and their links), markers and traces stay, as in AWS."""
+    object and end in the DLQ. Attachments (and their links), markers, traces and the alarm table's rows
+    (which a digest lists) stay, as in AWS."""
     done = [row for row in rows if row.state.final]
     if not done:
         return []
