@@ -223,6 +223,8 @@ def _tick(fingerprint: str, settings: Settings, ports: Ports, now: datetime) -> 
         try:
             if step.state != stored.state:
                 version = incidents.commit(step, version, now)
+            elif not step.send:  # early (not due yet): give up the clock's claim so it ticks again
+                version = incidents.save(stored.state, version, now)
         except Conflict:
             _pause(attempt)
             continue
