@@ -232,7 +232,9 @@ def test_the_storm_sends_what_folding_should_and_every_mail_without_it(
     done, figures, _ = storm_run
     minutes = STORM_HOURS * 60
     on, off = figures["settings"]["on"], figures["settings"]["off"]
-    assert [send["at_minutes"] for send in on["sends"]] == folded_sends(minutes)
+    assert on["sends"]["at_minutes"] == folded_sends(minutes)
+    assert off["sends"]["count"] == minutes
+    assert off["sends"]["at_minutes"] == list(range(storm.LISTED_SENDS))
     assert on["per_recipient"] == dict.fromkeys(storm.RECIPIENTS, len(folded_sends(minutes)))
     assert on["listed_in_digests"] == [9, 20, 40, 50]  # with the first mail: all 120, each once
     assert on["quantities"]["ses_outbound_recipient"] == 3 * len(folded_sends(minutes))
