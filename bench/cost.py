@@ -378,8 +378,7 @@ class Usage:
         if not call.ok:
             return
         self.add("ses_outbound_recipient", "SES recipients of SendEmail", recipients(call))
-        raw = call.params.get("Content", {}).get("Raw", {}).get("Data", b"")
-        self.add("ses_outbound_attachment_gb", "SES attachment GB", attachment_bytes(raw) / GB)
+        self.add("ses_outbound_attachment_gb", "SES attachment GB", attachment_bytes(raw_mail(call)) / GB)
         self.sends.append(call)
 
 
@@ -387,6 +386,12 @@ def recipients(send: Call) -> int:
     """Every address a send goes to (To, Cc and Bcc): SES bills each."""
     destination = send.params.get("Destination", {})
     return sum(len(destination.get(k, ())) for k in ("ToAddresses", "CcAddresses", "BccAddresses"))
+
+
+def raw_mail(send: Call) -> bytes:
+    """The raw message of a send (the relay sends raw mail only)."""
+    data = send.params.get("Content", {}).get("Raw", {}).get("Data", b"")
+    return data if isinstance(data, bytes) else str(data).encode()
 
 
 def attachment_bytes(raw: bytes) -> int:

@@ -302,6 +302,7 @@ class Day:
             "sends": {
                 "count": len(self.usage.sends),
                 "recipients": sum(cost.recipients(c) for c in self.usage.sends),
+                "bytes": sum(len(cost.raw_mail(c)) for c in self.usage.sends),  # once per send
                 # when each went out, in simulated minutes (a storm relayed mail by mail: the first ones)
                 "at_minutes": [(c.at - T0) / MINUTE for c in self.usage.sends[:LISTED_SENDS] if c.at],
             },

@@ -234,6 +234,7 @@ def test_the_storm_sends_what_folding_should_and_every_mail_without_it(
     on, off = figures["settings"]["on"], figures["settings"]["off"]
     assert on["sends"]["at_minutes"] == folded_sends(minutes)
     assert off["sends"]["count"] == minutes
+    assert min(on["sends"]["bytes"], off["sends"]["bytes"]) > 0
     assert off["sends"]["at_minutes"] == list(range(storm.LISTED_SENDS))
     assert on["per_recipient"] == dict.fromkeys(storm.RECIPIENTS, len(folded_sends(minutes)))
     assert on["listed_in_digests"] == [9, 20, 40, 50]  # with the first mail: all 120, each once
