@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from sandbox.claim import LOCK_FILE, Unavailable, claim
-from sandbox.launch import ROOT, Running, launch
+from sandbox.launch import READY_LINE, ROOT, Running, launch
 from sandbox.launch import command as launch_command
 from sandbox.outbox import Outbox
 from tests.support.sandbox import mail
@@ -207,10 +207,11 @@ def test_a_sandbox_with_its_own_directory_and_free_ports_runs_alongside_and_sigt
         process = subprocess.Popen(command(data), cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        while not (data / "sandbox.json").exists() or not (data / "sandbox.json").read_text():
+        while READY_LINE not in log.read_text():  # started: a signal now stops a running sandbox
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
+        assert (data / "sandbox.json").read_text()
         ports = holder(data)
         assert ports["pid"] == process.pid
         assert {ports["smtp_port"], ports["aws_port"]}.isdisjoint(holder(first.data).values())
