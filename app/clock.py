@@ -13,6 +13,7 @@ while its tick is in flight (`Incidents.claim_tick`).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from datetime import UTC, datetime, timedelta
@@ -45,7 +46,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, int]:
             {
                 "Id": str(n),
                 "MessageBody": records.tick_body(d.fingerprint, int(d.due_at.timestamp())),
-                "DelaySeconds": max(0, min(MAX_DELAY_SECONDS, int((d.due_at - now).total_seconds()))),
+                # rounded up: a tick that arrives before its alarm is due does nothing
+                "DelaySeconds": max(0, min(MAX_DELAY_SECONDS, math.ceil((d.due_at - now).total_seconds()))),
             }
             for n, d in enumerate(due[start : start + BATCH])
         ]

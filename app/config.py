@@ -144,10 +144,7 @@ class Settings:
             sender_auth=env.choice("SENDER_AUTH", SenderAuth, SenderAuth.REQUIRED),
             additional_recipient_emails=env.emails("ADDITIONAL_RECIPIENT_EMAILS", exclude=sender),
             recipients_config=env.s3_uri("RECIPIENTS_CONFIG"),
-            metrics_namespace=env.optional(
-                "METRICS_NAMESPACE", _METRICS_NAMESPACE, "a CloudWatch namespace of your own"
-            )
-            or DEFAULT_NAMESPACE,
+            metrics_namespace=env.namespace("METRICS_NAMESPACE"),
             inline_previews=env.choice("INLINE_PREVIEWS", Switch, Switch.ON) is Switch.ON,
             folding=_folding(env),
             mute_links=env.choice("MUTE_LINKS", Switch, Switch.ON) is Switch.ON,
@@ -215,10 +212,7 @@ class ClockSettings:
         return cls(
             incidents_table=env.matching("INCIDENTS_TABLE", _TABLE, "a DynamoDB table name"),
             inbound_queue_arn=env.matching("INBOUND_QUEUE_ARN", _QUEUE_ARN, "an SQS queue ARN"),
-            metrics_namespace=env.optional(
-                "METRICS_NAMESPACE", _METRICS_NAMESPACE, "a CloudWatch namespace of your own"
-            )
-            or DEFAULT_NAMESPACE,
+            metrics_namespace=env.namespace("METRICS_NAMESPACE"),
         )
 
 
@@ -273,10 +267,7 @@ class DownloadSettings:
             link_key_secret_arn=env.matching(
                 "LINK_KEY_SECRET_ARN", _SECRET_ARN, "a Secrets Manager secret ARN"
             ),
-            metrics_namespace=env.optional(
-                "METRICS_NAMESPACE", _METRICS_NAMESPACE, "a CloudWatch namespace of your own"
-            )
-            or DEFAULT_NAMESPACE,
+            metrics_namespace=env.namespace("METRICS_NAMESPACE"),
             muting=_folding(env) if env.choice("MUTE_LINKS", Switch, Switch.ON) is Switch.ON else None,
         )
 
@@ -325,6 +316,12 @@ class _Reader:
 
     def optional(self, name: str, pattern: re.Pattern[str], what: str) -> str | None:
         return self.matching(name, pattern, what) if self._value(name) else None
+
+    def namespace(self, name: str) -> str:
+        """A CloudWatch namespace of the stack's (the template gives IoTMailRelay/<stack>)."""
+        return (
+            self.optional(name, _METRICS_NAMESPACE, "a CloudWatch namespace of your own") or DEFAULT_NAMESPACE
+        )
 
     def email(self, name: str) -> str:
         return _email(name, self.required(name))

@@ -1,9 +1,11 @@
-"""`make bench`: the function against the raw limit of its work, side by side, on a local moto server.
+"""`make bench`: the function against the raw limit of its work, side by side, on a local moto server,
+and what an alarm storm costs a day with alarm folding on and off.
 
 For every mail size, fresh child processes (bench.workloads) run the raw limit and the function in turn,
 alternating which goes first; the medians of their wall time and peak memory give the ratios the
 performance targets are set on: function time / limit time, and peak memory / mail size. Cold import
-time of `app.handler` is measured in fresh interpreters too. Everything stays on loopback.
+time of `app.handler` is measured in fresh interpreters too. The storm (bench.storm) plays a day of one
+alarm a minute on a simulated clock and prices the calls it counted. Everything stays on loopback.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from app.aws.markers import MARKERS_PREFIX
 from app.mail.attachments import ATTACHMENTS_PREFIX, mail_digest
-from bench import mails
+from bench import cost, mails
 from localaws.account import Account, served
 from localaws.template import load
 
@@ -32,6 +34,9 @@ RESULTS = Path("bench/results/latest.json")
 CHART = Path("docs/benchmark.png")
 TARGETS = {"time_ratio": 1.5, "memory_multiple": 3.0, "cold_import_s": 0.5, "cold_start_ratio": 1.2}
 WARMUP_CASE = mails.Case("warm-up", (4 * mails.KB,))
+WORKLOADS = ("limit", "function", "storm")
+MAIL_WORKLOADS = ("limit", "function")  # run on the mails of --sizes, with the cold starts and previews
+MAIL_SECTIONS = ("repeat", "cases", "cold_import_s", "cold_start", "previews")  # of the results
 IMPORT_PROBE = "import time; t = time.perf_counter(); import app.handler; print(time.perf_counter() - t)"
 
 
@@ -63,7 +68,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="cold imports of app.handler, and cold first mails against the dependency floor (default 5)",
     )
     parser.add_argument(
-        "--workloads", default="limit,function", help="limit, function or both (default limit,function)"
+        "--workloads",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated, of {', '.join(WORKLOADS)} (default all; `storm` alone: only the alarm storm)",
+    )
+    parser.add_argument(
+        "--storm-hours",
+        type=float,
+        default=24,
+        help="simulated hours of the alarm storm, one alarm a minute (default 24)",
+    )
+    parser.add_argument(
+        "--prices",
+        type=Path,
+        default=cost.PRICES,
+        help="the price table the storm is priced with (default bench/prices.json)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     parser.add_argument("--chart", type=Path, default=CHART, help=f"PNG chart (default {CHART})")
@@ -71,10 +90,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    if not args.workloads or set(args.workloads) - {"limit", "function"}:
-        parser.error("--workloads takes limit, function or limit,function")
+    if not args.workloads or set(args.workloads) - set(WORKLOADS):
+        parser.error(f"--workloads takes one or more of {', '.join(WORKLOADS)}")
     if args.repeat < 1 or args.import_runs < 0:
         parser.error("--repeat must be at least 1 and --import-runs at least 0")
+    if round(args.storm_hours * 60) < 1:
+        parser.error("--storm-hours must be at least one simulated minute")
     try:
         args.cases = mails.cases_from(args.sizes)
     except ValueError as e:
@@ -299,7 +320,7 @@ def summarise(stored: Stored, runs: dict[str, list[dict[str, Any]]]) -> dict[str
 def verdicts(report: dict[str, Any]) -> list[tuple[str, bool]]:
     """Each target the run can judge, with whether it was met."""
     found = []
-    for entry in report["cases"]:
+    for entry in report.get("cases", []):
         if entry["time_target"] and "time_ratio" in entry:
             ratio = entry["time_ratio"]
             found.append((f"{entry['case']}: time {ratio:.2f}x <= 1.5x", ratio <= TARGETS["time_ratio"]))
@@ -308,7 +329,7 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, bool]]:
             found.append(
                 (f"{entry['case']}: memory {multiple:.2f}x <= 3x", multiple <= TARGETS["memory_multiple"])
             )
-    if report["cold_import_s"]:
+    if report.get("cold_import_s"):
         median = report["cold_import_s"]["median"]
         found.append((f"cold import {median:.3f} s <= 0.5 s", median <= TARGETS["cold_import_s"]))
     if report.get("cold_start"):
@@ -319,10 +340,25 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, bool]]:
         from bench import previews
 
         found += previews.verdicts(report["previews"])
+    if report.get("storm"):
+        from bench import storm
+
+        found += storm.verdicts(report["storm"])
     return found
 
 
 def table(report: dict[str, Any]) -> str:
+    lines = mail_table(report) if report.get("cases") else []
+    if report.get("storm"):
+        from bench import storm
+
+        lines += storm.table(report["storm"])
+    for text, met in verdicts(report):
+        lines.append(f"{'PASS' if met else 'MISS'}  {text}")
+    return "\n".join(lines)
+
+
+def mail_table(report: dict[str, Any]) -> list[str]:
     mb = 1024 * 1024
     header = (
         f"{'case':<12} {'mail MB':>8} {'limit s':>8} {'func s':>8} {'time x':>7} {'cpu x':>6} "
@@ -344,7 +380,7 @@ def table(report: dict[str, Any]) -> str:
             f"{cell(e, 'limit', 'memory_multiple', '9.2f') + 'x':>10} "
             f"{cell(e, 'function', 'memory_multiple', '8.2f') + 'x':>9}"
         )
-    if report["cold_import_s"]:
+    if report.get("cold_import_s"):
         lines.append(f"\ncold import of app.handler: median {report['cold_import_s']['median']:.3f} s")
     if report.get("cold_start"):
         cold = report["cold_start"]
@@ -361,13 +397,17 @@ def table(report: dict[str, Any]) -> str:
         f"medians of {report['repeat']} runs; time x = function / limit (wall), cpu x = the same in CPU "
         "time; MB = peak RSS above the baseline after warm-up; mem = that peak / mail size"
     )
-    for text, met in verdicts(report):
-        lines.append(f"{'PASS' if met else 'MISS'}  {text}")
-    return "\n".join(lines)
+    return lines
 
 
-def measure_all(args: argparse.Namespace) -> dict[str, Any]:
-    with served(load(ROOT / "template.yaml", stack_name="bench")) as account:
+def measure_mails(args: argparse.Namespace) -> dict[str, Any]:
+    """The limit and the function on each mail size, the cold starts and the previews."""
+    kinds = [kind for kind in args.workloads if kind in MAIL_WORKLOADS]
+    # The runs relay copies of a few mails again and again (the warm-up before each): with alarm folding
+    # on, every copy after the first would be folded as a repeat of the same alarm and not sent, and
+    # the checks stop the benchmark. These workloads measure the relay's work on a mail, not folding.
+    blueprint = load(ROOT / "template.yaml", {"RepeatFolding": "off"}, stack_name="bench")
+    with served(blueprint) as account:
         aws = Bench(account)
         print(
             f"moto server on {account.endpoint}; generating and storing {len(args.cases)} mails", flush=True
@@ -379,7 +419,7 @@ def measure_all(args: argparse.Namespace) -> dict[str, Any]:
         for repetition in range(args.repeat):
             for n, item in enumerate(stored):
                 # Alternate which workload goes first, so drift in the machine's load favours neither.
-                order = args.workloads if (repetition + n) % 2 == 0 else args.workloads[::-1]
+                order = kinds if (repetition + n) % 2 == 0 else kinds[::-1]
                 for kind in order:
                     result = runner.run(kind, item)
                     runs[item.case.name].setdefault(kind, []).append(result)
@@ -396,19 +436,47 @@ def measure_all(args: argparse.Namespace) -> dict[str, Any]:
 
         preview_figures = previews.measure(aws, args.repeat)
     return {
+        "repeat": args.repeat,
+        "cases": [summarise(s, runs[s.case.name]) for s in stored],
+        "cold_import_s": {"median": statistics.median(imports), "runs": imports} if imports else None,
+        "cold_start": cold,
+        "previews": preview_figures,
+    }
+
+
+def measure_all(args: argparse.Namespace) -> dict[str, Any]:
+    report: dict[str, Any] = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "repeat": args.repeat,
         "targets": TARGETS,
-        "cases": [summarise(s, runs[s.case.name]) for s in stored],
-        "cold_import_s": {"median": statistics.median(imports), "runs": imports} if imports else None,
-        "cold_start": cold,
-        "previews": preview_figures,
     }
+    if set(args.workloads) & set(MAIL_WORKLOADS):
+        report.update(measure_mails(args))
+    if "storm" in args.workloads:
+        from bench import storm  # it imports this module
+
+        report["storm"] = storm.measure(args.storm_hours, args.prices)
+    return report
+
+
+def carry_over(report: dict[str, Any], previous_path: Path) -> dict[str, Any]:
+    """The results to write: this run's, and the sections it did not measure as the file had them
+    (`carried_over` names those and when they were measured), so `--workloads storm` updates the
+    storm's figures without dropping the mails'."""
+    if not previous_path.exists():
+        return report
+    previous = json.loads(previous_path.read_text(encoding="utf-8"))
+    sections = [*MAIL_SECTIONS, "storm"]
+    kept = {k: previous[k] for k in sections if k not in report and k in previous}
+    if not kept:
+        return report
+    carried = previous.get("carried_over", {})
+    when = {k: carried.get(k, previous.get("generated_at")) for k in kept}
+    return {**report, **kept, "carried_over": when}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -420,12 +488,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark failed: {e}", file=sys.stderr)
         return 2
     report["duration_s"] = round(time.perf_counter() - started, 1)
+    written = carry_over(report, args.output)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    args.output.write_text(json.dumps(written, indent=2) + "\n", encoding="utf-8")
     print()
     print(table(report))
     print(f"\nwrote {args.output}", end="")
-    if not args.no_chart:
+    if not args.no_chart and report.get("cases"):
         from bench import chart
 
         chart.draw(report, args.chart)

@@ -19,8 +19,10 @@ EXIT_NOT_STARTED = 1  # a port or the data directory taken, a failed start-up, a
 EXIT_USAGE = 2  # like argparse: the options or the template are wrong
 
 
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived while the sandbox was starting."""
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived while the sandbox was starting. A BaseException, like
+    KeyboardInterrupt: libraries on the start-up path (botocore's HTTP retries among them) catch
+    Exception, and would otherwise swallow the signal and go on starting."""
 
 
 class StopSignals:

@@ -471,7 +471,7 @@ class Sandbox:
             f"  notices             {self.options.data_dir / 'notices'}",
             *_wrapped("  not emulated        ", list(b.not_emulated)),
             *(
-                [f"  web view            {self.web_url}  (the mails, what became of each, traces)"]
+                [f"  web view            {self.web_url}  (the mails, what became of each, alarms, traces)"]
                 if self.web_url
                 else []
             ),

@@ -196,35 +196,11 @@ class Incidents:
         expires = _epoch(now + RETAIN)
         writes: list[dict[str, Any]] = []
         if step.seen is not None:
-            item = {
-                **_key(_mail(step.seen.key), "seen"),
-                "seen": _json(step.seen.to_dict()),
-                "expires_at": expires,
-            }
-            writes.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": item,
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-            )
+            seen = {"seen": _json(step.seen.to_dict()), "expires_at": expires}
+            writes.append(self._put_new(_key(_mail(step.seen.key), "seen") | seen))
         if step.row is not None:
-            item = {
-                **_key(_alarm(step.row.fingerprint), _row(step.row.seq)),
-                "row": _json(step.row.to_dict()),
-                "expires_at": expires,
-            }
-            writes.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": item,
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-            )
+            row = {"row": _json(step.row.to_dict()), "expires_at": expires}
+            writes.append(self._put_new(_key(_alarm(step.row.fingerprint), _row(step.row.seq)) | row))
         for closed in step.closed:
             item = {
                 **_key(_alarm(step.state.fingerprint), f"closed#{closed.incident}"),
@@ -267,6 +243,12 @@ class Incidents:
         except BotoCoreError as e:
             raise Unavailable(f"writing the alarm {state.fingerprint}: {type(e).__name__}") from e
         return (version or 0) + 1
+
+    def _put_new(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A transaction's put of an item written once (a decision, a row): only if absent."""
+        return {
+            "Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
+        }
 
     def _state_put(self, state: State, version: int | None, now: datetime) -> dict[str, Any]:
         document = state.to_dict()

@@ -4,9 +4,11 @@ queue and the DLQ (moto's backend in this process, as `sandbox.status` reads it:
 API would change the messages' visibility and receive counts), the X-Ray segments and the log lines.
 
 A mail is known by its incoming key, never by the Message-ID its sender wrote (many sensors write none,
-and two mails may share one). The function's own records tie the rest to the key: a notice names it, and
+and two mails may share one). The function's own records tie the rest to the key: a notice names it,
 each chunk the relay sent is noted, with SES's message id, in the mail's send marker
-(`markers/<mail digest>/send-N-of-M`), which the outbox index lists beside the sent file.
+(`markers/<mail digest>/send-N-of-M`), which the outbox index lists beside the sent file, and alarm
+folding keeps the decision it made for the mail (first, fold, recovery...) and its incident in the alarm
+table under the key (`sandbox.web.alarmtable`): a folded mail sends nothing, and is shown as folded.
 """
 
 from __future__ import annotations
@@ -25,21 +27,40 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
+from app.alarms.timeline import Decision, Seen
 from app.aws.markers import MARKERS_PREFIX
 from app.mail import ses_block
 from app.mail.attachments import mail_digest
 from sandbox.journal import Journal
 from sandbox.outbox import Outbox
 from sandbox.status import Status
+from sandbox.web.alarmtable import AlarmTable
 from sandbox.web.linkstate import LinkJudge, LinkState
 from sandbox.xray import Daemon
 
 SUMMARY_BYTES = 1024 * 1024  # the list reads this much of each mail once: headers and the body's text
 TEXT_LIMIT = 64 * 1024  # characters of body text kept per mail for the search
 RAW_PREVIEW = 256 * 1024  # bytes of the raw source shown on the page; the download has it all
-FINAL = frozenset({"distributed", "notice"})  # states a mail does not leave again
+FINAL = frozenset({"distributed", "notice", "folded"})  # states a mail does not leave again
+FOLDED = frozenset({Decision.FOLD, Decision.FLAPPING})  # decisions that send nothing for the mail
 _SEND_STEP = re.compile(r"send-(\d+)-of-\d+")
 _TAG = re.compile(r"<[^>]*>")
+
+
+FOLDING = {  # what alarm folding's decision says of a mail, before the incident's id
+    Decision.RELAY_FIRST: "first mail of",
+    Decision.FOLD: "folded into",
+    Decision.FLAPPING: "folded (flapping) into",
+    Decision.RELAY_RECOVERY: "recovery of",
+    Decision.RELAY_PLAIN: "relayed: a recovery of no open alarm",
+}
+
+
+def fold_words(seen: Seen | None) -> str:
+    """The words the search finds a mail's folding by: the decision, its phrase and the incident."""
+    if seen is None:
+        return ""
+    return f"{seen.decision} {FOLDING[seen.decision]} {seen.incident or ''}".strip()
 
 
 @dataclass
@@ -62,8 +83,10 @@ class Sources:
     outbox: Outbox | None = None  # deletes go through it: it owns outbox/ and notices/
     links: LinkJudge | None = None  # link states; None without a download function
     recipients_document: str = ""  # the key of RECIPIENTS_CONFIG (its 404 is expected)
+    alarm_table: AlarmTable = field(default_factory=AlarmTable)  # built from the environment on first use
     _summaries: dict[tuple[str, str], Summary] = field(default_factory=dict)
     _notes: dict[tuple[str, str], str] = field(default_factory=dict)
+    _letters: dict[str, Any] = field(default_factory=dict)  # outbox file -> the relay's own mail (alarms)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -71,7 +94,7 @@ class Sources:
 class MailState:
     """Where a mail is in the pipeline, as the sandbox sees it."""
 
-    kind: str  # distributed, notice, waiting, processing, retrying, dlq, accepted
+    kind: str  # distributed, notice, folded, waiting, processing, retrying, dlq, accepted
     label: str
     detail: str = ""
 
@@ -101,6 +124,11 @@ class MailRow:
     state: MailState
     recipients: list[str]  # who the relay sent it to
     links: int  # the relay's attachment links in what it sent
+    folding: Seen | None = None  # what alarm folding decided for it, and its incident
+
+    @property
+    def incident(self) -> str | None:
+        return self.folding.incident if self.folding is not None else None
 
     @property
     def sender(self) -> str:
@@ -125,7 +153,7 @@ class MailRow:
             "from": s.sender,
             "to": " ".join([s.to, *self.recipients]),
             "subject": s.subject,
-            "state": f"{self.state.kind} {self.state.label} {self.state.detail}",
+            "state": f"{self.state.kind} {self.state.label} {self.state.detail} {fold_words(self.folding)}",
             "body": s.text,
             "message-id": s.message_id,
             "key": self.key,
@@ -230,6 +258,7 @@ class Known:
     sent: dict[str, list[dict[str, Any]]]  # incoming key -> outbox index entries, in send order
     dead: dict[str, int]  # incoming key -> receive count, in the DLQ
     queued: dict[str, int]  # incoming key -> receive count, on the inbound queue
+    decisions: dict[str, Seen] = field(default_factory=dict)  # incoming key -> folding's decision
 
 
 # -- reading mail ----------------------------------------------------------------------------------------
@@ -430,11 +459,13 @@ def known(sources: Sources, keys: list[str]) -> Known:
     notices: dict[str, list[NoticeRecord]] = {}
     for record in notice_records(sources.data_dir):
         notices.setdefault(record.key, []).append(record)
+    sent = deliveries(sources, keys)
     return Known(
         notices=notices,
-        sent=deliveries(sources, keys),
+        sent=sent,
         dead=queued_keys(sources.account_id, sources.region, sources.dead_letter_queue),
         queued=queued_keys(sources.account_id, sources.region, sources.inbound_queue),
+        decisions=sources.alarm_table.decisions(keys, settled=set(sent) | set(notices)),
     )
 
 
@@ -456,6 +487,14 @@ def state_of(key: str, facts: Known) -> MailState:
             f"distributed to {to}, {links} link{'s' if links != 1 else ''}",
             detail + (f"; notice: {reasons}" if reasons else ""),
         )
+    seen = facts.decisions.get(key)
+    if seen is not None and seen.decision in FOLDED:
+        why = (
+            "the alarm is flapping: its mails are listed in digests"
+            if seen.decision is Decision.FLAPPING
+            else "a repeat of an open alarm: listed in its next digest"
+        )
+        return MailState("folded", f"folded into {seen.incident}", why)
     if notices:
         return MailState("notice", f"notice: {reasons}", "; ".join(n.detail for n in notices))
     if key in facts.dead:
@@ -506,6 +545,7 @@ def mails(sources: Sources) -> list[MailRow]:
                 state=state_of(key, facts),
                 recipients=[d for e in sent for d in e.get("destinations", [])],
                 links=len(_links(sent)),
+                folding=facts.decisions.get(key),
             )
         )
     return sorted(rows, key=lambda r: (order[r.key], r.key), reverse=True)
@@ -561,6 +601,7 @@ def one_mail(sources: Sources, key: str) -> OneMail | None:
         state=state_of(key, facts),
         recipients=[d for e in sent for d in e.get("destinations", [])],
         links=len(_links(sent)),
+        folding=facts.decisions.get(key),
     )
     relayed = []
     for number, entry in enumerate(sent, start=1):
@@ -598,10 +639,11 @@ def one_mail(sources: Sources, key: str) -> OneMail | None:
 
 # -- deleting --------------------------------------------------------------------------------------------
 def delete(sources: Sources, rows: list[MailRow]) -> list[MailRow]:
-    """Delete finished mails (distributed or notified) and what the sandbox kept of them: the stored
+    """Delete finished mails (distributed, notified or folded) and what the sandbox kept of them: the stored
     mail, the sent `.eml` files and their index lines, the notices and the log lines. Returns those
     deleted. A mail still in the pipeline is left alone: its queued record would fail on the missing
-    object and end in the DLQ. Attachments (and their links), markers and traces stay, as in AWS."""
+    object and end in the DLQ. Attachments (and their links), markers, traces and the alarm table's rows
+    (which a digest lists) stay, as in AWS."""
     done = [row for row in rows if row.state.final]
     if not done:
         return []
@@ -615,6 +657,7 @@ def delete(sources: Sources, rows: list[MailRow]) -> list[MailRow]:
         sources.outbox.forget(files, notices)
     if sources.journal is not None:
         sources.journal.forget(set(keys))
+    sources.alarm_table.forget(set(keys))
     with sources._lock:
         for cached in [c for c in sources._summaries if c[0] in set(keys)]:
             del sources._summaries[cached]

@@ -1,7 +1,8 @@
 """The mail list's search, in the manner of Mailpit's: words, each of which must match.
 
 A plain word (or a "quoted phrase") matches the sender, the recipients, the subject, the body text, the
-mail's state (`distributed`, `notice: virus` and its detail), its Message-ID or its key, ignoring case.
+mail's state (`distributed`, `notice: virus`, `folded` and its detail, with alarm folding's decision and
+incident: `state:folded`, or an incident's id), its Message-ID or its key, ignoring case.
 `from:`, `to:`, `subject:`, `state:` limit a word to one of them; `has:attachment` and `has:links` keep
 mails with attachments or relayed links; a leading `-` excludes. A query with `annotation.` in it is an
 X-Ray filter expression over the function's trace annotations instead (see `traces`), as in the console.

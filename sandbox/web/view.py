@@ -14,8 +14,9 @@ from urllib.parse import quote
 
 import jinja2
 
+from app.errors import RetryableError
 from app.sizes import human_size
-from sandbox.web import api, data, safety, search, traces
+from sandbox.web import alarms, api, data, safety, search, traces
 from sandbox.web.exchange import Request, Response
 
 HERE = Path(__file__).parent
@@ -38,18 +39,29 @@ def environment() -> jinja2.Environment:
     env.globals["frame_sandbox"] = safety.FRAME_SANDBOX
     env.globals["urls"] = api.urls
     env.globals["relayed_urls"] = api.relayed_urls
+    env.globals["incident_urls"] = api.incident_urls
+    env.globals["digest_urls"] = api.digest_urls
+    env.globals["folding_phrase"] = data.FOLDING
     return env
 
 
 Gather = Callable[[data.Sources, Request], dict[str, Any]]
 
 
+class NotFound(Exception):
+    """What a gather function raises for a page about something that does not exist: a 404 with its text."""
+
+
 def page(template: str, gather: Gather) -> Callable[[View, Request], Response]:
     """The action of a page that renders `template` with what `gather` finds: a new page is its route
-    (`page("alarms.html", alarms)` in `routes.ROUTES`), its template and its gather function."""
+    (`page("alarms.html", alarms_page)` in `routes.ROUTES`), its template and its gather function."""
 
     def action(view: View, request: Request) -> Response:
-        return view.render(template, request, **gather(view.sources, request))
+        try:
+            values = gather(view.sources, request)
+        except NotFound as e:
+            return Response.text(HTTPStatus.NOT_FOUND, str(e))
+        return view.render(template, request, **values)
 
     return action
 
@@ -60,6 +72,25 @@ def status(sources: data.Sources, request: Request) -> dict[str, Any]:
         row.state.label if row.state.kind == "notice" else row.state.kind for row in data.mails(sources)
     )
     return {"status": sources.status(), "counts": sorted(counts.items()), "moved": request.arg("moved")}
+
+
+def alarms_page(sources: data.Sources, request: Request) -> dict[str, Any]:
+    """The Alarms page: incidents open, flapping and closed, active mutes, an unmute's result."""
+    book = alarms.book(sources)
+    return {
+        "book": book,
+        "version": api.alarms(book)["version"],
+        "unmuted": request.arg("unmuted"),
+        "digests": request.arg("digests"),
+    }
+
+
+def incident_page(sources: data.Sources, request: Request) -> dict[str, Any]:
+    """One incident's timeline: its first mail, the folded mails, the digests sent, its recovery."""
+    found = alarms.timeline(sources, request.arg("id"))
+    if found is None:
+        raise NotFound("no such incident (closed incidents are kept 30 days)")
+    return {"timeline": found, "version": api.timeline(found)["version"]}
 
 
 class View:
@@ -130,6 +161,9 @@ class View:
     def _source(self, request: Request) -> tuple[bytes, str] | None:
         """The bytes of the received mail, or of one it relayed (`sent=FILE`), and a file name for them."""
         key, sent = request.arg("key"), request.arg("sent")
+        if sent and not key:  # the relay's own mail about an alarm (a digest) belongs to no received mail
+            raw = alarms.digest_file(self.sources, sent)
+            return (raw, sent) if raw is not None else None
         if sent:
             raw = data.relayed_file(self.sources, key, sent)
             return (raw, sent) if raw is not None else None
@@ -188,6 +222,15 @@ class View:
             return Response.json({"error": "no such mail"}, HTTPStatus.NOT_FOUND)
         return Response.json(api.mail(found))
 
+    def api_alarms(self, request: Request) -> Response:
+        return Response.json(api.alarms(alarms.book(self.sources)))
+
+    def api_incident(self, request: Request) -> Response:
+        found = alarms.timeline(self.sources, request.arg("id"))
+        if found is None:
+            return Response.json({"error": "no such incident"}, HTTPStatus.NOT_FOUND)
+        return Response.json(api.timeline(found))
+
     # -- traces and status ---------------------------------------------------------------------------------
     def traces(self, request: Request) -> Response:
         query = request.arg("q")
@@ -208,6 +251,17 @@ class View:
     def redrive(self, request: Request) -> Response:
         moved = self.move_dead_letters()
         return Response.redirect(f"/status?moved={int(moved)}")
+
+    def unmute(self, request: Request) -> Response:
+        """End an alarm's mute now (`app.folding.unmute`): its digest of what it folded goes out."""
+        fingerprint = request.arg("fingerprint")
+        try:
+            digests = alarms.unmute(self.sources, fingerprint)
+        except LookupError as e:
+            return Response.text(HTTPStatus.NOT_FOUND, f"not unmuted: {e}")
+        except RetryableError as e:
+            return Response.text(HTTPStatus.SERVICE_UNAVAILABLE, f"not unmuted, try again: {e}")
+        return Response.redirect(f"/alarms?unmuted={quote(fingerprint, safe='')}&digests={digests}")
 
     def delete(self, request: Request) -> Response:
         key = request.arg("key")

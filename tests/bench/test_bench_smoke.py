@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench import mails, previews, run
+from bench import cost, mails, previews, run, storm
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -61,7 +61,8 @@ def smoke(
     """One full harness run: moto server, both workloads once on a 64 KB mail, one cold import."""
     output = tmp_path_factory.mktemp("bench") / "latest.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    command = [sys.executable, "-m", "bench", "--sizes", "64k", "--repeat", "1", "--import-runs", "1"]
+    command = [sys.executable, "-m", "bench", "--sizes", "64k", "--repeat", "1", "--import-runs", "1",
+               "--workloads", "limit,function"]  # fmt: skip
     done = subprocess.run(
         [*command, "--no-chart", "--output", str(output)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
@@ -178,3 +179,115 @@ def test_verdicts_judge_only_the_targets_a_case_carries() -> None:
         ("cold import 0.400 s <= 0.5 s", True),
         ("cold first mail 1.30x the dependency floor <= 1.2x", False),
     ]
+
+
+STORM_HOURS = 2
+
+
+def folded_sends(minutes: int, after: int = 10, cap: int = 240, quiet: int = 30) -> list[int]:
+    """When a storm of one alarm a minute reaches its recipients with folding on, by the README's rules
+    (template defaults): the first mail at once; a digest `after` minutes later and then at doubling
+    intervals up to `cap`, each if repeats arrived since the last (a tick comes before the mail of its
+    minute); a last digest when the alarm has been quiet for `quiet` minutes, if repeats are unlisted."""
+    last, closes = minutes - 1, minutes - 1 + quiet
+    sends, listed, due, interval = [0], 0, after, after
+    while due < closes:
+        if min(due - 1, last) > listed:
+            sends.append(due)
+            listed = min(due - 1, last)
+        interval = min(2 * interval, cap)
+        due += interval
+    return [*sends, closes] if last > listed else sends
+
+
+@pytest.mark.unit
+def test_the_folding_schedule_of_a_day_is_the_acceptance_tests() -> None:
+    assert folded_sends(24 * 60) == [0, 10, 30, 70, 150, 310, 550, 790, 1030, 1270, 1469]
+    assert folded_sends(60) == [0, 10, 30, 70]  # the 70-minute digest listed the last repeats
+
+
+@pytest.fixture(scope="module")
+def storm_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any], dict[str, Any]]:
+    """The storm alone, 2 simulated hours, priced with a table of other prices than the project's."""
+    folder = tmp_path_factory.mktemp("storm")
+    prices = cost.load_prices()
+    prices["prices"]["ses_outbound_recipient"]["usd"] = 7.0  # per 1000: not the real price
+    (folder / "prices.json").write_text(json.dumps(prices))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    command = [sys.executable, "-m", "bench", "--workloads", "storm", "--storm-hours", str(STORM_HOURS),
+               "--prices", str(folder / "prices.json"), "--output", str(folder / "latest.json")]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done, json.loads((folder / "latest.json").read_text())["storm"], prices
+
+
+@pytest.mark.integration
+def test_the_storm_sends_what_folding_should_and_every_mail_without_it(
+    storm_run: tuple[subprocess.CompletedProcess[str], dict[str, Any], dict[str, Any]],
+) -> None:
+    done, figures, _ = storm_run
+    minutes = STORM_HOURS * 60
+    on, off = figures["settings"]["on"], figures["settings"]["off"]
+    assert on["sends"]["at_minutes"] == folded_sends(minutes)
+    assert off["sends"]["count"] == minutes
+    assert min(on["sends"]["bytes"], off["sends"]["bytes"]) > 0
+    assert off["sends"]["at_minutes"] == list(range(storm.LISTED_SENDS))
+    assert on["per_recipient"] == dict.fromkeys(storm.RECIPIENTS, len(folded_sends(minutes)))
+    assert on["listed_in_digests"] == [9, 20, 40, 50]  # with the first mail: all 120, each once
+    assert on["quantities"]["ses_outbound_recipient"] == 3 * len(folded_sends(minutes))
+    assert off["per_recipient"] == dict.fromkeys(storm.RECIPIENTS, minutes)
+    assert off["listed_in_digests"] == []
+    assert off["quantities"]["ses_outbound_recipient"] == 3 * minutes
+    for entry in (on, off):
+        assert entry["mails"] == entry["quantities"]["ses_inbound_mail"] == minutes
+        assert entry["retried_attempts"] == 0
+        invocations = entry["invocations"]
+        assert entry["quantities"]["lambda_request"] == sum(invocations.values())
+        assert entry["quantities"]["xray_trace"] == sum(invocations.values())
+        assert entry["quantities"]["lambda_gb_second"] > 0
+    # the clock sweeps every minute until the alarm closed itself; off, its schedule is disabled
+    assert on["invocations"]["clock"] == minutes + 30 + storm.TAIL_MINUTES
+    assert off["invocations"]["clock"] == 0
+    assert on["invocations"]["relay ticks"] == len(folded_sends(minutes)) - 1
+    assert on["quantities"]["dynamodb_wru"] > 0
+    assert "dynamodb_wru" not in off["quantities"]
+    assert f"one alarm a minute for {STORM_HOURS} h to 3 recipients" in done.stdout
+
+
+@pytest.mark.integration
+def test_the_storm_is_priced_with_the_table_it_was_given(
+    storm_run: tuple[subprocess.CompletedProcess[str], dict[str, Any], dict[str, Any]],
+) -> None:
+    _, figures, prices = storm_run
+    for entry in figures["settings"].values():
+        lines = {line["price"]: line for line in entry["cost"]["lines"]}
+        assert set(lines) == set(prices["prices"])
+        for name, line in lines.items():
+            price = prices["prices"][name]
+            assert line["quantity"] == entry["quantities"].get(name, 0)
+            assert line["usd"] == pytest.approx(line["quantity"] * price["usd"] / price["per"])
+        assert lines["ses_outbound_recipient"]["usd"] == pytest.approx(
+            entry["quantities"]["ses_outbound_recipient"] * 7.0 / 1000
+        )
+        assert entry["cost"]["total_usd"] == pytest.approx(sum(line["usd"] for line in lines.values()))
+    on, off = (figures["settings"][k]["cost"]["total_usd"] for k in ("on", "off"))
+    assert figures["cost_ratio_off_to_on"] == pytest.approx(off / on)
+
+
+@pytest.mark.unit
+def test_a_storm_only_run_keeps_the_mails_figures_of_the_results_file(tmp_path: Path) -> None:
+    previous = {"generated_at": "2026-11-29T04:15:35+00:00", "repeat": 5, "cases": [{"case": "1MB"}],
+                "storm": {"hours": 24}}  # fmt: skip
+    path = tmp_path / "latest.json"
+    path.write_text(json.dumps(previous))
+    report = {"generated_at": "2026-12-04T16:00:00+00:00", "storm": {"hours": 2}}
+    written = run.carry_over(report, path)
+    assert written["storm"] == {"hours": 2}
+    assert written["cases"] == [{"case": "1MB"}]
+    assert written["repeat"] == 5
+    assert written["carried_over"] == {"repeat": previous["generated_at"], "cases": previous["generated_at"]}
+    assert run.carry_over(report, tmp_path / "absent.json") == report

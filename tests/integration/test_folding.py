@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -184,7 +184,7 @@ def test_a_tick_for_an_alarm_not_due_changes_nothing(relay: Relay, world: World)
     (tick,) = records.items(record, world.incoming)
     relay.now = T0 + 2 * MINUTE
     assert process(tick, relay.settings, relay.ports) is Outcome.TICK
-    assert list(relay.ports.incidents.alarms()) == before
+    assert [s.state for s in relay.ports.incidents.alarms()] == [s.state for s in before]
     assert len(world.sent()) == 1
 
 
@@ -208,3 +208,22 @@ def test_a_mute_folds_every_repeat_until_unmuted_then_one_digest_counts_them(
     *_, digest = world.sent()
     assert digest.message["Subject"] == "Mute ended, 7 mails folded: OK: camera 4 motion"  # its latest word
     assert "guard@example.com" in text_of(digest)
+
+
+def test_a_tick_that_comes_early_gives_its_claim_back_for_the_next_sweep(world: World) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    relay = Relay(world)
+    relay.mail("FIRING: disk /var 91% full", now - 10 * MINUTE + timedelta(seconds=30))
+    relay.mail("FIRING: disk /var 92% full", now - 5 * MINUTE)  # the digest is due in 30 s
+    sqs = world.account.client("sqs")
+    url = world.account.queue_url(world.blueprint.inbound_queue.logical_id)
+    sqs.purge_queue(QueueUrl=url)
+    assert clock.lambda_handler({}, None) == {"ticks": 1}  # queued with its 30 s delay, and claimed
+    assert clock.lambda_handler({}, None) == {"ticks": 0}
+    assert relay.ports.incidents is not None
+    (stored,) = relay.ports.incidents.alarms()
+    relay.now = now  # the tick arrives before the digest is due: nothing to do yet
+    early = records.Tick(stored.state.fingerprint, int((now + timedelta(seconds=30)).timestamp()))
+    assert process(early, relay.settings, relay.ports) is Outcome.TICK
+    assert len(world.sent()) == 1
+    assert clock.lambda_handler({}, None) == {"ticks": 1}  # the claim was given back: ticked again

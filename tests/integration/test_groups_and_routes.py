@@ -45,7 +45,9 @@ def camera_mail(to: str = CAMERA, body: str = "") -> bytes:
 
 @pytest.fixture
 def routed() -> Iterator[World]:
-    with local_world({"AdditionalRecipientEmails": CAMERA}) as world:
+    # The same camera mail again and again, to see each edit of the document: folding would fold the
+    # repeats, and routing is the point here.
+    with local_world({"AdditionalRecipientEmails": CAMERA, "RepeatFolding": "off"}) as world:
         assert world.environment["RECIPIENTS_CONFIG"] == f"s3://{world.incoming}/{KEY}"
         yield world
 

@@ -83,12 +83,14 @@ def test_each_mail_and_every_aws_call_is_traced() -> None:
     assert camera["recipients"] == 1
     assert camera["attachments"] == 2
     assert camera["previews"] == 0  # the fixture's JPEGs are byte counters, not pictures
+    assert camera["fold"] == "first"  # the first mail of its alarm: relayed, its incident opened
+    assert camera["incident"]
     assert mails["incoming/snapshot.eml"]["annotations"]["previews"] == 1
     assert mails["incoming/no-code.eml"]["annotations"]["outcome"] == "fallback"
     assert mails["incoming/no-code.eml"]["annotations"]["reason"] == "no_recipients"
 
     calls = {(e.get("namespace"), e.get("name"), e.get("aws", {}).get("operation")) for e in entities}
     operations = {operation for namespace, _, operation in calls if namespace == "aws"}
-    assert {"GetObject", "PutObject", "SendEmail", "Publish"} <= operations
+    assert {"GetObject", "PutObject", "SendEmail", "Publish", "GetItem", "TransactWriteItems"} <= operations
     services = {name for namespace, name, _ in calls if namespace == "aws"}
     assert {"s3", "sns"} <= {service.lower() for service in services}

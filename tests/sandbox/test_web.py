@@ -1,8 +1,10 @@
 """The sandbox's web view in a real browser: Debian's headless Chromium driven by Selenium, against
 `python -m sandbox` on free ports. One sandbox and one browser for the module; the screenshots the README
-shows are taken here (docs/sandbox-mails.png, docs/sandbox-mail.png, docs/sandbox-camera-mail.png). The
-tests that change the mailbox (revoke, delete, clear) come last, in file order; the last one starts a
-sandbox of its own, with previews off."""
+shows are taken here (docs/sandbox-mails.png, docs/sandbox-mail.png, docs/sandbox-camera-mail.png,
+docs/sandbox-alarms.png, docs/sandbox-incident.png). An alarm storm runs in a sandbox of its own, so that
+its Alarms page shows its alarms alone (every mail relayed first opens an incident). The tests that change
+the mailbox (revoke, delete, clear) come last, in file order; the last one starts a sandbox of its own,
+with previews off."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,6 +53,11 @@ SUBJECTS = {
     "web-camera",
 }
 SNAPSHOT_NAME = "gate-cam4.jpg"
+STORM_SENDER = "plc-7@plant.example.com"
+STORM_RECIPIENTS = ("ops@example.com", "alice@example.com", "bob@example.org")
+PUMP = "PROBLEM: Pump 3 pressure 9.{} bar"
+REPEATS = 5
+TANK = ("ALARM: Tank 4 level 81%", "ALARM: Tank 4 level 82%", "RESOLVED: Tank 4 level 60%")
 
 
 def _browser_or_skip() -> None:
@@ -306,6 +315,70 @@ def settled(browser: Any, sent: dict[str, EmailMessage]) -> dict[str, tuple[str,
     return shown
 
 
+def alarm(subject: str, recipient: str, reading: bytes | None = None) -> EmailMessage:
+    """A PLC's alarm to three recipients, its reading attached; no Message-ID, as much firmware sends."""
+    code = f"Email_Rxers_Code:[{','.join(STORM_RECIPIENTS)}]:Email_Rxers_Code:"
+    message = mail("alarm", f"Reading attached.\n{code}\n", reading, recipient, sender=STORM_SENDER)
+    message.replace_header("Subject", subject)
+    del message["Message-ID"]
+    return message
+
+
+def send(running: Running, *messages: EmailMessage) -> None:
+    """Send the mails and wait until the view shows each of them done (relayed, notified or folded), in
+    order: the first mail of an alarm must be decided before its repeats arrive."""
+    for message in messages:
+        before = api(running, "/api/mails")["total"]
+        with running.smtp(timeout=30) as client:
+            client.send_message(message)
+
+        def done(before: int = before) -> bool:
+            listed = api(running, "/api/mails")
+            return bool(
+                listed["total"] == before + 1
+                and all(m["state"]["kind"] in {"distributed", "notice", "folded"} for m in listed["mails"])
+            )
+
+        wait_for(done, f"{message['Subject']!r} done")
+
+
+@dataclass
+class Storm:
+    running: Running
+
+
+@pytest.fixture(scope="module")
+def storm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storm]:
+    """A sandbox of its own (the template's numbers: the first digest is due ten minutes after an alarm,
+    after these tests): a pump's storm (the first alarm and five repeats, each with its reading attached),
+    and a tank alarm that recovers after one repeat (which goes out in a last digest just before the
+    recovery)."""
+    _browser_or_skip()
+    data = tmp_path_factory.mktemp("sandbox-storm")
+    with launch(data, "--batch-window", "0") as running:
+        recipient = running.state["smtp"]["recipients"][0]
+        pump = [alarm(PUMP.format(n), recipient, f"t,bar\n{n},9.{n}\n".encode()) for n in range(REPEATS + 1)]
+        send(running, *pump, *(alarm(subject, recipient) for subject in TANK))
+        yield Storm(running)
+
+
+def pump_incident(running: Running) -> str:
+    (first,) = [m for m in api(running, "/api/mails")["mails"] if m["subject"] == PUMP.format(0)]
+    return str(first["folding"]["incident"])
+
+
+def whole_page_screenshot(browser: Any, path: Path) -> None:
+    """The page at the browser's width and its own height (the README's pictures)."""
+    size = browser.get_window_size()
+    try:
+        chrome = size["height"] - browser.execute_script("return window.innerHeight")
+        height = browser.execute_script("return Math.ceil(document.body.getBoundingClientRect().height)")
+        browser.set_window_size(size["width"], min(height + chrome, 3000))
+        browser.save_screenshot(str(path))
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_mails_page_shows_every_mail_with_what_became_of_it(
     running: Running, browser: Any, settled: dict[str, tuple[str, str, str]]
 ) -> None:
@@ -326,6 +399,51 @@ def test_the_mails_page_shows_every_mail_with_what_became_of_it(
     (line,) = [x for x in running.output().splitlines() if x.startswith("sent     'reading web-attachment'")]
     assert "(1 link) -> outbox/" in line
     browser.save_screenshot(str(DOCS / "sandbox-mails.png"))
+
+
+def test_a_storms_repeats_are_folded_and_each_mail_shows_its_incident(browser: Any, storm: Storm) -> None:
+    from selenium.webdriver.common.by import By
+
+    running = storm.running
+    incident = pump_incident(running)
+    listed = {m["subject"]: m for m in api(running, "/api/mails")["mails"]}
+    assert listed[PUMP.format(0)]["folding"]["decision"] == "first"
+    assert listed[PUMP.format(0)]["state"]["kind"] == "distributed"
+    for n in range(1, REPEATS + 1):
+        assert listed[PUMP.format(n)]["state"]["label"] == f"folded into {incident}"
+        assert listed[PUMP.format(n)]["folding"] == {
+            "decision": "fold",
+            "incident": incident,
+            "urls": {
+                "page": f"/incident?id={incident}",
+                "api": f"/api/incident?id={incident}",
+                "mails": f"/?q={incident}",
+            },
+        }
+    assert listed[TANK[2]]["folding"]["decision"] == "recovery"
+    assert listed[TANK[2]]["state"]["kind"] == "distributed"
+
+    browser.get(running.state["web"])
+    shown = wait_for(lambda: outcomes(browser), "the storm's mails on the mails page")
+    for n in range(1, REPEATS + 1):  # sent to no one; folded into the pump's incident
+        assert shown[PUMP.format(n)] == ("folded", f"folded into {incident}", "none")
+    (tag,) = browser.find_elements(
+        By.CSS_SELECTOR, f'tr.mail a.incident[data-fold="first"][href$="{incident}"]'
+    )
+    assert tag.text == f"first mail of {incident}"
+    assert search_for(browser, running, "state:folded") == {*(PUMP.format(n) for n in range(1, 6)), TANK[1]}
+    assert search_for(browser, running, incident) == {PUMP.format(n) for n in range(REPEATS + 1)}
+
+    open_mail(browser, running, PUMP.format(3))
+    assert browser.find_element(By.ID, "state").text == f"folded into {incident}"
+    assert browser.find_elements(By.CSS_SELECTOR, "section.relayed") == []  # nothing was sent for it
+    browser.find_element(By.CSS_SELECTOR, "#folding a.incident").click()
+    wait_for(lambda: browser.find_element(By.TAG_NAME, "h1").text == PUMP.format(0), "the incident's page")
+    assert browser.find_element(By.ID, "incident-id").text == incident
+    events = browser.find_elements(By.CSS_SELECTOR, "table.timeline tr.event")
+    assert [e.get_attribute("data-kind") for e in events] == ["first"] + ["folded"] * REPEATS
+    events[3].find_element(By.CSS_SELECTOR, "td a").click()  # a folded mail's page, from its incident
+    wait_for(lambda: browser.find_element(By.TAG_NAME, "h1").text == PUMP.format(3), "the folded mail's page")
 
 
 def test_a_mail_without_a_message_id_and_two_sharing_one_each_show_their_own_outcome(
@@ -679,9 +797,140 @@ def test_the_mail_page_follows_relayctl_revoke_and_unrevoke_by_itself(
     wait_for(lambda: shown().startswith("active until "), "the page showing the link active again")
 
 
+def test_the_alarms_page_lists_the_storm_with_its_count_and_the_recovered_alarm_with_its_digest(
+    browser: Any, storm: Storm
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    running = storm.running
+    incident = pump_incident(running)
+    browser.get(running.state["web"] + "alarms")
+    assert browser.find_element(By.CSS_SELECTOR, 'header nav a[aria-current="page"]').text == "Alarms"
+    (pump,) = browser.find_elements(By.CSS_SELECTOR, "table.open tr.incident")
+    assert pump.get_attribute("data-incident") == incident
+    assert pump.get_attribute("data-state") == "open"
+    assert pump.find_element(By.TAG_NAME, "a").text == PUMP.format(0)
+    assert [pump.find_element(By.CSS_SELECTOR, f"td.{name}").text for name in ("folded", "digests")] == [
+        str(REPEATS),
+        "0",  # its first digest is due ten minutes after it opened
+    ]
+    (shown,) = api(running, "/api/alarms")["open"]
+    due = datetime.fromisoformat(shown["next_digest"]) - datetime.fromisoformat(shown["opened"])
+    assert due == timedelta(minutes=10)
+    (tank,) = browser.find_elements(By.CSS_SELECTOR, "table.closed tr.incident")
+    assert [
+        tank.find_element(By.CSS_SELECTOR, f"td.{name}").text for name in ("folded", "digests", "how")
+    ] == [
+        "1",
+        "1",
+        "recovery",
+    ]
+    (digest,) = [e for e in outbox(running.data) if e["subject"].startswith("Recovered")]
+    assert digest["subject"] == f"Recovered, 1 repeat in a last digest: {TANK[0]}"
+    assert sorted(digest["destinations"]) == sorted(STORM_RECIPIENTS)
+
+    tank.find_element(By.TAG_NAME, "a").click()
+    wait_for(lambda: browser.find_element(By.TAG_NAME, "h1").text == TANK[0], "the tank incident's page")
+    events = browser.find_elements(By.CSS_SELECTOR, "table.timeline tr.event")
+    assert [e.get_attribute("data-kind") for e in events] == ["first", "folded", "digest", "recovery"]
+    assert [e.find_element(By.CSS_SELECTOR, "td a").text for e in events] == [
+        TANK[0],
+        TANK[1],
+        digest["subject"],
+        TANK[2],
+    ]
+    href = events[2].find_element(By.CSS_SELECTOR, "td a").get_attribute("href")
+    source = get(running, href.removeprefix(running.state["web"]))
+    assert source == (running.data / "outbox" / digest["file"]).read_bytes()  # the digest as sent
+    text = email.message_from_bytes(source, policy=email.policy.default).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    listed = rf"1\. [-0-9]{{10}} [:0-9]{{8}} UTC  {re.escape(TANK[1])}"
+    assert [line for line in text.splitlines() if re.fullmatch(listed, line)]  # the repeat it lists
+
+
+def mute(running: Running, fingerprint: str, until: datetime, by: str) -> None:
+    """Mute an alarm of the running sandbox with the relay's own code (app.folding.mute), as the mute
+    links' endpoint will: this process, pointed at the sandbox's endpoint with its function's settings."""
+    from app import folding, handler
+    from app.config import load_settings
+    from localaws.account import environ
+
+    region = running.state["region"]
+    values = {
+        **running.state["environment"],
+        "AWS_ENDPOINT_URL": running.state["endpoint"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+    }
+    with environ(values):
+        handler.reset()
+        try:
+            settings = load_settings()
+            folding.mute(fingerprint, until, by, settings, handler.build_ports(settings))
+        finally:
+            handler.reset()
+
+
+def test_a_mute_shows_who_and_until_when_and_its_unmute_button_ends_it(browser: Any, storm: Storm) -> None:
+    from selenium.webdriver.common.by import By
+
+    running = storm.running
+    (pump,) = api(running, "/api/alarms")["open"]
+    until = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
+    mute(running, pump["fingerprint"], until, "guard@example.com")
+    recipient = running.state["smtp"]["recipients"][0]
+    send(running, alarm(PUMP.format(6), recipient), alarm(PUMP.format(7), recipient))
+
+    browser.get(running.state["web"] + "alarms")
+    (muted,) = browser.find_elements(By.CSS_SELECTOR, "table.mutes tr.mute")
+    assert muted.get_attribute("data-fingerprint") == pump["fingerprint"]
+    assert muted.find_element(By.CSS_SELECTOR, "td.by").text == "guard@example.com"
+    assert muted.find_element(By.CSS_SELECTOR, "td.until").text == until.strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert muted.find_element(By.CSS_SELECTOR, "td.folded").text == "2"
+    assert muted.find_element(By.TAG_NAME, "a").text == PUMP.format(0)
+    whole_page_screenshot(browser, DOCS / "sandbox-alarms.png")
+
+    browser.find_element(By.ID, f"unmute-{pump['fingerprint']}").click()
+    wait_for(lambda: browser.switch_to.alert, "the confirmation").accept()
+    done = wait_for(lambda: browser.find_element(By.ID, "unmuted").text, "the unmute's result")
+    assert (
+        done
+        == f"Unmuted {pump['fingerprint']}: 1 digest(s) of what the mute folded went out to all its recipients."
+    )
+    assert browser.find_elements(By.ID, "no-mutes")
+    ended = wait_for(
+        lambda: [e for e in outbox(running.data) if e["subject"].startswith("Mute ended")],
+        "the mute-end digest",
+    )
+    assert [(e["subject"], sorted(e["destinations"])) for e in ended] == [
+        (f"Mute ended, 2 mails folded: {PUMP.format(0)}", sorted(STORM_RECIPIENTS))
+    ]
+    text = (running.data / "outbox" / ended[0]["file"]).read_text("utf-8", errors="replace")
+    assert "Muted by guard@example.com" in text
+    assert "Unmuted by sandbox web view" in text
+    (shown,) = api(running, "/api/alarms")["open"]
+    assert (shown["folded"], shown["muted_until"]) == (REPEATS + 2, None)
+    assert [d["subject"] for d in shown["digests"]] == [f"Mute ended, 2 mails folded: {PUMP.format(0)}"]
+    # The incident's page: its first mail, the seven folded, and the digest at the mute's end, opened.
+    browser.get(running.state["web"] + shown["urls"]["page"].lstrip("/"))
+    events = browser.find_elements(By.CSS_SELECTOR, "table.timeline tr.event")
+    assert [e.get_attribute("data-kind") for e in events] == ["first"] + ["folded"] * (REPEATS + 2) + [
+        "digest"
+    ]
+    events[-1].find_element(By.TAG_NAME, "summary").click()
+    assert "Muted by guard@example.com" in events[-1].find_element(By.CSS_SELECTOR, "pre.text").text
+    whole_page_screenshot(browser, DOCS / "sandbox-incident.png")
+
+
 def test_no_state_changes_without_the_views_own_form(running: Running) -> None:
     key = key_of(running, "reading web-shared-b")
-    for path, form in (("redrive", b"token=guessed"), ("delete", f"key={key}".encode()), ("clear", b"")):
+    for path, form in (
+        ("redrive", b"token=guessed"),
+        ("delete", f"key={key}".encode()),
+        ("clear", b""),
+        ("unmute", b"fingerprint=0123456789abcdef0123456789abcdef"),
+    ):
         url = running.state["web"] + path
         with pytest.raises(urllib.error.HTTPError) as get_refused:
             urllib.request.urlopen(url, timeout=10)  # noqa: S310 - the sandbox's own view

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import jinja2
 import pytest
 
+from app.alarms.timeline import Decision, Seen
 from app.config import DownloadSettings
 from app.handler import lambda_handler
 from sandbox.claim import Unavailable, claim
@@ -190,27 +191,35 @@ def test_the_route_table_dispatches_and_names_the_methods_a_path_takes() -> None
     assert routes.find("POST", "/mail") == (None, ["GET"])
     assert routes.find("GET", "/nothing") == (None, [])
     assert routes.find("GET", "/static")[0] is None  # a prefix route needs its slash
-    assert routes.NAV == [("/", "Mails"), ("/traces", "Traces"), ("/status", "Status")]
+    assert routes.NAV == [("/", "Mails"), ("/alarms", "Alarms"), ("/traces", "Traces"), ("/status", "Status")]
+    assert routes.find("GET", "/unmute") == (None, ["POST"])
     assert {r.method for r in routes.ROUTES} == {"GET", "POST"}
     paths = [(r.method, r.path) for r in routes.ROUTES]
     assert len(paths) == len(set(paths))
 
 
 def test_a_new_page_is_one_route_with_its_template_and_what_it_gathers() -> None:
-    """What the Alarms page will be: a line in the table, a template, a gather function."""
-    nav = [*routes.NAV, ("/alarms", "Alarms")]
+    """As the Alarms page was added: a line in the table, a template, a gather function (which may say
+    that what the page is about does not exist)."""
+    nav = [*routes.NAV, ("/example", "Example")]
     the_view = view.View(None, lambda: 0, nav)  # type: ignore[arg-type]  # this page reads no source
-    alarms = '{% extends "base.html" %}{% block main %}<h1>{{ open }} open</h1>{% endblock %}'
+    example = '{% extends "base.html" %}{% block main %}<h1>{{ open }} open</h1>{% endblock %}'
     the_view.templates.loader = jinja2.ChoiceLoader(
-        [jinja2.DictLoader({"alarms.html": alarms}), the_view.templates.loader]  # type: ignore[list-item]
+        [jinja2.DictLoader({"example.html": example}), the_view.templates.loader]  # type: ignore[list-item]
     )
-    route = routes.Route(
-        "GET", "/alarms", view.page("alarms.html", lambda sources, request: {"open": 2}), "Alarms"
-    )
-    page = route.action(the_view, _request("/alarms")).body.decode()
+
+    def gather(sources: data.Sources, request: Request) -> dict[str, Any]:
+        if request.arg("id") == "gone":
+            raise view.NotFound("no such thing")
+        return {"open": 2}
+
+    route = routes.Route("GET", "/example", view.page("example.html", gather), "Example")
+    page = route.action(the_view, _request("/example")).body.decode()
     assert "<h1>2 open</h1>" in page
-    assert '<a href="/alarms" aria-current="page">Alarms</a>' in page
+    assert '<a href="/example" aria-current="page">Example</a>' in page
     assert '<a href="/status">Status</a>' in page
+    missing = route.action(the_view, _request("/example", id="gone"))
+    assert (missing.status, missing.body) == (404, b"no such thing\n")
 
 
 def test_the_search_matches_words_fields_flags_and_exclusions() -> None:
@@ -272,6 +281,18 @@ def test_the_state_of_a_mail_from_what_the_sandbox_keeps_by_its_key() -> None:
     assert data.state_of(key, _known(queued={key: 1})).label == "being processed"
     assert data.state_of(key, _known(queued={key: 2})).label == "retrying (received 2 times)"
     assert not data.state_of(key, _known()).final
+    # A repeat folding folded sends nothing: its decision says so, and it is done (not "being processed").
+    folded = data.state_of(
+        key, _known(decisions={key: Seen(key, "fp", Decision.FOLD, "fp-1")}, queued={key: 1})
+    )
+    assert (folded.kind, folded.label, folded.final) == ("folded", "folded into fp-1", True)
+    flapping = data.state_of(key, _known(decisions={key: Seen(key, "fp", Decision.FLAPPING, "fp-1")}))
+    assert flapping.detail.startswith("the alarm is flapping")
+    first = {key: Seen(key, "fp", Decision.RELAY_FIRST, "fp-1")}
+    assert (
+        data.state_of(key, _known(decisions=first, queued={key: 1})).label == "being processed"
+    )  # not sent yet
+    assert data.state_of(key, _known(decisions=first, sent=sent)).kind == "distributed"
 
 
 def test_a_log_line_is_pretty_and_its_metrics_apart() -> None:

@@ -156,3 +156,35 @@ def test_dimension_values_are_only_outcomes_and_reasons() -> None:
 def test_the_checker_itself_rejects_documents_that_break_the_specification(broken: dict[str, object]) -> None:
     with pytest.raises(AssertionError):
         assert_valid_emf(broken)
+
+
+def test_folding_counts_go_without_dimensions_beside_the_mails_own() -> None:
+    document = metrics.emf(
+        "IoTMailRelay/prod",
+        metrics.MailMetrics(
+            outcome=str(Outcome.FOLDED),
+            reason=None,
+            recipients=0,
+            attachments=1,
+            attachment_bytes=10,
+            processing_ms=5.0,
+            relay_latency_ms=None,
+            counts={"Folded": 1, "Digests": 0},
+        ),
+        NOW,
+    )
+    assert_valid_emf(document)
+    mail, folding = document["_aws"]["CloudWatchMetrics"]  # type: ignore[index]
+    assert folding["Dimensions"] == [[]]
+    assert [m["Name"] for m in folding["Metrics"]] == ["Folded", "Digests"]
+    assert "Folded" not in [m["Name"] for m in mail["Metrics"]]
+    assert (document["Folded"], document["Digests"], document["Mails"]) == (1, 0, 1)
+
+
+def test_a_line_that_is_not_a_mail_counts_no_mail() -> None:
+    document = metrics.counts("IoTMailRelay/prod", {"Digests": 2}, NOW)
+    assert_valid_emf(document)
+    assert "Mails" not in document
+    assert document["Digests"] == 2
+    with pytest.raises(ValueError, match="not folding metrics"):
+        metrics.counts("IoTMailRelay/prod", {"Mails": 1}, NOW)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from app.records import Ignored, MailRef, items
+from app.records import Ignored, MailRef, Tick, items, tick_body
 from localaws.events import sqs_event
 
 BUCKET = "relay-incoming-example"
@@ -50,3 +50,17 @@ def test_every_s3_record_of_a_body_is_read() -> None:
         MailRef(BUCKET, "incoming/a.eml"),
         MailRef(BUCKET, "incoming/b.eml"),
     ]
+
+
+def test_the_clocks_tick_is_a_tick_and_a_malformed_one_is_refused() -> None:
+    fingerprint = "0123456789abcdef0123456789abcdef"
+    assert items({"body": tick_body(fingerprint, 1796400000)}, BUCKET) == [Tick(fingerprint, 1796400000)]
+    for body in (
+        {"alarm_tick": {"fingerprint": "../../etc", "due_at": 1}},
+        {"alarm_tick": {"fingerprint": fingerprint, "due_at": "soon"}},
+        {"alarm_tick": {"fingerprint": fingerprint, "due_at": True}},
+        {"alarm_tick": "now"},
+    ):
+        (ignored,) = items({"body": json.dumps(body)}, BUCKET)
+        assert isinstance(ignored, Ignored)
+        assert ignored.refused

@@ -1,7 +1,7 @@
 // The view's only script (the page's policy allows no other): it changes nothing on the server.
 // - [data-poll]: refresh the element with the fragment at that URL of the view every two seconds.
 // - [data-watch]: poll that JSON URL of the view; reload the page when its "version" differs from
-//   data-version (the mail's state or a link's changed).
+//   data-version (what the page shows changed: a mail's state or its links, an alarm, an incident).
 // - form[data-confirm]: ask before submitting.
 "use strict";
 const EVERY = 2000;
