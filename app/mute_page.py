@@ -57,7 +57,9 @@ _PAGE_HEADERS = {
 _DURATIONS = {3600: "1 hour", 8 * 3600: "8 hours", 24 * 3600: "24 hours"}
 
 
-class KeyringSource(Protocol):
+class Keys(Protocol):
+    """The link keys (app.aws.link_keys.KeyringSource), re-read for a key id not known yet."""
+
     def for_kid(self, kid: str) -> links.Keyring: ...
 
 
@@ -125,7 +127,7 @@ class Response:
 def respond(
     request: Request,
     settings: DownloadSettings,
-    keys: KeyringSource,
+    keys: Keys,
     table: muting.Table | None,
     now: datetime,
 ) -> Response:
@@ -193,7 +195,7 @@ def log_record(request: Request, response: Response, now: datetime, namespace: s
 
 
 def handle(
-    event: dict[str, Any], settings: DownloadSettings, keys: KeyringSource, now: datetime
+    event: dict[str, Any], settings: DownloadSettings, keys: Keys, now: datetime
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One request under /mute: the function URL's answer and the log lines to write (never raises
     for what a request holds; the table or the keys failing is a 503 page)."""
