@@ -29,7 +29,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
-from app import links, mute_page
+from app import links
 from app.aws import clients, objects
 from app.aws.link_keys import KeyringSource
 from app.config import DownloadSettings, load_download_settings
@@ -166,6 +166,8 @@ def _keys(secret_arn: str) -> KeyringSource:
 
 def reset() -> None:
     """Forget what a container keeps between invocations (tests start a fresh account each time)."""
+    from app import mute_page
+
     _keys.cache_clear()
     load_download_settings.cache_clear()
     mute_page.reset()
@@ -175,6 +177,8 @@ def reset() -> None:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = load_download_settings()
     if links.is_mute_path(str(event.get("rawPath", ""))):
+        from app import mute_page  # the alarm timeline it needs loads for mute links only: no download waits
+
         answer, lines = mute_page.handle(event, settings, _keys(settings.link_key_secret_arn), _clock())
         for line in lines:
             _emit(line)
