@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from bench import mails
+from bench.harness import ROOT, BenchError, Runner, Stored
 
 TARGET_RATIO = 1.2  # preview-making time / the draft()+thumbnail() baseline
 SIZES = {"1080p": (1920, 1080), "4K": (3840, 2160)}
@@ -114,22 +115,18 @@ def camera_mail(jpeg: bytes) -> tuple[bytes, str]:
 
 def measure(aws: Any, repeat: int) -> dict[str, Any]:
     """Both comparisons, on the local AWS of `bench.run` (imported here: `bench.run` imports this)."""
-    from bench import run
-
     making_runs = _child("making", {"repeat": max(3, repeat)}, aws.child_environment())
     jpeg = camera_jpeg(SIZES["4K"])
     raw, boundary = camera_mail(jpeg)
     stored, warmup = (
-        run.Stored(
-            mails.Case("camera-4K", (len(jpeg),)), f"incoming/bench/camera-4k{suffix}", boundary, len(raw)
-        )
+        Stored(mails.Case("camera-4K", (len(jpeg),)), f"incoming/bench/camera-4k{suffix}", boundary, len(raw))
         for suffix in ("", "-warm-up")
     )
     for item in (stored, warmup):
         aws.s3.put_object(Bucket=aws.incoming, Key=item.key, Body=raw)
     runners = {}
     for setting in ("on", "off"):
-        runner = run.Runner(aws, warmup)  # warmed up on a camera mail: Pillow loaded, as in a warm Lambda
+        runner = Runner(aws, warmup)  # warmed up on a camera mail: Pillow loaded, as in a warm Lambda
         runner.env = {**runner.env, "INLINE_PREVIEWS": setting}
         runners[setting] = runner
     walls: dict[str, list[float]] = {"on": [], "off": []}
@@ -138,9 +135,7 @@ def measure(aws: Any, repeat: int) -> dict[str, Any]:
             result = runners[setting].function(stored)
             previews_sent = b"multipart/related" in aws.account.sent_mail()[-1].raw
             if previews_sent != (setting == "on"):
-                raise run.BenchError(
-                    f"INLINE_PREVIEWS={setting} but the sent mail had previews: {previews_sent}"
-                )
+                raise BenchError(f"INLINE_PREVIEWS={setting} but the sent mail had previews: {previews_sent}")
             walls[setting].append(result["wall_s"])
             print(
                 f"  run {repetition + 1}/{repeat} camera-4K  previews {setting:<3} {result['wall_s']:7.3f} s",
@@ -159,12 +154,10 @@ def measure(aws: Any, repeat: int) -> dict[str, Any]:
 
 
 def _child(kind: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    from bench import run
-
     command = [sys.executable, "-m", "bench.previews", kind, json.dumps(spec)]
-    done = subprocess.run(command, cwd=run.ROOT, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
-        raise run.BenchError(f"the previews {kind} workload failed:\n{done.stderr[-4000:]}")
+        raise BenchError(f"the previews {kind} workload failed:\n{done.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 

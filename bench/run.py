@@ -18,18 +18,15 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.aws.markers import MARKERS_PREFIX
-from app.mail.attachments import ATTACHMENTS_PREFIX, mail_digest
-from bench import cost, mails
-from localaws.account import Account, served
+from bench import cost, mails, previews, storm
+from bench.harness import ROOT, Bench, BenchError, Runner, Stored, run_child
+from localaws.account import served
 from localaws.template import load
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path("bench/results/latest.json")
 CHART = Path("docs/benchmark.png")
 TARGETS = {"time_ratio": 1.5, "memory_multiple": 3.0, "cold_import_s": 0.5, "cold_start_ratio": 1.2}
@@ -38,18 +35,6 @@ WORKLOADS = ("limit", "function", "storm")
 MAIL_WORKLOADS = ("limit", "function")  # run on the mails of --sizes, with the cold starts and previews
 MAIL_SECTIONS = ("repeat", "cases", "cold_import_s", "cold_start", "previews")  # of the results
 IMPORT_PROBE = "import time; t = time.perf_counter(); import app.handler; print(time.perf_counter() - t)"
-
-
-class BenchError(RuntimeError):
-    """A run that did not do the work it was timed for: its figures would mean nothing."""
-
-
-@dataclass
-class Stored:
-    case: mails.Case
-    key: str
-    boundary: str
-    mail_bytes: int
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -103,135 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-# -- the local AWS ----------------------------------------------------------------------------------
-
-
-class Bench:
-    """The template's account behind moto's server in this process, and what the runs do to it."""
-
-    def __init__(self, account: Account) -> None:
-        self.account = account
-        self.s3 = account.client("s3")
-        self.incoming = account.blueprint.incoming_bucket
-        self.attachments = account.blueprint.function.environment["ATTACHMENTS_BUCKET"]
-        self.fallback_topic = account.blueprint.function.environment["FALLBACK_TOPIC_ARN"]
-
-    def child_environment(self) -> dict[str, str]:
-        """The parent's environment without any AWS settings, plus the functions' as Lambda sets it."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "_X_AMZN", "LAMBDA_"))}
-        names = self.account.blueprint.process_environment()
-        return {**{k: v for k, v in env.items() if k not in names}, **self.account.environment()}
-
-    def buckets(self) -> dict[str, str]:
-        return {"incoming_bucket": self.incoming, "attachments_bucket": self.attachments}
-
-    def store(self, case: mails.Case, key: str) -> Stored:
-        mail = mails.build(case)
-        self.s3.put_object(Bucket=self.incoming, Key=key, Body=mail.raw)
-        return Stored(case, key, mail.boundary, len(mail.raw))
-
-    def copy(self, source: str, target: str) -> None:
-        bucket = self.incoming
-        self.s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": source})
-
-    def objects(self, bucket: str, prefix: str) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            found.update({item["Key"]: item["Size"] for item in page.get("Contents", [])})
-        return found
-
-    def delete(self, bucket: str, prefix: str) -> None:
-        keys = list(self.objects(bucket, prefix))
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": key} for key in keys[start : start + 1000]]
-            self.s3.delete_objects(Bucket=bucket, Delete={"Objects": batch})
-
-    def forget(self, incoming_key: str) -> None:
-        """Everything one relayed mail left behind: attachments, markers, the raw mail."""
-        digest = mail_digest(incoming_key)
-        self.delete(self.attachments, f"{ATTACHMENTS_PREFIX}{digest}/")
-        self.delete(self.incoming, f"{MARKERS_PREFIX}{digest}/")
-        self.s3.delete_object(Bucket=self.incoming, Key=incoming_key)
-
-    def sent_count(self) -> int:
-        return len(self.account.sent_mail())
-
-    def notices(self) -> list[str]:
-        """The fallback notices published so far (why a mail was not sent)."""
-        return [p.message for p in self.account.published(self.fallback_topic)]
-
-
 # -- runs -------------------------------------------------------------------------------------------
-
-
-def run_child(kind: str, spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.workloads", kind, json.dumps(spec)]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)  # noqa: S603
-    if done.returncode != 0:
-        raise BenchError(f"the {kind} workload failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    result["log"] = done.stderr[-4000:]  # shown when a check below finds the work undone
-    return result
-
-
-class Runner:
-    """Runs one workload on one stored mail and checks that it really did the work."""
-
-    def __init__(self, aws: Bench, warmup: Stored) -> None:
-        self.aws = aws
-        self.warmup = warmup
-        self.env = aws.child_environment()
-        self.runs = 0
-
-    def run(self, kind: str, stored: Stored) -> dict[str, Any]:
-        self.runs += 1
-        return self.limit(stored) if kind == "limit" else self.function(stored)
-
-    def limit(self, stored: Stored) -> dict[str, Any]:
-        prefix = f"bench-limit/{self.runs}"
-        spec = {
-            **self.aws.buckets(),
-            "key": stored.key,
-            "boundary": stored.boundary,
-            "warmup_key": self.warmup.key,
-            "warmup_boundary": self.warmup.boundary,
-            "output_prefix": prefix,
-        }
-        try:
-            result = run_child("limit", spec, self.env)
-            if tuple(result["attachment_sizes"]) != stored.case.attachment_sizes:
-                raise BenchError(f"the limit decoded {result['attachment_sizes']} for {stored.case.name}")
-        finally:
-            self.aws.delete(self.aws.attachments, prefix + "/")
-        return result
-
-    def function(self, stored: Stored) -> dict[str, Any]:
-        key = f"{stored.key}/run-{self.runs}"
-        warmup_key = f"{self.warmup.key}/run-{self.runs}"
-        self.aws.copy(stored.key, key)
-        self.aws.copy(self.warmup.key, warmup_key)
-        sent_before = self.aws.sent_count()
-        spec = {**self.aws.buckets(), "key": key, "warmup_key": warmup_key}
-        try:
-            result = run_child("function", spec, self.env)
-            self._check_function(stored, key, self.aws.sent_count() - sent_before, result)
-        finally:
-            for incoming in (key, warmup_key):
-                self.aws.forget(incoming)
-        return result
-
-    def _check_function(self, stored: Stored, key: str, sent: int, result: dict[str, Any]) -> None:
-        if result["batch_item_failures"]:
-            raise BenchError(f"the function asked to retry {key}; its log:\n{result['log']}")
-        if sent != 2:
-            raise BenchError(
-                f"SES got {sent} mails, not the warm-up and the measured one; fallback notices: "
-                f"{self.aws.notices()[-2:]}; log:\n{result['log']}"
-            )
-        objects = self.aws.objects(self.aws.attachments, f"{ATTACHMENTS_PREFIX}{mail_digest(key)}/")
-        sizes = sorted(size for name, size in objects.items() if not name.endswith("/manifest.json"))
-        if sizes != sorted(stored.case.attachment_sizes):
-            raise BenchError(f"the function stored attachments of {sizes} bytes for {stored.case.name}")
 
 
 def cold_imports(runs: int, env: dict[str, str]) -> list[float]:
@@ -337,12 +194,8 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, bool]]:
         met = ratio <= TARGETS["cold_start_ratio"]
         found.append((f"cold first mail {ratio:.2f}x the dependency floor <= 1.2x", met))
     if report.get("previews"):
-        from bench import previews
-
         found += previews.verdicts(report["previews"])
     if report.get("storm"):
-        from bench import storm
-
         found += storm.verdicts(report["storm"])
     return found
 
@@ -350,8 +203,6 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, bool]]:
 def table(report: dict[str, Any]) -> str:
     lines = mail_table(report) if report.get("cases") else []
     if report.get("storm"):
-        from bench import storm
-
         lines += storm.table(report["storm"])
     for text, met in verdicts(report):
         lines.append(f"{'PASS' if met else 'MISS'}  {text}")
@@ -390,8 +241,6 @@ def mail_table(report: dict[str, Any]) -> list[str]:
             f" {cold['floor_s']['median']:.3f} s; {cold['ratio']:.2f}x"
         )
     if report.get("previews"):
-        from bench import previews
-
         lines += previews.table(report["previews"])
     lines.append(
         f"medians of {report['repeat']} runs; time x = function / limit (wall), cpu x = the same in CPU "
@@ -432,7 +281,6 @@ def measure_mails(args: argparse.Namespace) -> dict[str, Any]:
                         print("  warning: could not reset the peak RSS; memory includes imports", flush=True)
         imports = cold_imports(args.import_runs, aws.child_environment()) if args.import_runs else []
         cold = cold_starts(args.import_runs, aws, warmup) if args.import_runs else None
-        from bench import previews  # it imports this module
 
         preview_figures = previews.measure(aws, args.repeat)
     return {
@@ -457,8 +305,6 @@ def measure_all(args: argparse.Namespace) -> dict[str, Any]:
     if set(args.workloads) & set(MAIL_WORKLOADS):
         report.update(measure_mails(args))
     if "storm" in args.workloads:
-        from bench import storm  # it imports this module
-
         report["storm"] = storm.measure(args.storm_hours, args.prices)
     return report
 

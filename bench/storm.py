@@ -50,6 +50,7 @@ from typing import Any
 from unittest import mock
 
 from bench import cost
+from bench.harness import ROOT, Bench, BenchError
 
 HOURS = 24
 RECIPIENTS = ("ops@example.com", "alice@example.com", "bob@example.org")
@@ -391,7 +392,6 @@ def fresh_backends() -> None:
 
 def measure(hours: float = HOURS, prices_path: Path = cost.PRICES) -> dict[str, Any]:
     """Both settings, each in its own account and measured process; checked, then priced."""
-    from bench import run
     from localaws.account import served
     from localaws.template import load
 
@@ -399,10 +399,10 @@ def measure(hours: float = HOURS, prices_path: Path = cost.PRICES) -> dict[str, 
     settings: dict[str, Any] = {}
     for setting in ("on", "off"):
         overrides = {"RepeatFolding": setting}
-        blueprint = load(run.ROOT / "template.yaml", overrides, stack_name=f"storm-{setting}")
+        blueprint = load(ROOT / "template.yaml", overrides, stack_name=f"storm-{setting}")
         fresh_backends()
         with served(blueprint) as account, item_rollback():
-            aws = run.Bench(account)
+            aws = Bench(account)
             spec = blueprint_spec(blueprint, hours)
             sent_before = len(account.sent_mail())
             print(f"  alarm storm, folding {setting}: {hours:g} h simulated ...", flush=True)
@@ -430,17 +430,13 @@ def measure(hours: float = HOURS, prices_path: Path = cost.PRICES) -> dict[str, 
 
 def _shown(path: Path) -> str:
     """The price table's path as the results name it: relative to the repository when inside it."""
-    from bench import run
-
     resolved = path.resolve()
-    return str(resolved.relative_to(run.ROOT)) if resolved.is_relative_to(run.ROOT) else str(path)
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
 
 
 def check(result: dict[str, Any], sent: list[tuple[tuple[str, ...], str]]) -> list[int]:
     """The work was done: SES sent what was counted, and every mail reached the recipients once
     (relayed, or listed in exactly one digest). Returns how many repeats each digest listed."""
-    from bench.run import BenchError
-
     counted = result["sends"]["count"]
     if len(sent) != counted:
         raise BenchError(f"SES has {len(sent)} sent mails, the hooks counted {counted} sends")
@@ -461,12 +457,10 @@ def check(result: dict[str, Any], sent: list[tuple[tuple[str, ...], str]]) -> li
 
 
 def _child(spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    from bench import run
-
     command = [sys.executable, "-m", "bench.storm", "run", json.dumps(spec)]
-    done = subprocess.run(command, cwd=run.ROOT, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
-        raise run.BenchError(f"the storm workload failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+        raise BenchError(f"the storm workload failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
