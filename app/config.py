@@ -45,6 +45,7 @@ ENVIRONMENT_VARIABLES = (
     "DIGEST_MAX_INTERVAL_MINUTES",
     "INCIDENT_QUIET_MINUTES",
     "FLAP_TRANSITIONS",
+    "MUTE_LINKS",
 )
 
 MAX_URL_EXPIRY_SECONDS = 7 * 24 * 3600  # SigV4 pre-signed URLs cannot outlive seven days.
@@ -100,6 +101,7 @@ class Settings:
     metrics_namespace: str = DEFAULT_NAMESPACE
     inline_previews: bool = True  # previews of image attachments in the HTML (app/previews.py)
     folding: Folding | None = None  # alarm folding (app/folding.py); None: every mail is relayed
+    mute_links: bool = True  # links that mute an alarm in its first mail and digests (app/mute_page.py)
 
     @property
     def receiving_addresses(self) -> tuple[str, ...]:
@@ -145,6 +147,7 @@ class Settings:
             metrics_namespace=env.namespace("METRICS_NAMESPACE"),
             inline_previews=env.choice("INLINE_PREVIEWS", Switch, Switch.ON) is Switch.ON,
             folding=_folding(env),
+            mute_links=env.choice("MUTE_LINKS", Switch, Switch.ON) is Switch.ON,
         )
 
 
@@ -230,17 +233,31 @@ def _download_links(env: _Reader) -> tuple[str, str] | None:
     return base_url.rstrip("/") + "/", secret
 
 
-DOWNLOAD_ENVIRONMENT_VARIABLES = ("ATTACHMENTS_BUCKET", "LINK_KEY_SECRET_ARN", "METRICS_NAMESPACE")
+DOWNLOAD_ENVIRONMENT_VARIABLES = (
+    "ATTACHMENTS_BUCKET",
+    "LINK_KEY_SECRET_ARN",
+    "METRICS_NAMESPACE",
+    "MUTE_LINKS",
+    "REPEAT_FOLDING",
+    "INCIDENTS_TABLE",
+    "DIGEST_AFTER_MINUTES",
+    "DIGEST_MAX_INTERVAL_MINUTES",
+    "INCIDENT_QUIET_MINUTES",
+    "FLAP_TRANSITIONS",
+)
 
 
 @dataclass(frozen=True)
 class DownloadSettings:
-    """The download function's settings: where attachments are, which secret holds the link keys, and
-    the stack's metrics namespace, which its `Downloads` metric shares with the relay's `Mails`."""
+    """The download function's settings: where attachments are, which secret holds the link keys, the
+    stack's metrics namespace, which its `Downloads` metric shares with the relay's `Mails`, and for the
+    mute page behind the same URL the alarm table and the timeline's numbers (a mute settles what fell
+    due before it exactly as the relay would)."""
 
     attachments_bucket: str
     link_key_secret_arn: str
     metrics_namespace: str = DEFAULT_NAMESPACE
+    muting: Folding | None = None  # None: MUTE_LINKS or REPEAT_FOLDING off, the page refuses to mute
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> DownloadSettings:
@@ -251,6 +268,7 @@ class DownloadSettings:
                 "LINK_KEY_SECRET_ARN", _SECRET_ARN, "a Secrets Manager secret ARN"
             ),
             metrics_namespace=env.namespace("METRICS_NAMESPACE"),
+            muting=_folding(env) if env.choice("MUTE_LINKS", Switch, Switch.ON) is Switch.ON else None,
         )
 
 

@@ -6,6 +6,9 @@ Order of checks: the link's shape and signature (constant time), then its expiry
 temporary credentials easily outlive a minute). The bucket policy denies GetObject on revoked objects,
 so even a 302 handed out a moment before a revocation stops working.
 
+The same URL serves the mute page of alarm mails (every path under /mute: `app.mute_page`); a download
+link's path never starts so, and the two kinds of link never verify as each other (`app.links`).
+
 No answer names the bucket or the key. Every request writes one JSON line to stdout that is both the
 log line (answer, digest, part, source IP, user agent; never the signature) and a CloudWatch embedded
 metric `Downloads` by `Outcome` in the stack's namespace (`METRICS_NAMESPACE`, as the relay's `Mails`),
@@ -151,6 +154,11 @@ def log_record(request: Request, response: Response, now: float, namespace: str)
     }
 
 
+def _clock() -> datetime:
+    """The time a mute is decided by (one place for tests to move it with the relay's clock)."""
+    return datetime.now(UTC)
+
+
 @cache
 def _keys(secret_arn: str) -> KeyringSource:
     return KeyringSource(secret_arn)
@@ -158,13 +166,23 @@ def _keys(secret_arn: str) -> KeyringSource:
 
 def reset() -> None:
     """Forget what a container keeps between invocations (tests start a fresh account each time)."""
+    from app import mute_page
+
     _keys.cache_clear()
     load_download_settings.cache_clear()
+    mute_page.reset()
     clients.reset()
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = load_download_settings()
+    if links.is_mute_path(str(event.get("rawPath", ""))):
+        from app import mute_page  # the alarm timeline it needs loads for mute links only: no download waits
+
+        answer, lines = mute_page.handle(event, settings, _keys(settings.link_key_secret_arn), _clock())
+        for line in lines:
+            _emit(line)
+        return answer
     request = Request.from_event(event)
     now = time.time()
     try:

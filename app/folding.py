@@ -13,6 +13,10 @@ markers as relayed mail. Its rules:
   mail gets the decision it got the first time. A digest is sent under markers named by its id.
 - **Digests before the mail.** What the decision queued (the last digest before a recovery) goes out
   before the mail that closed the incident is relayed.
+- **Mute links.** A first mail and every digest carry links that mute the alarm for 1, 8 or 24 hours
+  (`MUTE_LINKS`; signed like the download links, expiring with them). One message reaches all the
+  recipients of a send, so a link names the recipient only when the alarm has exactly one. When they
+  cannot be signed (the link keys unreadable), the mail goes out without them rather than later.
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from app import metrics, records, tracing
+from app import links, metrics, muting, records, tracing
 from app.alarms import mails
 from app.alarms.fingerprint import identify, override_for
 from app.alarms.timeline import (
@@ -34,14 +38,11 @@ from app.alarms.timeline import (
     Policy,
     Seen,
     State,
-    Step,
     delivered,
     on_mail,
     on_tick,
     pair,
 )
-from app.alarms.timeline import mute as timeline_mute
-from app.alarms.timeline import unmute as timeline_unmute
 from app.aws.incidents import AlreadyDecided, Conflict, Incidents, Stored, Unavailable
 from app.aws.mailer import chunks
 from app.aws.markers import marker_key
@@ -122,7 +123,13 @@ def decide(
             log.warning("alarm table unavailable, relaying without folding: %s", e)
             return Verdict(unavailable=True)
         sent = _deliver(incidents, step.state, version, step.send, settings, ports, now)
-        notes = (mails.recovery_note(step.recovery),) if step.recovery is not None else ()
+        notes: tuple[Note, ...] = ()
+        if step.recovery is not None:
+            notes = (mails.recovery_note(step.recovery),)
+        if step.decision is Decision.RELAY_FIRST:
+            expires_at = arrival.links_expire_at or now + timedelta(seconds=settings.url_expiry_seconds)
+            found = mute_links(identity.fingerprint, identity.recipients, expires_at, settings, ports)
+            notes = (mails.mute_note(found),) if found is not None else ()
         return Verdict(step.decision, step.incident, notes, digests=sent)
     raise RetryableError(f"the alarm {identity.fingerprint} kept changing under {ATTEMPTS} attempts")
 
@@ -138,38 +145,45 @@ class Muted:
 def mute(fingerprint: str, until: datetime, by: str, settings: Settings, ports: Ports) -> Muted:
     """Fold every mail of the alarm but its recoveries, for all its recipients, until `until` (muting
     again extends). Raises LookupError for an unknown alarm, Unavailable when the table fails."""
-    return _change(
-        fingerprint, settings, ports, lambda state, now, policy: timeline_mute(state, until, by, now, policy)
-    )
+    incidents, policy = _muting(settings, ports)
+    changed = muting.mute(incidents, fingerprint, until, by, policy, ports.clock)
+    sent = _deliver(incidents, changed.state, changed.version, changed.send, settings, ports, changed.at)
+    return Muted(changed.state, sent)
 
 
 def unmute(fingerprint: str, by: str, settings: Settings, ports: Ports) -> Muted:
     """End the alarm's mute at once; the digest of what it folded goes out now."""
-    return _change(
-        fingerprint, settings, ports, lambda state, now, policy: timeline_unmute(state, by, now, policy)
-    )
+    incidents, policy = _muting(settings, ports)
+    changed = muting.unmute(incidents, fingerprint, by, policy, ports.clock)
+    sent = _deliver(incidents, changed.state, changed.version, changed.send, settings, ports, changed.at)
+    return Muted(changed.state, sent)
 
 
-def _change(
-    fingerprint: str, settings: Settings, ports: Ports, change: Callable[[State, datetime, Policy], Step]
-) -> Muted:
-    incidents = ports.incidents
-    if settings.folding is None or incidents is None:
+def _muting(settings: Settings, ports: Ports) -> tuple[Incidents, Policy]:
+    if settings.folding is None or ports.incidents is None:
         raise LookupError("alarm folding is off")
-    for attempt in range(ATTEMPTS):
-        stored = incidents.load(fingerprint)
-        if stored is None:
-            raise LookupError(f"no alarm {fingerprint}")
-        now = ports.clock()
-        step = change(stored.state, now, settings.folding.policy)
-        try:
-            version = incidents.commit(step, stored.version, now)
-        except Conflict:
-            _pause(attempt)
-            continue
-        sent = _deliver(incidents, step.state, version, step.send, settings, ports, now)
-        return Muted(step.state, sent)
-    raise RetryableError(f"the alarm {fingerprint} kept changing under {ATTEMPTS} attempts")
+    return ports.incidents, settings.folding.policy
+
+
+def mute_links(
+    fingerprint: str, recipients: Sequence[str], expires_at: datetime, settings: Settings, ports: Ports
+) -> mails.MuteLinks | None:
+    """The alarm's mute links for a mail to `recipients`, or None: MUTE_LINKS off, links that go to S3
+    (no link endpoint to mute through), or keys that cannot be read now (the mail goes without)."""
+    if not settings.mute_links:
+        return None
+    to = recipients[0] if len(recipients) == 1 else links.ANY_RECIPIENT
+    try:
+        urls = [
+            ports.signer.mute_link(fingerprint, seconds, to, expires_at) for seconds in links.MUTE_SECONDS
+        ]
+    except RetryableError as e:
+        log.warning("mute links left out of a mail of %s: %s", fingerprint, e)
+        return None
+    one_hour, eight_hours, one_day = urls
+    if one_hour is None or eight_hours is None or one_day is None:
+        return None
+    return mails.MuteLinks(one_hour, eight_hours, one_day)
 
 
 def _kept(incidents: Incidents, incoming_key: str) -> Seen | None:
@@ -228,7 +242,10 @@ def _tick(fingerprint: str, settings: Settings, ports: Ports, now: datetime) -> 
         except Conflict:
             _pause(attempt)
             continue
-        return _deliver(incidents, step.state, version, step.send, settings, ports, now), len(step.closed)
+        # Also what waits in the outbox before its retry is due: the digest an unmute from relayctl or a
+        # mute on the link page queued goes out with the tick that asks for it. Its marker keeps it once.
+        sent = _deliver(incidents, step.state, version, step.state.outbox, settings, ports, now)
+        return sent, len(step.closed)
     raise RetryableError(f"the alarm {fingerprint} kept changing under {ATTEMPTS} attempts")
 
 
@@ -273,7 +290,9 @@ def _send_digest(
             for a in row.attachments
         )
         listed.append(mails.ListedRow(row.received_at, row.subject, links, row.links_expire_at))
-    message = mails.build(digest, listed, settings.sender_email, now)
+    expires_at = now + timedelta(seconds=settings.url_expiry_seconds)
+    found = mute_links(digest.fingerprint, digest.recipients, expires_at, settings, ports)
+    message = mails.build(digest, listed, settings.sender_email, now, found)
     digest_key = attachments.mail_digest(f"digest:{digest.id}")
     batches = chunks(digest.recipients)
     for number, batch in enumerate(batches, start=1):

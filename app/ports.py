@@ -2,7 +2,7 @@
 
 The relay decides what to do with a mail; these carry it out: raw mail and attachments in S3
 (`storage`), SES (`mailer`), the fallback topic (`notices`), the idempotency markers (`markers`), the
-attachment links (`signer`), the recipient groups and routes (`directory`) and the alarm table
+attachment and mute links (`signer`), the recipient groups and routes (`directory`) and the alarm table
 (`incidents`, when folding is on), and the time alarm folding decides by (`clock`). In production each is an
 adapter of `app.aws` (modules count: a module with these functions satisfies the protocol); tests pass
 fakes, so the relay's orchestration is tested without AWS as well as against moto.
@@ -45,6 +45,11 @@ class Markers(Protocol):
 
 class Signer(Protocol):
     def sign(self, bucket: str, key: str, expires_at: datetime) -> str: ...
+
+    def mute_link(self, fingerprint: str, seconds: int, to: str, expires_at: datetime) -> str | None:
+        """A link that mutes an alarm (app.links.sign_mute), or None when links do not go to the
+        link endpoint (S3 pre-signed links: nothing could serve it)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from app import links
 from localaws.account import Account, environ, in_process
 from localaws.events import sqs_event
 from localaws.template import load
@@ -61,7 +62,9 @@ def show_mail(account: Account, destinations: tuple[str, ...], message: EmailMes
             text = part.get_content()
             print(text.rstrip())
             for word in text.split():
-                if word.startswith(("https://", "http://")):
+                if word.startswith(("https://", "http://")) and links.is_mute_path(urlsplit(word).path):
+                    print(f"  mute link: opens a page, its button mutes; until {_expiry(word)}")
+                elif word.startswith(("https://", "http://")):
                     with contextlib.redirect_stdout(io.StringIO()):  # the download function's log line
                         size = len(account.download(word))
                     print(f"  link works: {size} bytes, until {_expiry(word)}")

@@ -12,7 +12,18 @@ from collections.abc import Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
-from relayctl import activate, links, recipients, redrive, resources, revoke, rotate, status, teardown
+from relayctl import (
+    activate,
+    alarms,
+    links,
+    recipients,
+    redrive,
+    resources,
+    revoke,
+    rotate,
+    status,
+    teardown,
+)
 from relayctl.aws import Aws, CommandError, describe
 from relayctl.command import Command
 
@@ -25,13 +36,14 @@ COMMANDS: tuple[Command, ...] = (
     activate.COMMAND,
     rotate.COMMAND,
     recipients.COMMAND,
+    alarms.COMMAND,
     teardown.COMMAND,
 )
 
 DESCRIPTION = """Operate a deployed IoT Mail Relay: revoke attachment links, list them, rotate their
-key, manage recipient groups and routes, redrive the dead-letter queue, show the pipeline's state,
-activate the receipt rule set and tear the relay down. Uses the usual AWS credential chain; set
-AWS_ENDPOINT_URL to work against the local sandbox."""
+key, manage recipient groups and routes, list, show, mute and unmute folded alarms, redrive the
+dead-letter queue, show the pipeline's state, activate the receipt rule set and tear the relay down.
+Uses the usual AWS credential chain; set AWS_ENDPOINT_URL to work against the local sandbox."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,7 @@ RESOURCES = {
         Resource("rule_set", "--rule-set", "ReceiptRuleSetName", "receipt rule set"),
         Resource("link_key_secret", "--link-key-secret", "LinkKeySecretArn", "link-key secret ARN"),
         Resource("alarms_topic", "--alarms-topic", "AlarmsTopicArn", "alarms topic ARN"),
+        Resource("incidents_table", "--incidents-table", "IncidentsTableName", "alarm table"),
         Resource(
             "recipients_config", "--recipients-config", "RecipientsConfigUri", "recipients document s3:// URI"
         ),

@@ -25,6 +25,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from app.links import MUTE_PATH
+
 log = logging.getLogger("sandbox.outbox")
 
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
@@ -60,9 +62,11 @@ def links_in(message: EmailMessage) -> list[str]:
 
 def relay_links(urls: list[str], base: str) -> list[str]:
     """The relay's own attachment links among `urls`: those under `base`, the download function's URL (or
-    the S3 endpoint, for a template without one)."""
+    the S3 endpoint, for a template without one), but for the links that mute an alarm, which the same
+    URL serves (`app.links.MUTE_PATH`)."""
     prefix = base.rstrip("/") + "/"
-    return [url for url in urls if url.startswith(prefix)]
+    mute = base.rstrip("/") + MUTE_PATH
+    return [url for url in urls if url.startswith(prefix) and not url.startswith(mute)]
 
 
 def ses_sent_messages(account_id: str, region: str) -> list[Any]:

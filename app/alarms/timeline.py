@@ -47,10 +47,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.alarms.fingerprint import Identity
 from app.mail.header_text import one_line
+
+if TYPE_CHECKING:  # at run time only its attributes are read: relayctl reads states without flanker
+    from app.alarms.fingerprint import Identity
 
 SEEN_MAX = 32  # mails remembered per fingerprint for redeliveries
 SUBJECT_CHARS = 300  # of a subject kept in the state and rows
@@ -225,6 +227,13 @@ class Digest:
     @property
     def count(self) -> int:
         return self.through - self.after
+
+    def to_dict(self) -> dict[str, Any]:
+        return _digest_dict(self)
+
+    @classmethod
+    def from_dict(cls, item: dict[str, Any]) -> Digest:
+        return _digest_from(item)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ counted twice. Closed incidents keep a small record for `relayctl alarms`.
     pk = "A#<fingerprint>"  sk = "state"            the alarm's State (JSON), version, group, due_at
     pk = "A#<fingerprint>"  sk = "row#<seq>"        a folded mail (JSON)
     pk = "A#<fingerprint>"  sk = "closed#<incident>" a closed incident (JSON)
+    pk = "A#<fingerprint>"  sk = "digest#<id>"      a digest the relay queued (JSON), for its history
     pk = "K#<incoming key>" sk = "seen"             a mail's decision (JSON)
 
 Two sparse indexes: `due` (due_shard = "due", due_at) holds the states a tick must look at, for the
@@ -17,6 +18,10 @@ clock; `group` (group) the states of one sender and recipient set, for pairing a
 alarms, rows, decisions and closed records expire through the table's TTL attribute `expires_at`.
 Errors other than a lost condition are `Unavailable`: the relay then relays the mail as it would without
 folding (fail open) and says so in its metrics.
+
+The functions use the clients of `app.aws.clients` (X-Ray, the function's retries); relayctl hands in
+its own DynamoDB client (its profile and region), so this module imports that factory only when asked
+for it, and relayctl installs without the function's tracing library.
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.alarms.timeline import Closed, Closing, Row, Seen, State, Step
-from app.aws import clients, error_codes
+from app.alarms.timeline import Closed, Closing, Digest, Row, Seen, State, Step
+from app.aws import error_codes
 from app.errors import RetryableError
 
 STALE_TICK = timedelta(minutes=20)  # a tick still unprocessed after this (retries included) is queued again
 RETAIN = timedelta(days=30)  # an idle alarm, its rows, decisions and closed incidents: then TTL deletes them
+# A step queues at most this many digests (four due events and the mail's own): their history records
+# are written with it, and the transaction stays far below DynamoDB's 100 items however long the outbox.
+DIGESTS_PER_STEP = 5
 DUE_SHARD = "due"
 DUE_INDEX = "due"
 GROUP_INDEX = "group"
@@ -67,8 +75,17 @@ class Due:
 
 
 class Incidents:
-    def __init__(self, table: str) -> None:
+    def __init__(self, table: str, dynamodb: Any = None) -> None:
+        """`dynamodb`: a boto3 DynamoDB client; None: the function's own (app.aws.clients)."""
         self.table = table
+        self._dynamodb = dynamodb
+
+    def _client(self) -> Any:
+        if self._dynamodb is None:
+            from app.aws import clients
+
+            return clients.client("dynamodb")
+        return self._dynamodb
 
     # -- reads -------------------------------------------------------------------------------------
     def load(self, fingerprint: str) -> Stored | None:
@@ -114,9 +131,18 @@ class Incidents:
         )
         return [_closed_from(json.loads(item["closed"]["S"])) for item in items]
 
+    def digests(self, fingerprint: str) -> list[Digest]:
+        """The digests queued for the alarm (those of the last RETAIN), oldest first."""
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :digest)",
+            ExpressionAttributeValues={":pk": {"S": _alarm(fingerprint)}, ":digest": {"S": "digest#"}},
+        )
+        found = [Digest.from_dict(json.loads(item["digest"]["S"])) for item in items]
+        return sorted(found, key=lambda d: (d.created_at, d.id))
+
     def alarms(self) -> Iterator[Stored]:
         """Every alarm's state (a scan: for the operator's tools, not the mail's path)."""
-        paginator = clients.client("dynamodb").get_paginator("scan")
+        paginator = self._client().get_paginator("scan")
         try:
             for page in paginator.paginate(
                 TableName=self.table,
@@ -143,7 +169,7 @@ class Incidents:
     def claim_tick(self, fingerprint: str, due_at: datetime, now: datetime) -> bool:
         """True once per due time (again after STALE_TICK): the clock queues a tick only when it wins."""
         try:
-            clients.client("dynamodb").update_item(
+            self._client().update_item(
                 TableName=self.table,
                 Key=_key(_alarm(fingerprint), "state"),
                 UpdateExpression="SET tick_for = :due, tick_at = :now",
@@ -182,9 +208,18 @@ class Incidents:
                 "expires_at": expires,
             }
             writes.append({"Put": {"TableName": self.table, "Item": item}})
+        for digest in step.state.outbox[
+            -DIGESTS_PER_STEP:
+        ]:  # for relayctl alarms show; rewriting is harmless
+            item = {
+                **_key(_alarm(digest.fingerprint), f"digest#{digest.id}"),
+                "digest": _json(digest.to_dict()),
+                "expires_at": expires,
+            }
+            writes.append({"Put": {"TableName": self.table, "Item": item}})
         writes.append({"Put": self._state_put(step.state, version, now)})
         try:
-            clients.client("dynamodb").transact_write_items(TransactItems=writes)
+            self._client().transact_write_items(TransactItems=writes)
         except ClientError as e:
             if error_codes.code(e) in _CANCELLED:
                 reasons = [r.get("Code", "None") for r in e.response.get("CancellationReasons", [])]
@@ -200,7 +235,7 @@ class Incidents:
     def save(self, state: State, version: int | None, now: datetime) -> int:
         """Write the alarm's state alone (a tick, a mute, an acknowledged digest), if still at `version`."""
         try:
-            clients.client("dynamodb").put_item(**self._state_put(state, version, now))
+            self._client().put_item(**self._state_put(state, version, now))
         except ClientError as e:
             if error_codes.code(e) in _CONDITION_FAILED:
                 raise Conflict(state.fingerprint) from e
@@ -240,9 +275,7 @@ class Incidents:
     # -- plumbing ----------------------------------------------------------------------------------
     def _call(self, operation: str, **request: Any) -> dict[str, Any]:
         try:
-            response: dict[str, Any] = getattr(clients.client("dynamodb"), operation)(
-                TableName=self.table, **request
-            )
+            response: dict[str, Any] = getattr(self._client(), operation)(TableName=self.table, **request)
         except (ClientError, BotoCoreError) as e:
             raise Unavailable(f"reading the alarm table: {error_codes.describe(e)}") from e
         return response

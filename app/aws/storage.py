@@ -76,3 +76,10 @@ class LinkSigner:
             )
         except (ClientError, BotoCoreError) as e:
             raise RetryableError(f"signing a link: {error_codes.describe(e)}") from e
+
+    def mute_link(self, fingerprint: str, seconds: int, to: str, expires_at: datetime) -> str | None:
+        """A mute link to the link endpoint (it serves the mute page too); None without one."""
+        if self._keys is None or self._base_url is None:
+            return None
+        keyring = self._keys.get()
+        return links.sign_mute(keyring, self._base_url, fingerprint, seconds, to, int(expires_at.timestamp()))

@@ -14,6 +14,7 @@ from app import download, links
 from app.handler import lambda_handler
 from localaws.events import function_url_event
 from tests.support import fixture_mail
+from tests.support.mails import attachment_links
 from tests.support.world import World
 
 
@@ -33,7 +34,7 @@ def relay(world: World, name: str = "openssl-missing-blank-line.eml") -> list[st
     world.put_mail(key, fixture_mail(name))
     assert lambda_handler(world.event(key), None) == {"batchItemFailures": []}
     text = world.sent()[-1].message.get_content()
-    return [word for word in text.split() if word.startswith(base_url(world))]
+    return [link for link in attachment_links(text) if link.startswith(base_url(world))]
 
 
 def get(url: str, method: str = "GET") -> dict[str, Any]:

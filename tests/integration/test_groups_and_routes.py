@@ -10,6 +10,7 @@ import pytest
 
 from app.aws import recipients_config
 from app.handler import lambda_handler
+from tests.support.mails import attachment_links
 from tests.support.world import RELAY_ADDRESS as RELAY
 from tests.support.world import World, local_world
 
@@ -66,7 +67,7 @@ def test_a_camera_mail_without_text_goes_to_its_route_with_the_link(routed: Worl
     relay(routed, camera_mail(), "cam.eml")
     [sent] = routed.sent()
     assert sorted(sent.destinations) == ["guard@example.com", "yard-lead@example.com"]
-    [link] = [w for w in sent.message.get_content().split() if w.startswith(("https://", "http://"))]
+    [link] = attachment_links(sent.message.get_content())
     assert routed.download(link) == JPEG
 
 

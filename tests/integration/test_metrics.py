@@ -13,6 +13,7 @@ import pytest
 from app.handler import lambda_handler
 from tests.support import fixture_mail
 from tests.support.emf import assert_valid_emf, lambda_json_line
+from tests.support.mails import attachment_links
 from tests.support.world import RELAY_ADDRESS, STACK, World
 
 RECEIVED_AGO = timedelta(seconds=3)
@@ -49,7 +50,7 @@ def test_a_distributed_mail_reports_its_counts_and_latency(
     assert (line["Outcome"], line["Reason"], line["Mails"]) == ("distributed", "none", 1)
     assert line["Recipients"] == len(world.sent()[0].destinations)
     assert line["Attachments"] == 2
-    sizes = [len(world.download(w)) for w in world.sent()[0].message.get_content().split() if "://" in w]
+    sizes = [len(world.download(w)) for w in attachment_links(world.sent()[0].message.get_content())]
     assert line["AttachmentBytes"] == sum(sizes) > 0
     elapsed_ms = (datetime.now(UTC) - received).total_seconds() * 1000
     assert RECEIVED_AGO.total_seconds() * 1000 <= line["RelayLatency"] <= elapsed_ms

@@ -18,6 +18,7 @@ from app import previews
 from app.handler import lambda_handler
 from tests.support import images
 from tests.support.images import BLUE, RED, close_to
+from tests.support.mails import attachment_links
 from tests.support.world import World, local_world
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ def relay(world: World, raw: bytes, key: str = "incoming/camera.eml") -> images.
 def download_links(relayed: images.Relayed) -> list[str]:
     plain = relayed.message.get_body(("plain",))
     assert plain is not None
-    return re.findall(r"https://\S+", plain.get_content())
+    return attachment_links(plain.get_content())
 
 
 def mail_line(caplog: pytest.LogCaptureFixture) -> Any:
@@ -139,7 +140,8 @@ def test_an_html_mail_from_an_nvr_keeps_its_markup_and_gains_the_preview(world: 
     relayed = relay(world, raw)
     assert [p.get_content_type() for p in relayed.message.iter_parts()] == ["text/plain", "multipart/related"]
     assert relayed.html is not None
-    assert relayed.html.startswith("<html><body><h1>Motion</h1><hr><p>Attachments")
+    assert relayed.html.startswith("<html><body><h1>Motion</h1><div><p>Mute this alarm")  # the first's
+    assert "</p></div><hr><p>Attachments" in relayed.html
     assert len(relayed.previews) == 1
 
 

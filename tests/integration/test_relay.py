@@ -11,6 +11,7 @@ import pytest
 from app.handler import lambda_handler
 from localaws.events import sqs_event
 from tests.support import fixture_mail
+from tests.support.mails import attachment_links
 from tests.support.world import RELAY_ADDRESS as RELAY
 from tests.support.world import SENDER, World, local_world
 
@@ -26,7 +27,7 @@ def run(world: World, name: str, raw: bytes | None = None) -> dict[str, list[dic
 
 
 def links_in(text: str) -> list[str]:
-    return [word for word in text.split() if word.startswith(("https://", "http://"))]
+    return attachment_links(text)
 
 
 def test_openssl_transcript_is_distributed_with_a_working_link(world: World) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from app.handler import lambda_handler
 from tests.support import fixture_mail
+from tests.support.mails import attachment_links
 from tests.support.world import RELAY_ADDRESS as RELAY
 from tests.support.world import World, local_world
 
@@ -281,7 +282,7 @@ def test_a_raw_nel_byte_in_a_latin1_subject_is_distributed(world: World) -> None
 def test_an_x_uuencode_attachment_is_served_decoded(world: World) -> None:
     relay(world, fixture_mail("dvr-x-uuencode-attachment.eml"))
     [sent] = world.sent()
-    [link] = [word for word in sent.message.get_content().split() if word.startswith("https://")]
+    [link] = attachment_links(sent.message.get_content())
     assert world.download(link) == bytes(range(256)) * 4
 
 

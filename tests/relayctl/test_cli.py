@@ -26,6 +26,7 @@ COMMANDS = (
     "activate",
     "rotate-link-key",
     "recipients",
+    "alarms",
     "teardown",
 )
 

@@ -40,6 +40,7 @@ from tests.support.faults import (
 from tests.support.faults import (
     body_has as request_body_has,
 )
+from tests.support.mails import attachment_links
 from tests.support.world import World, local_world
 
 KEY = "incoming/pump-3-alarm.eml"
@@ -281,5 +282,5 @@ def test_an_upload_failing_mid_multipart_is_aborted_and_redone(
     else:
         assert ended == "distributed"
     assert open_multipart_uploads(world) == []
-    [link] = [w for w in world.sent()[0].message.get_content().split() if w.startswith("https://")]
+    [link] = attachment_links(world.sent()[0].message.get_content())
     assert world.download(link) == BIG

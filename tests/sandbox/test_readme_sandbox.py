@@ -296,6 +296,7 @@ def test_the_against_the_sandbox_block_runs_as_written(
     assert "1 revoked" in out
     assert re.search(r"^\s+unrevoked\s", out, re.MULTILINE)
     assert "rotated the link keys" in out
+    assert re.search(r"^\d+ alarms?: \d+ open \(\d+ flapping\), \d+ muted;", out, re.MULTILINE)
     (link,) = python_example["links"]
     with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310 - unrevoked: it works again
         assert response.read() == b"t,bar\n1,9.1\n"

@@ -27,9 +27,10 @@ def alarm(
     attachment: bytes | None = None,
     sender: str = "plc-7@plant.example.com",
     message_id: str | None = None,
+    recipients: tuple[str, ...] = RECIPIENTS,
 ) -> bytes:
-    """A sensor's alarm as SES stores it (verdicts passed), naming three recipients."""
-    code = f"Email_Rxers_Code:[{','.join(RECIPIENTS)}]:Email_Rxers_Code:"
+    """A sensor's alarm as SES stores it (verdicts passed), naming three recipients (or `recipients`)."""
+    code = f"Email_Rxers_Code:[{','.join(recipients)}]:Email_Rxers_Code:"
     head = (
         "X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n"
         f"From: {sender}\r\nTo: inbox-7f3k9q@relay.example.com\r\nSubject: {subject}\r\n"
@@ -56,12 +57,19 @@ class Relay:
         self.ports: Ports = replace(handler.build_ports(self.settings), clock=lambda: self.now)
         self.count = 0
 
-    def mail(self, subject: str, at: datetime, attachment: bytes | None = None, key: str = "") -> Outcome:
+    def mail(
+        self,
+        subject: str,
+        at: datetime,
+        attachment: bytes | None = None,
+        key: str = "",
+        recipients: tuple[str, ...] = RECIPIENTS,
+    ) -> Outcome:
         self.now = at
         if not key:
             self.count += 1
             key = f"incoming/alarm-{self.count}.eml"
-            self.world.put_mail(key, alarm(subject, attachment))
+            self.world.put_mail(key, alarm(subject, attachment, recipients=recipients))
         return process(MailRef(self.world.incoming, key), self.settings, self.ports)
 
     def tick(self, at: datetime, alarms: Iterable[str] | None = None) -> int:

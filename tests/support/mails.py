@@ -18,3 +18,9 @@ def mail_with_attachment(data: bytes, newline: bytes = b"\r\n") -> bytes:
         b'Content-Disposition: attachment; filename="x.bin"\r\n\r\n'
     ).replace(b"\r\n", newline)
     return head + b64_lines(data, newline) + newline + b"--BB--" + newline
+
+
+def attachment_links(text: str) -> list[str]:
+    """The links in a relayed mail's text that lead to its attachments: every URL but the links that
+    mute the alarm, which a first mail carries (app/mute_page.py)."""
+    return [w for w in text.split() if w.startswith(("https://", "http://")) and "/mute/" not in w]

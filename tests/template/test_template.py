@@ -188,7 +188,8 @@ def test_download_function_reads_attachments_and_their_tags_never_manifests(sour
     digest = "0" * 32
     assert fnmatch.fnmatchcase(f"arn:aws:s3:::{bucket}/attachments/{digest}/2/a.jpg", pattern)
     assert not fnmatch.fnmatchcase(f"arn:aws:s3:::{bucket}/attachments/{digest}/manifest.json", pattern)
-    actions = {a for s in _function_statements(source, download=True) for a in as_list(s["Action"])}
+    statements = _function_statements(source, download=True, MuteLinks="off")
+    actions = {a for s in statements for a in as_list(s["Action"])}
     assert actions == {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -198,6 +199,56 @@ def test_download_function_reads_attachments_and_their_tags_never_manifests(sour
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }
+
+
+@pytest.mark.parametrize(
+    ("parameters", "granted"),
+    [
+        ({}, {"<IncidentsTable.Arn>": {"dynamodb:GetItem", "dynamodb:PutItem"}}),
+        ({"MuteLinks": "off"}, {}),
+        ({"RepeatFolding": "off"}, {}),
+    ],
+    ids=["mute-links-on", "mute-links-off", "folding-off"],
+)
+def test_the_mute_page_may_read_and_write_the_alarm_table_only_and_only_when_it_mutes(
+    source: dict[str, Any], parameters: dict[str, str], granted: dict[str, set[str]]
+) -> None:
+    """Behind the download URL, the mute page (app/muting.py) reads an alarm and writes it; no index,
+    no scan or query, and no SES: a mute sends no mail."""
+    statements = _function_statements(source, download=True, **parameters)
+    assert _granted(statements, "dynamodb:") == granted
+    assert not _granted(statements, "ses:")
+    assert not _granted(statements, "sqs:")
+    everything_else = {
+        a
+        for s in statements
+        for a in as_list(s["Action"])
+        if not a.startswith(("dynamodb:", "logs:", "xray:"))
+    }
+    assert everything_else == {"s3:GetObject", "s3:GetObjectTagging", "secretsmanager:GetSecretValue"}
+
+
+def test_the_mute_page_reads_the_relays_own_alarm_settings(source: dict[str, Any]) -> None:
+    """One switch for both ends (no links written, none taken), and the timeline's numbers the relay
+    decides by, so that a mute settles what fell due before it as the relay would."""
+    _, download = download_function(source)
+    _, relay = relay_function(source)
+    mine = download["Properties"]["Environment"]["Variables"]
+    theirs = relay["Properties"]["Environment"]["Variables"]
+    shared = {
+        "MUTE_LINKS",
+        "REPEAT_FOLDING",
+        "INCIDENTS_TABLE",
+        "DIGEST_AFTER_MINUTES",
+        "DIGEST_MAX_INTERVAL_MINUTES",
+        "INCIDENT_QUIET_MINUTES",
+        "FLAP_TRANSITIONS",
+    }
+    assert shared <= set(mine)
+    assert {name: mine[name] for name in shared} == {name: theirs[name] for name in shared}
+    assert mine["MUTE_LINKS"] == {"Ref": "MuteLinks"}
+    parameter = source["Parameters"]["MuteLinks"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("on", ["on", "off"])
 
 
 def test_download_function_is_public_through_its_url_only(

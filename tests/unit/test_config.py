@@ -32,6 +32,7 @@ def test_defaults_and_normalisation() -> None:
     assert settings.allowed_recipients == ()
     assert settings.sender_auth is SenderAuth.REQUIRED
     assert settings.inline_previews is True
+    assert settings.mute_links is True
     assert settings.is_open
     assert settings.sender_email == "relay@example.com"
     assert settings.metrics_namespace == "IoTMailRelay"
@@ -58,6 +59,7 @@ def test_every_variable_is_declared() -> None:
         "DIGEST_MAX_INTERVAL_MINUTES": "120",
         "INCIDENT_QUIET_MINUTES": "45",
         "FLAP_TRANSITIONS": "4",
+        "MUTE_LINKS": "Off",
     }
     assert set(full) == set(ENVIRONMENT_VARIABLES)
     settings = Settings.from_environ(full)
@@ -78,6 +80,7 @@ def test_every_variable_is_declared() -> None:
     assert settings.link_key_secret_arn == SECRET
     assert settings.metrics_namespace == "IoTMailRelay/prod-eu"
     assert settings.inline_previews is False
+    assert settings.mute_links is False
     assert settings.folding is not None
     assert settings.folding.table == "relay-IncidentsTable"
     policy = settings.folding.policy
@@ -174,6 +177,14 @@ def test_download_function_settings_name_their_variable() -> None:
         "ATTACHMENTS_BUCKET",
         "LINK_KEY_SECRET_ARN",
         "METRICS_NAMESPACE",
+        # the mute page behind the same URL
+        "MUTE_LINKS",
+        "REPEAT_FOLDING",
+        "INCIDENTS_TABLE",
+        "DIGEST_AFTER_MINUTES",
+        "DIGEST_MAX_INTERVAL_MINUTES",
+        "INCIDENT_QUIET_MINUTES",
+        "FLAP_TRANSITIONS",
     }
     stack = DownloadSettings.from_environ(
         {
@@ -195,6 +206,22 @@ def test_download_function_settings_name_their_variable() -> None:
         DownloadSettings.from_environ({"ATTACHMENTS_BUCKET": "relay-attachments"})
     with pytest.raises(ConfigError, match=r"^ATTACHMENTS_BUCKET: "):
         DownloadSettings.from_environ({"ATTACHMENTS_BUCKET": "Bad_Bucket", "LINK_KEY_SECRET_ARN": SECRET})
+
+
+def test_the_mute_page_mutes_only_with_mute_links_and_folding_on() -> None:
+    base = {"ATTACHMENTS_BUCKET": "relay-attachments", "LINK_KEY_SECRET_ARN": SECRET}
+    folding = {"REPEAT_FOLDING": "on", "INCIDENTS_TABLE": "relay-IncidentsTable", "DIGEST_AFTER_MINUTES": "3"}
+    muting = DownloadSettings.from_environ({**base, **folding}).muting
+    assert muting is not None
+    assert (muting.table, muting.policy.digest_after) == ("relay-IncidentsTable", timedelta(minutes=3))
+    assert DownloadSettings.from_environ({**base, **folding, "MUTE_LINKS": "off"}).muting is None
+    assert DownloadSettings.from_environ({**base, **folding, "REPEAT_FOLDING": "off"}).muting is None
+    with pytest.raises(ConfigError, match=r"^MUTE_LINKS: 'yes' is not 'on' or 'off'"):
+        DownloadSettings.from_environ({**base, **folding, "MUTE_LINKS": "yes"})
+    with pytest.raises(ConfigError, match=r"^INCIDENTS_TABLE: is required"):
+        DownloadSettings.from_environ({**base, "REPEAT_FOLDING": "on"})
+    with pytest.raises(ConfigError, match=r"^MUTE_LINKS: 'yes' is not 'on' or 'off'"):
+        Settings.from_environ({**VALID, "MUTE_LINKS": "yes"})
 
 
 def test_folding_is_off_unless_switched_on_and_then_needs_its_table() -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from dataclasses import replace
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -188,3 +189,172 @@ def test_bad_keyrings_are_refused_without_showing_the_key(secret: str, message: 
     with pytest.raises(KeyringError, match=message) as raised:
         links.parse_keyring(secret)
     assert "x" * 32 not in str(raised.value)
+
+
+# ---------------------------------------------------------------- mute links
+FINGERPRINT = "9f86d081884c7d659a2feaa0c55ad015"
+RECIPIENT = "guard+night@example.com"
+
+
+def _mute_url(
+    keyring: Keyring = KEYRING, seconds: int = 3600, to: str = RECIPIENT, expires: int = NOW + 60
+) -> str:
+    return links.sign_mute(keyring, BASE, FINGERPRINT, seconds, to, expires)
+
+
+def _token(url: str) -> links.MuteToken | None:
+    parts = urlsplit(url)
+    return links.parse_mute(parts.path, parts.query)
+
+
+def test_mute_link_round_trip() -> None:
+    url = _mute_url()
+    assert url.startswith(f"{BASE}mute/{FINGERPRINT}?for=3600&to=guard%2Bnight%40example.com&exp=")
+    token = _token(url)
+    assert token is not None
+    assert (token.fingerprint, token.seconds, token.to, token.expires, token.kid) == (
+        FINGERPRINT,
+        3600,
+        RECIPIENT,
+        NOW + 60,
+        "k0",
+    )
+    assert links.verify_mute(KEYRING, token, NOW) is Verdict.VALID
+    assert f"{BASE}mute/{FINGERPRINT}?{token.query}" == url  # the page's form posts back the same
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (f"/{FINGERPRINT}?", f"/{'0' * 32}?"),  # another alarm
+        ("for=3600", "for=86400"),  # a longer mute
+        ("to=guard%2Bnight%40example.com", "to=boss%40example.com"),  # another recipient
+        ("to=guard%2Bnight%40example.com", "to=%2A"),  # no one in particular
+        (f"exp={NOW + 60}", f"exp={NOW + 6000}"),  # a longer life
+        ("kid=k0", "kid=k1"),  # another key id
+    ],
+)
+def test_every_field_of_a_mute_link_is_covered_by_the_signature(old: str, new: str) -> None:
+    url = _mute_url()
+    assert old in url
+    token = _token(url.replace(old, new))
+    assert token is not None
+    assert links.verify_mute(KEYRING, token, NOW) is Verdict.FORBIDDEN
+
+
+def test_a_tampered_mute_signature_and_another_key_are_refused() -> None:
+    url = _mute_url()
+    sig = dict(parse_qsl(urlsplit(url).query))["sig"]
+    token = _token(url.replace(sig, ("B" if sig[0] == "A" else "A") + sig[1:]))
+    assert token is not None
+    assert links.verify_mute(KEYRING, token, NOW) is Verdict.FORBIDDEN
+    other = _token(_mute_url(Keyring("k0", b"b" * 64)))
+    assert other is not None
+    assert links.verify_mute(KEYRING, other, NOW) is Verdict.FORBIDDEN
+
+
+def test_a_mute_link_expires_and_an_expired_forgery_is_forbidden() -> None:
+    token = _token(_mute_url(expires=NOW + 5))
+    assert token is not None
+    assert links.verify_mute(KEYRING, token, NOW + 4.9) is Verdict.VALID
+    assert links.verify_mute(KEYRING, token, NOW + 5) is Verdict.EXPIRED
+    forged = _token(_mute_url(Keyring("k0", b"b" * 64), expires=NOW - 10))
+    assert forged is not None
+    assert links.verify_mute(KEYRING, forged, NOW) is Verdict.FORBIDDEN
+
+
+def test_a_download_signature_never_mutes_and_a_mute_signature_never_downloads() -> None:
+    """The two kinds sign different canonical strings: same key, same expiry, same key id, no reuse."""
+    expires = NOW + 60
+    download_sig = dict(parse_qsl(urlsplit(_signed(expires=expires)).query))["sig"]
+    mute = _token(_mute_url(expires=expires))
+    assert mute is not None
+    assert links.verify_mute(KEYRING, replace(mute, sig=download_sig), NOW) is Verdict.FORBIDDEN
+    request = _request(_signed(expires=expires))
+    assert request is not None
+    assert links.verify(KEYRING, replace(request, sig=mute.sig), NOW) is Verdict.FORBIDDEN
+    mute_url = _mute_url()
+    assert links.parse_request(urlsplit(mute_url).path, urlsplit(mute_url).query) is None
+    assert _token(_signed()) is None
+
+
+def test_a_mute_link_of_the_previous_key_works_after_one_rotation_not_two() -> None:
+    url = _mute_url()
+    once = links.rotated(KEYRING)
+    token = _token(url)
+    assert token is not None
+    assert links.verify_mute(once, token, NOW) is Verdict.VALID
+    assert links.verify_mute(links.rotated(once), token, NOW) is Verdict.FORBIDDEN
+    assert links.page_valid(once, token, str(NOW), links.page_nonce(once, token, NOW), NOW)
+
+
+def test_a_mail_to_several_names_no_recipient_and_odd_addresses_are_named_as_anyone() -> None:
+    assert links.nameable("ops@example.com") == "ops@example.com"
+    assert links.nameable('"a b"@example.com') == links.ANY_RECIPIENT
+    assert links.nameable("a\n@example.com") == links.ANY_RECIPIENT
+    token = _token(_mute_url(to=links.ANY_RECIPIENT))
+    assert token is not None
+    assert token.to == "*"
+    assert links.verify_mute(KEYRING, token, NOW) is Verdict.VALID
+
+
+def test_signing_refuses_what_no_mute_link_can_carry() -> None:
+    with pytest.raises(ValueError, match="fingerprint"):
+        links.sign_mute(KEYRING, BASE, "not-a-fingerprint", 3600, RECIPIENT, NOW)
+    with pytest.raises(ValueError, match="lasts one of"):
+        links.sign_mute(KEYRING, BASE, FINGERPRINT, 7200, RECIPIENT, NOW)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/mute/{FINGERPRINT.upper()}",
+        f"/mute/{FINGERPRINT}/",
+        f"/mute/{FINGERPRINT[:-1]}",
+        f"/mute//{FINGERPRINT}",
+        f"/Mute/{FINGERPRINT}",
+        f"/{FINGERPRINT}",
+        "/mute/",
+    ],
+)
+def test_odd_mute_paths_do_not_parse(path: str) -> None:
+    assert links.parse_mute(path, urlsplit(_mute_url()).query) is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("for=3600", "for=7200"),  # not a duration a mail offers
+        ("for=3600", "for=03600"),
+        ("for=3600", "for=3600&for=3600"),
+        ("to=guard%2Bnight", "to=guard%0A"),
+        ("to=guard%2Bnight", "to=%FF"),  # not UTF-8
+        ("to=guard%2Bnight%40example.com", "to="),
+        (f"exp={NOW + 60}", "exp=-1"),
+        ("kid=k0", "kid=k%2F0"),
+        ("&sig=", "&extra=1&sig="),
+        ("&sig=", "&sig=A"),
+    ],
+)
+def test_odd_mute_queries_do_not_parse(old: str, new: str) -> None:
+    parts = urlsplit(_mute_url())
+    assert old in parts.query
+    assert links.parse_mute(parts.path, parts.query.replace(old, new)) is None
+
+
+def test_a_page_nonce_is_bound_to_its_token_and_lasts_a_quarter_of_an_hour() -> None:
+    token = _token(_mute_url())
+    longer = _token(_mute_url(seconds=8 * 3600))
+    assert token is not None
+    assert longer is not None
+    nonce = links.page_nonce(KEYRING, token, NOW)
+    assert nonce != token.sig
+    assert links.page_valid(KEYRING, token, str(NOW), nonce, NOW)
+    assert links.page_valid(KEYRING, token, str(NOW), nonce, NOW + links.PAGE_SECONDS)
+    assert not links.page_valid(KEYRING, token, str(NOW), nonce, NOW + links.PAGE_SECONDS + 1)
+    assert not links.page_valid(KEYRING, longer, str(NOW), nonce, NOW)  # another link's page
+    assert not links.page_valid(KEYRING, token, str(NOW + 1), nonce, NOW + 1)  # another time
+    assert not links.page_valid(KEYRING, token, str(NOW), token.sig, NOW)  # the token is no nonce
+    assert not links.page_valid(KEYRING, token, "", nonce, NOW)
+    future = links.page_nonce(KEYRING, token, NOW + 60)
+    assert not links.page_valid(KEYRING, token, str(NOW + 60), future, NOW)  # shown in the future

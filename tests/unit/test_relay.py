@@ -83,6 +83,9 @@ class Signer:
     def sign(self, bucket: str, key: str, expires_at: datetime) -> str:
         return f"https://links.example.com/{key}?exp={int(expires_at.timestamp())}"
 
+    def mute_link(self, fingerprint: str, seconds: int, to: str, expires_at: datetime) -> str | None:
+        return None  # links to S3: nothing to mute through
+
 
 def ports(storage: Storage, mailer: Mailer, notices: Notices, markers: Markers) -> Ports:
     directory: Callable[[], Directory] = lambda: EMPTY  # noqa: E731

@@ -1,0 +1,362 @@
+"""The mute page: what a mute link in an alarm's mail opens. It is served behind the download links'
+function URL (`app.download` hands it every path under /mute), by the same function and role.
+
+**GET never mutes.** Mail security scanners (Safe Links, gateways, link previews) fetch every link in a
+mail, so a GET (or HEAD) of a valid link only shows a page: the alarm (subject, sender, recipients, open
+since when), its mute if one is active and until when, what the button does (fold its mails for all its
+recipients for the link's duration; a recovery still goes out; one digest lists them when the mute ends),
+and the button. Only the page's POST mutes: the same signed link (the form posts back to the link's own
+path and query) plus the page's nonce (`app.links.page_nonce`: an HMAC of the link's signature and the
+moment the page was shown, good for `PAGE_SECONDS`), from a page of this URL (its Origin, or without one
+its Referer, names this host). A POST without all that changes nothing and gets a 403 page.
+
+Other answers, each a short page a person understands: a malformed or tampered link 403, an expired one
+410, an alarm the table no longer holds 404, any other method 405, `MUTE_LINKS=off` (or folding off) 403
+for every request, the table or the keys unreadable 503.
+
+Muting is `app.muting.mute`: the role may read and write the alarm table and nothing else, and sends no
+mail (a digest that fell due a moment before the mute waits for the clock's next tick). Every request
+writes one JSON log line, never the signature or the nonce; a mute's line is the audit record
+(fingerprint, duration, until, the recipient the link names, source IP, user agent, key id) and carries
+the `Mutes` metric (EMF, `app.metrics.counts`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from functools import cache
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from app import links, metrics, muting
+from app.alarms.timeline import State
+from app.aws.incidents import Incidents
+from app.config import DownloadSettings
+from app.errors import RetryableError
+
+MAX_BODY = 1024  # bytes of a POST: the form has two short fields
+MAX_HEADER = 256  # characters of the user agent, origin and host kept
+SHOWN_RECIPIENTS = 20  # the page lists this many recipients, then counts the rest
+_PAGE_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    # same-origin, not no-referrer: with no-referrer a browser sends the form's POST with Origin "null"
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",  # a button that changes state must not be framed (clickjacking)
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none';"
+        " base-uri 'none'"
+    ),
+}
+_DURATIONS = {3600: "1 hour", 8 * 3600: "8 hours", 24 * 3600: "24 hours"}
+
+
+class Keys(Protocol):
+    """The link keys (app.aws.link_keys.KeyringSource), re-read for a key id not known yet."""
+
+    def for_kid(self, kid: str) -> links.Keyring: ...
+
+
+class Answer(StrEnum):
+    """What a request got: the log line's `outcome`."""
+
+    PAGE = "page"  # the page with the button
+    MUTED = "muted"
+    FORBIDDEN = "forbidden"  # malformed, tampered, unknown or retired key
+    EXPIRED = "expired"
+    STALE = "stale_page"  # a POST without a valid nonce, or not from a page of this URL
+    UNKNOWN = "unknown_alarm"
+    OFF = "off"  # MUTE_LINKS=off or alarm folding off
+    NOT_ALLOWED = "method_not_allowed"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    raw_path: str
+    raw_query: str
+    source_ip: str
+    user_agent: str
+    host: str
+    origin: str | None
+    referer: str | None
+    body: bytes | None  # None: not decodable (bad base64)
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> Request:
+        http = event.get("requestContext", {}).get("http", {})
+        headers = {str(k).lower(): str(v)[:MAX_HEADER] for k, v in (event.get("headers") or {}).items()}
+        return cls(
+            method=str(http.get("method", "")).upper(),
+            raw_path=str(event.get("rawPath", "")),
+            raw_query=str(event.get("rawQueryString", "")),
+            source_ip=str(http.get("sourceIp", ""))[:MAX_HEADER],
+            user_agent=str(http.get("userAgent", ""))[:MAX_HEADER],
+            host=headers.get("host", ""),
+            origin=headers.get("origin"),
+            referer=headers.get("referer"),
+            body=_body(event),
+        )
+
+
+@dataclass(frozen=True)
+class Response:
+    answer: Answer
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    token: links.MuteToken | None = None
+    until: datetime | None = None  # MUTED: the mute's end
+
+    def to_function_url(self, method: str) -> dict[str, Any]:
+        return {
+            "statusCode": self.status,
+            "headers": self.headers,
+            "body": "" if method == "HEAD" else self.body,
+            "isBase64Encoded": False,
+        }
+
+
+def respond(
+    request: Request,
+    settings: DownloadSettings,
+    keys: Keys,
+    table: muting.Table | None,
+    now: datetime,
+) -> Response:
+    """What one request gets; raises RetryableError when the keys or the alarm table cannot be read."""
+    if request.method not in {"GET", "HEAD", "POST"}:
+        text = "A mute link is opened in a browser; its page has the button."
+        return _page(Answer.NOT_ALLOWED, 405, "Not allowed", [text], extra={"Allow": "GET, HEAD, POST"})
+    if settings.muting is None or table is None:
+        text = "This relay does not take mutes from mail links. Its operator can mute an alarm."
+        return _page(Answer.OFF, 403, "Muting is turned off", [text])
+    policy = settings.muting.policy
+    token = links.parse_mute(request.raw_path, request.raw_query)
+    if token is None:
+        return _refused()
+    keyring = keys.for_kid(token.kid)
+    verdict = links.verify_mute(keyring, token, now.timestamp())
+    if verdict is links.Verdict.FORBIDDEN:
+        return _refused(token)
+    if verdict is links.Verdict.EXPIRED:
+        text = (
+            f"This mute link expired on {_time(datetime.fromtimestamp(token.expires, UTC))}."
+            " The alarm's newer mails and digests carry links that still work."
+        )
+        return _page(Answer.EXPIRED, 410, "Link expired", [text], token=token)
+    stored = table.load(token.fingerprint)
+    if stored is None:
+        return _unknown(token)
+    if request.method != "POST":
+        return _confirmation(stored.state, token, keyring, now)
+    if not _from_the_page(request, keyring, token, now):
+        text = (
+            "Nothing was muted: this page is older than a quarter of an hour, or the request did not come"
+            " from it. Open the link from the mail again and press the button."
+        )
+        return _page(Answer.STALE, 403, "Open the link again", [text], token=token)
+    by = token.to if token.to != links.ANY_RECIPIENT else "a recipient"
+    until = now + timedelta(seconds=token.seconds)
+    try:
+        changed = muting.mute(table, token.fingerprint, until, by, policy, lambda: now)
+    except LookupError:
+        return _unknown(token)
+    return _muted(changed.state, token, now)
+
+
+def log_record(request: Request, response: Response, now: datetime, namespace: str) -> dict[str, Any]:
+    """The request's log line; a mute's carries the `Mutes` metric. Never the signature or the nonce."""
+    token = response.token
+    record: dict[str, Any] = {
+        "level": "WARNING" if response.status >= 500 else "INFO",
+        "message": "alarm muted" if response.answer is Answer.MUTED else f"mute page {response.answer}",
+        "outcome": str(response.answer),
+        "status": response.status,
+        "method": request.method,
+        "fingerprint": token.fingerprint if token else None,
+        "duration_seconds": token.seconds if token else None,
+        "recipient": token.to if token else None,  # the one the link names; "*": the alarm's recipients
+        "kid": token.kid if token else None,
+        "until": response.until.isoformat() if response.until else None,
+        "source_ip": request.source_ip,
+        "user_agent": request.user_agent,
+    }
+    if response.answer is Answer.MUTED:
+        record |= metrics.counts(namespace, {"Mutes": 1}, now)
+    return record
+
+
+def handle(
+    event: dict[str, Any], settings: DownloadSettings, keys: Keys, now: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One request under /mute: the function URL's answer and the log lines to write (never raises
+    for what a request holds; the table or the keys failing is a 503 page)."""
+    request = Request.from_event(event)
+    lines: list[dict[str, Any]] = []
+    try:
+        response = respond(request, settings, keys, _table(settings), now)
+    except RetryableError as e:
+        text = "The relay cannot mute right now. Try again in a minute."
+        response = _page(Answer.UNAVAILABLE, 503, "Try again", [text], extra={"Retry-After": "30"})
+        lines.append({"level": "ERROR", "message": "mute page unavailable", "error": str(e)})
+    lines.append(log_record(request, response, now, settings.metrics_namespace))
+    return response.to_function_url(request.method), lines
+
+
+def _table(settings: DownloadSettings) -> muting.Table | None:
+    return _incidents(settings.muting.table) if settings.muting is not None else None
+
+
+@cache
+def _incidents(table: str) -> Incidents:
+    return Incidents(table)
+
+
+def reset() -> None:
+    """Forget the alarm table adapter a container keeps (tests start a fresh account each time)."""
+    _incidents.cache_clear()
+
+
+# ---------------------------------------------------------------- the pages
+def _confirmation(state: State, token: links.MuteToken, keyring: links.Keyring, now: datetime) -> Response:
+    issued = int(now.timestamp())
+    nonce = links.page_nonce(keyring, token, issued)
+    duration = _DURATIONS[token.seconds]
+    e = html.escape
+    paragraphs = [*_facts(state, token, now), *_what_it_does(state, duration)]
+    action = f"{links.MUTE_PATH}{token.fingerprint}?{token.query}"
+    form = (
+        f'<form method="post" action="{e(action, quote=True)}">'
+        f'<input type="hidden" name="issued" value="{issued}">'
+        f'<input type="hidden" name="nonce" value="{e(nonce, quote=True)}">'
+        f'<button type="submit" style="font-size: 1.2em; padding: 0.4em 1em">Mute for {e(duration)}</button>'
+        "</form>"
+    )
+    return _page(Answer.PAGE, 200, f"Mute this alarm for {duration}?", paragraphs, token=token, form=form)
+
+
+def _muted(state: State, token: links.MuteToken, now: datetime) -> Response:
+    mute = state.mute
+    until = mute.until if mute is not None else now + timedelta(seconds=token.seconds)
+    count = len(state.recipients)
+    text = [
+        f"This alarm is muted until {_time(until)}, for all its {_recipients(count)}.",
+        "Its mails are folded meanwhile, not lost: one digest lists them when the mute ends. A recovery"
+        " still goes out at once. Only the relay's operator can end the mute sooner.",
+        f"Alarm: {state.incident.subject if state.incident else state.subject}",
+    ]
+    return _page(Answer.MUTED, 200, f"Muted until {_time(until)}", text, token=token, until=until)
+
+
+def _facts(state: State, token: links.MuteToken, now: datetime) -> list[str]:
+    incident, mute = state.incident, state.mute
+    shown = ", ".join(state.recipients[:SHOWN_RECIPIENTS])
+    more = len(state.recipients) - SHOWN_RECIPIENTS
+    facts = [
+        f"Alarm: {incident.subject if incident else state.subject}",
+        f"From: {state.sender or 'unknown'}",
+        f"Recipients: {shown}" + (f" and {more} more" if more > 0 else ""),
+        f"Open since {_time(incident.opened_at)}" if incident else "Not open right now.",
+    ]
+    if mute is not None and mute.until > now:
+        facts.append(f"Muted until {_time(mute.until)} (by {mute.last_by}, at {_time(mute.last_at)}).")
+    if token.to == links.ANY_RECIPIENT:
+        facts.append("This link went to all the alarm's recipients, in one mail.")
+    else:
+        facts.append(f"This link was sent to {token.to}.")
+    return facts
+
+
+def _what_it_does(state: State, duration: str) -> list[str]:
+    everyone = _recipients(len(state.recipients))
+    lines = [
+        f"Muting folds every mail of this alarm for {duration}, for all its {everyone}, not only you."
+        " Nothing is lost: one digest lists the folded mails when the mute ends. A recovery still goes"
+        " out at once."
+    ]
+    if state.mute is not None:
+        lines.append("Muting again extends the mute; it never shortens it.")
+    return lines
+
+
+def _refused(token: links.MuteToken | None = None) -> Response:
+    text = "This mute link is not valid. Check that it was copied completely from the mail."
+    return _page(Answer.FORBIDDEN, 403, "Link not valid", [text], token=token)
+
+
+def _unknown(token: links.MuteToken) -> Response:
+    text = "The relay no longer knows this alarm: it has been quiet for weeks. Nothing was muted."
+    return _page(Answer.UNKNOWN, 404, "Alarm not found", [text], token=token)
+
+
+def _page(
+    answer: Answer,
+    status: int,
+    title: str,
+    paragraphs: list[str],
+    token: links.MuteToken | None = None,
+    extra: dict[str, str] | None = None,
+    form: str = "",
+    until: datetime | None = None,
+) -> Response:
+    """A short page: text from the alarm (a sender's subject) is escaped; `form` is markup."""
+    e = html.escape
+    body = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{e(title)}</title></head>\n"
+        '<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto; padding: 0 1em">'
+        f"<h1>{e(title)}</h1>\n"
+        + "".join(f"<p>{e(p)}</p>\n" for p in paragraphs)
+        + form
+        + "\n<p><small>IoT Mail Relay</small></p></body></html>\n"
+    )
+    return Response(answer, status, {**_PAGE_HEADERS, **(extra or {})}, body, token, until)
+
+
+# ---------------------------------------------------------------- the POST
+def _from_the_page(request: Request, keyring: links.Keyring, token: links.MuteToken, now: datetime) -> bool:
+    """The page's nonce, from a page of this URL (its Origin, or its Referer, names this host)."""
+    source = request.origin if request.origin and request.origin != "null" else request.referer
+    if not source or not request.host or urlsplit(source).netloc != request.host:
+        return False
+    if request.body is None or len(request.body) > MAX_BODY:
+        return False
+    try:
+        form = parse_qs(request.body.decode("ascii"), strict_parsing=True, max_num_fields=4)
+    except (UnicodeDecodeError, ValueError):
+        return False
+    if set(form) != {"issued", "nonce"} or any(len(v) != 1 for v in form.values()):
+        return False
+    return links.page_valid(keyring, token, form["issued"][0], form["nonce"][0], now.timestamp())
+
+
+def _body(event: dict[str, Any]) -> bytes | None:
+    raw = event.get("body")
+    if raw is None:
+        return b""
+    text = str(raw)
+    if len(text) > 4 * MAX_BODY:
+        return None
+    if not event.get("isBase64Encoded"):
+        return text.encode("utf-8", errors="replace")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _recipients(count: int) -> str:
+    return f"{count} recipient" + ("" if count == 1 else "s")
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
