@@ -8,18 +8,17 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sandbox.launch import Running, launch
-from tests.support.sandbox import mail, outbox
+from tests.support.sandbox import alarm, wait_for_outbox
 
 pytestmark = pytest.mark.integration
 
 RECIPIENTS = ("ops@example.com", "alice@example.com", "bob@example.org")
 CODE = f"Email_Rxers_Code:[{','.join(RECIPIENTS)}]:Email_Rxers_Code:\n"
+BODY = f"Pressure reading.\n{CODE}"
 BURST = 20
 
 
@@ -30,30 +29,13 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         yield started
 
 
-def alarm(running: Running, name: str, subject: str) -> Any:
-    message = mail(name, f"Pressure reading.\n{CODE}", None, running.state["smtp"]["recipients"][0])
-    del message["Subject"]
-    message["Subject"] = subject
-    return message
-
-
-def wait_for(data: Path, predicate: Any, timeout: float) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        entries = outbox(data)
-        if predicate(entries):
-            return entries
-        time.sleep(0.01)
-    pytest.fail(f"not in the outbox after {timeout} s: {[e['subject'] for e in outbox(data)]}")
-
-
 def test_a_burst_is_one_first_mail_one_digest_and_a_prompt_recovery(running: Running) -> None:
     assert "alarm folding       on: first digest after 1 min" in running.output()
     started = time.monotonic()
     with running.smtp(timeout=30) as client:
         for n in range(BURST):
-            client.send_message(alarm(running, f"storm-{n}", f"PROBLEM: Pump 3 pressure 9.{n} bar"))
-    digests = wait_for(
+            client.send_message(alarm(running, f"storm-{n}", f"PROBLEM: Pump 3 pressure 9.{n} bar", BODY))
+    digests = wait_for_outbox(
         running.data, lambda entries: any(e["subject"].startswith("Digest") for e in entries), 150
     )
     assert time.monotonic() - started < 120 + 10  # the digest's due time, plus the time to send the burst
@@ -65,9 +47,9 @@ def test_a_burst_is_one_first_mail_one_digest_and_a_prompt_recovery(running: Run
     assert text.count("PROBLEM: Pump 3 pressure 9.") >= BURST  # the 19 rows (and the alarm itself)
 
     with running.smtp(timeout=30) as client:
-        client.send_message(alarm(running, "recovered", "RECOVERY: Pump 3 pressure OK"))
+        client.send_message(alarm(running, "recovered", "RECOVERY: Pump 3 pressure OK", BODY))
         accepted = time.monotonic()
-    entries = wait_for(
+    entries = wait_for_outbox(
         running.data, lambda entries: any(e["subject"].startswith("RECOVERY") for e in entries), 30
     )
     assert time.monotonic() - accepted <= 1.0  # relayed at once

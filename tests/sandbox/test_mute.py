@@ -21,12 +21,13 @@ import pytest
 
 from sandbox.launch import Running, launch
 from tests.support.muting import fingerprint_of, form_of, mute_links, origin_of, retarget
-from tests.support.sandbox import mail, outbox, relayctl
+from tests.support.sandbox import alarm, outbox, relayctl, wait_for_outbox
 
 pytestmark = pytest.mark.integration
 
 RECIPIENTS = ("ops@example.com", "alice@example.com", "bob@example.org")
 CODE = f"Email_Rxers_Code:[{','.join(RECIPIENTS)}]:Email_Rxers_Code:\n"
+BODY = f"Motion in the yard.\n{CODE}"
 SUBJECT = "ALARM: camera 4 motion in yard"
 USER_AGENT = "Mozilla/5.0 (sandbox test)"
 
@@ -36,23 +37,6 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     data = tmp_path_factory.mktemp("mute")
     with launch(data, "--batch-window", "0") as started:
         yield started
-
-
-def alarm(running: Running, name: str, subject: str) -> EmailMessage:
-    message = mail(name, f"Motion in the yard.\n{CODE}", None, running.state["smtp"]["recipients"][0])
-    del message["Subject"]
-    message["Subject"] = subject
-    return message
-
-
-def wait_for(data: Path, predicate: Any, timeout: float) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        entries = outbox(data)
-        if predicate(entries):
-            return entries
-        time.sleep(0.05)
-    pytest.fail(f"not in the outbox after {timeout} s: {[e['subject'] for e in outbox(data)]}")
 
 
 def sent_message(data: Path, entry: dict[str, Any]) -> EmailMessage:
@@ -89,8 +73,8 @@ def test_a_mute_link_in_a_relayed_mail_mutes_from_the_page_and_unmute_sends_the_
     running: Running,
 ) -> None:
     with running.smtp(timeout=30) as client:
-        client.send_message(alarm(running, "yard-1", SUBJECT))
-    (first,) = wait_for(running.data, lambda entries: len(entries) == 1, 30)
+        client.send_message(alarm(running, "yard-1", SUBJECT, BODY))
+    (first,) = wait_for_outbox(running.data, lambda entries: len(entries) == 1, 30)
     assert first["subject"] == SUBJECT
     assert first["links"] == []  # the outbox lists attachment links only
     links = mute_links(sent_message(running.data, first))
@@ -120,7 +104,7 @@ def test_a_mute_link_in_a_relayed_mail_mutes_from_the_page_and_unmute_sends_the_
 
     with running.smtp(timeout=30) as client:
         for n in range(3):
-            client.send_message(alarm(running, f"yard-repeat-{n}", SUBJECT))
+            client.send_message(alarm(running, f"yard-repeat-{n}", SUBJECT, BODY))
     deadline = time.monotonic() + 30
     while folded_rows(running, fingerprint) < 3:
         assert time.monotonic() < deadline, "the repeats were not folded"
@@ -130,7 +114,7 @@ def test_a_mute_link_in_a_relayed_mail_mutes_from_the_page_and_unmute_sends_the_
     queue = running.state["inbound_queue_url"]
     out = relayctl(running, "alarms", "unmute", fingerprint, *table_options(running), "--queue-url", queue)
     assert "1 digest waiting to be sent: the relay sends it now" in out
-    entries = wait_for(running.data, lambda entries: len(entries) == 2, 30)
+    entries = wait_for_outbox(running.data, lambda entries: len(entries) == 2, 30)
     digest = entries[-1]
     assert digest["subject"] == f"Mute ended, 3 mails folded: {SUBJECT}"
     text = sent_message(running.data, digest).get_body(("plain",))

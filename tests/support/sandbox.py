@@ -7,9 +7,13 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from sandbox.launch import ROOT, Running
 
@@ -39,6 +43,26 @@ def outbox(data: Path) -> list[dict[str, Any]]:
     if not index.exists():
         return []
     return [json.loads(line) for line in index.read_text("utf-8").splitlines() if line]
+
+
+def wait_for_outbox(
+    data: Path, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float
+) -> list[dict[str, Any]]:
+    """The outbox's index once `predicate` holds for it; the test fails naming what went out if it never does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        entries = outbox(data)
+        if predicate(entries):
+            return entries
+        time.sleep(0.02)
+    pytest.fail(f"not in the outbox after {timeout} s: {[e['subject'] for e in outbox(data)]}")
+
+
+def alarm(running: Running, name: str, subject: str, body: str) -> EmailMessage:
+    """A sensor's alarm mail with this subject, to the address the sandbox's SMTP server accepts."""
+    message = mail(name, body, None, running.state["smtp"]["recipients"][0])
+    message.replace_header("Subject", subject)
+    return message
 
 
 def notices(data: Path) -> list[dict[str, Any]]:
