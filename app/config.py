@@ -21,6 +21,18 @@ from app.metrics import DEFAULT_NAMESPACE
 if TYPE_CHECKING:
     from app.alarms.timeline import Policy
 
+# The alarm table and the timeline's numbers: the relay decides by them, and the mute page settles what
+# fell due before a mute as the relay would, so both functions read the same values.
+FOLDING_ENVIRONMENT_VARIABLES = (
+    "MUTE_LINKS",
+    "REPEAT_FOLDING",
+    "INCIDENTS_TABLE",
+    "DIGEST_AFTER_MINUTES",
+    "DIGEST_MAX_INTERVAL_MINUTES",
+    "INCIDENT_QUIET_MINUTES",
+    "FLAP_TRANSITIONS",
+)
+
 ENVIRONMENT_VARIABLES = (
     "INCOMING_BUCKET",
     "ATTACHMENTS_BUCKET",
@@ -39,13 +51,7 @@ ENVIRONMENT_VARIABLES = (
     "LINK_KEY_SECRET_ARN",
     "METRICS_NAMESPACE",
     "INLINE_PREVIEWS",
-    "REPEAT_FOLDING",
-    "INCIDENTS_TABLE",
-    "DIGEST_AFTER_MINUTES",
-    "DIGEST_MAX_INTERVAL_MINUTES",
-    "INCIDENT_QUIET_MINUTES",
-    "FLAP_TRANSITIONS",
-    "MUTE_LINKS",
+    *FOLDING_ENVIRONMENT_VARIABLES,
 )
 
 MAX_URL_EXPIRY_SECONDS = 7 * 24 * 3600  # SigV4 pre-signed URLs cannot outlive seven days.
@@ -237,13 +243,7 @@ DOWNLOAD_ENVIRONMENT_VARIABLES = (
     "ATTACHMENTS_BUCKET",
     "LINK_KEY_SECRET_ARN",
     "METRICS_NAMESPACE",
-    "MUTE_LINKS",
-    "REPEAT_FOLDING",
-    "INCIDENTS_TABLE",
-    "DIGEST_AFTER_MINUTES",
-    "DIGEST_MAX_INTERVAL_MINUTES",
-    "INCIDENT_QUIET_MINUTES",
-    "FLAP_TRANSITIONS",
+    *FOLDING_ENVIRONMENT_VARIABLES,  # the mute page behind the same URL
 )
 
 

@@ -29,14 +29,14 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
-from app import links
+from app import function_url, links
 from app.aws import clients, objects
 from app.aws.link_keys import KeyringSource
 from app.config import DownloadSettings, load_download_settings
 from app.errors import RetryableError
+from app.function_url import Request
 
 PRESIGN_SECONDS = 60
-MAX_USER_AGENT = 256
 _PAGE_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-store",
@@ -59,26 +59,6 @@ class Answer(StrEnum):
 
 
 @dataclass(frozen=True)
-class Request:
-    method: str
-    raw_path: str
-    raw_query: str
-    source_ip: str
-    user_agent: str
-
-    @classmethod
-    def from_event(cls, event: dict[str, Any]) -> Request:
-        http = event.get("requestContext", {}).get("http", {})
-        return cls(
-            method=str(http.get("method", "")).upper(),
-            raw_path=str(event.get("rawPath", "")),
-            raw_query=str(event.get("rawQueryString", "")),
-            source_ip=str(http.get("sourceIp", "")),
-            user_agent=str(http.get("userAgent", ""))[:MAX_USER_AGENT],
-        )
-
-
-@dataclass(frozen=True)
 class Response:
     """The HTTP response to one request, and the link it named (for the log line)."""
 
@@ -89,12 +69,7 @@ class Response:
     link: links.LinkRequest | None = None
 
     def to_function_url(self, method: str) -> dict[str, Any]:
-        return {
-            "statusCode": self.status,
-            "headers": self.headers,
-            "body": "" if method == "HEAD" else self.body,
-            "isBase64Encoded": False,
-        }
+        return function_url.answer(self.status, self.headers, self.body, method)
 
 
 def respond(request: Request, settings: DownloadSettings, keys: KeyringSource, now: float) -> Response:

@@ -23,8 +23,6 @@ the `Mutes` metric (EMF, `app.metrics.counts`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import html
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,14 +31,13 @@ from functools import cache
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from app import links, metrics, muting
+from app import function_url, links, metrics, muting
 from app.alarms.timeline import State
 from app.aws.incidents import Incidents
 from app.config import DownloadSettings
 from app.errors import RetryableError
+from app.function_url import Request
 
-MAX_BODY = 1024  # bytes of a POST: the form has two short fields
-MAX_HEADER = 256  # characters of the user agent, origin and host kept
 SHOWN_RECIPIENTS = 20  # the page lists this many recipients, then counts the rest
 _PAGE_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
@@ -78,35 +75,6 @@ class Answer(StrEnum):
 
 
 @dataclass(frozen=True)
-class Request:
-    method: str
-    raw_path: str
-    raw_query: str
-    source_ip: str
-    user_agent: str
-    host: str
-    origin: str | None
-    referer: str | None
-    body: bytes | None  # None: not decodable (bad base64)
-
-    @classmethod
-    def from_event(cls, event: dict[str, Any]) -> Request:
-        http = event.get("requestContext", {}).get("http", {})
-        headers = {str(k).lower(): str(v)[:MAX_HEADER] for k, v in (event.get("headers") or {}).items()}
-        return cls(
-            method=str(http.get("method", "")).upper(),
-            raw_path=str(event.get("rawPath", "")),
-            raw_query=str(event.get("rawQueryString", "")),
-            source_ip=str(http.get("sourceIp", ""))[:MAX_HEADER],
-            user_agent=str(http.get("userAgent", ""))[:MAX_HEADER],
-            host=headers.get("host", ""),
-            origin=headers.get("origin"),
-            referer=headers.get("referer"),
-            body=_body(event),
-        )
-
-
-@dataclass(frozen=True)
 class Response:
     answer: Answer
     status: int
@@ -116,12 +84,7 @@ class Response:
     until: datetime | None = None  # MUTED: the mute's end
 
     def to_function_url(self, method: str) -> dict[str, Any]:
-        return {
-            "statusCode": self.status,
-            "headers": self.headers,
-            "body": "" if method == "HEAD" else self.body,
-            "isBase64Encoded": False,
-        }
+        return function_url.answer(self.status, self.headers, self.body, method)
 
 
 def respond(
@@ -328,7 +291,7 @@ def _from_the_page(request: Request, keyring: links.Keyring, token: links.MuteTo
     source = request.origin if request.origin and request.origin != "null" else request.referer
     if not source or not request.host or urlsplit(source).netloc != request.host:
         return False
-    if request.body is None or len(request.body) > MAX_BODY:
+    if request.body is None or len(request.body) > function_url.MAX_BODY:
         return False
     try:
         form = parse_qs(request.body.decode("ascii"), strict_parsing=True, max_num_fields=4)
@@ -337,21 +300,6 @@ def _from_the_page(request: Request, keyring: links.Keyring, token: links.MuteTo
     if set(form) != {"issued", "nonce"} or any(len(v) != 1 for v in form.values()):
         return False
     return links.page_valid(keyring, token, form["issued"][0], form["nonce"][0], now.timestamp())
-
-
-def _body(event: dict[str, Any]) -> bytes | None:
-    raw = event.get("body")
-    if raw is None:
-        return b""
-    text = str(raw)
-    if len(text) > 4 * MAX_BODY:
-        return None
-    if not event.get("isBase64Encoded"):
-        return text.encode("utf-8", errors="replace")
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return None
 
 
 def _recipients(count: int) -> str:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from app import download
+from app import download, function_url
 from app.aws.link_keys import KeyringSource
 from app.config import DownloadSettings
 from app.errors import RetryableError
@@ -67,7 +67,7 @@ class LinkJudge:
         name = unquote(parts.path.rsplit("/", 1)[-1])
         if not url.startswith(self.base_url):
             return LinkState(url, name, "not valid", 403, None)
-        request = download.Request("HEAD", parts.path, parts.query, "", "sandbox web view")
+        request = function_url.Request("HEAD", parts.path, parts.query, "", "sandbox web view")
         try:
             moment = time.time() if now is None else now
             response = download.respond(request, self.settings, self.keys, moment)
