@@ -1,10 +1,10 @@
 """The sandbox's web view in a real browser: Debian's headless Chromium driven by Selenium, against
 `python -m sandbox` on free ports. One sandbox and one browser for the module; the screenshots the README
 shows are taken here (docs/sandbox-mails.png, docs/sandbox-mail.png, docs/sandbox-camera-mail.png,
-docs/sandbox-alarms.png, docs/sandbox-incident.png). An alarm storm runs in a sandbox of its own, so that
-its Alarms page shows its alarms alone (every mail relayed first opens an incident). The tests that change
-the mailbox (revoke, delete, clear) come last, in file order; the last one starts a sandbox of its own,
-with previews off."""
+docs/sandbox-mute.png, docs/sandbox-alarms.png, docs/sandbox-incident.png). An alarm storm runs in a
+sandbox of its own, so that its Alarms page shows its alarms alone (every mail relayed first opens an
+incident); a recipient mutes it from its mail's link. The tests that change the mailbox (revoke, delete,
+clear) come last, in file order; the last one starts a sandbox of its own, with previews off."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ import pytest
 from sandbox.launch import ROOT, Running, launch
 from sandbox.smtp import EICAR, ses_headers
 from tests.support import images
+from tests.support.muting import fingerprint_of, log_lines, mute_links
 from tests.support.sandbox import SETTLE_TIMEOUT, mail, outbox, relayctl
 
 pytestmark = pytest.mark.integration
@@ -57,6 +58,7 @@ STORM_SENDER = "plc-7@plant.example.com"
 STORM_RECIPIENTS = ("ops@example.com", "alice@example.com", "bob@example.org")
 PUMP = "PROBLEM: Pump 3 pressure 9.{} bar"
 REPEATS = 5
+MUTED_REPEATS = 3  # the pump's repeats sent while a recipient's mute holds
 TANK = ("ALARM: Tank 4 level 81%", "ALARM: Tank 4 level 82%", "RESOLVED: Tank 4 level 60%")
 
 
@@ -315,10 +317,12 @@ def settled(browser: Any, sent: dict[str, EmailMessage]) -> dict[str, tuple[str,
     return shown
 
 
+STORM_CODE = f"Email_Rxers_Code:[{','.join(STORM_RECIPIENTS)}]:Email_Rxers_Code:"
+
+
 def alarm(subject: str, recipient: str, reading: bytes | None = None) -> EmailMessage:
     """A PLC's alarm to three recipients, its reading attached; no Message-ID, as much firmware sends."""
-    code = f"Email_Rxers_Code:[{','.join(STORM_RECIPIENTS)}]:Email_Rxers_Code:"
-    message = mail("alarm", f"Reading attached.\n{code}\n", reading, recipient, sender=STORM_SENDER)
+    message = mail("alarm", f"Reading attached.\n{STORM_CODE}\n", reading, recipient, sender=STORM_SENDER)
     message.replace_header("Subject", subject)
     del message["Message-ID"]
     return message
@@ -350,14 +354,15 @@ class Storm:
 @pytest.fixture(scope="module")
 def storm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storm]:
     """A sandbox of its own (the template's numbers: the first digest is due ten minutes after an alarm,
-    after these tests): a pump's storm (the first alarm and five repeats, each with its reading attached),
-    and a tank alarm that recovers after one repeat (which goes out in a last digest just before the
-    recovery)."""
+    after these tests): a pump's storm (the first alarm and five repeats, each with its reading attached;
+    the first with an HTML part too, so that recipients get its mute links as links to click), and a tank
+    alarm that recovers after one repeat (which goes out in a last digest just before the recovery)."""
     _browser_or_skip()
     data = tmp_path_factory.mktemp("sandbox-storm")
     with launch(data, "--batch-window", "0") as running:
         recipient = running.state["smtp"]["recipients"][0]
         pump = [alarm(PUMP.format(n), recipient, f"t,bar\n{n},9.{n}\n".encode()) for n in range(REPEATS + 1)]
+        with_html(pump[0], f"<p>Pump 3 pressure <b>9.0 bar</b>: reading attached.</p><p>{STORM_CODE}</p>")
         send(running, *pump, *(alarm(subject, recipient) for subject in TANK))
         yield Storm(running)
 
@@ -367,13 +372,18 @@ def pump_incident(running: Running) -> str:
     return str(first["folding"]["incident"])
 
 
-def whole_page_screenshot(browser: Any, path: Path) -> None:
-    """The page at the browser's width and its own height (the README's pictures)."""
+def whole_page_screenshot(browser: Any, path: Path, width: int | None = None) -> None:
+    """The page at the browser's width (or `width`) and its own height (the README's pictures)."""
     size = browser.get_window_size()
     try:
+        if width is not None:
+            browser.set_window_size(width, size["height"])
         chrome = size["height"] - browser.execute_script("return window.innerHeight")
-        height = browser.execute_script("return Math.ceil(document.body.getBoundingClientRect().height)")
-        browser.set_window_size(size["width"], min(height + chrome, 3000))
+        height = browser.execute_script(
+            "const b = document.body; return Math.ceil(b.getBoundingClientRect().bottom"
+            " + parseFloat(getComputedStyle(b).marginBottom))"
+        )
+        browser.set_window_size(width or size["width"], min(height + chrome, 3000))
         browser.save_screenshot(str(path))
     finally:
         browser.set_window_size(size["width"], size["height"])
@@ -605,7 +615,10 @@ def test_a_camera_snapshot_shows_as_a_preview_that_links_to_the_full_size_file(
             lambda: browser.execute_script("return arguments[0].naturalWidth", img), "the preview, alone"
         )
         chrome = browser.get_window_size()["height"] - browser.execute_script("return window.innerHeight")
-        height = browser.execute_script("return document.documentElement.scrollHeight")
+        height = browser.execute_script(
+            "const b = document.body; return Math.ceil(b.getBoundingClientRect().bottom"
+            " + parseFloat(getComputedStyle(b).marginBottom))"
+        )
         browser.set_window_size(720, height + chrome)
         browser.save_screenshot(str(DOCS / "sandbox-camera-mail.png"))
     finally:
@@ -847,48 +860,125 @@ def test_the_alarms_page_lists_the_storm_with_its_count_and_the_recovered_alarm_
     assert [line for line in text.splitlines() if re.fullmatch(listed, line)]  # the repeat it lists
 
 
-def mute(running: Running, fingerprint: str, until: datetime, by: str) -> None:
-    """Mute an alarm of the running sandbox with the relay's own code (app.folding.mute), as the mute
-    links' endpoint will: this process, pointed at the sandbox's endpoint with its function's settings."""
-    from app import folding, handler
-    from app.config import load_settings
-    from localaws.account import environ
-
-    region = running.state["region"]
-    values = {
-        **running.state["environment"],
-        "AWS_ENDPOINT_URL": running.state["endpoint"],
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-    }
-    with environ(values):
-        handler.reset()
-        try:
-            settings = load_settings()
-            folding.mute(fingerprint, until, by, settings, handler.build_ports(settings))
-        finally:
-            handler.reset()
+def relayed(running: Running, subject: str) -> EmailMessage:
+    """The one mail the relay sent for `subject`, from the outbox."""
+    (entry,) = [e for e in outbox(running.data) if e["subject"] == subject]
+    raw = (running.data / "outbox" / entry["file"]).read_bytes()
+    return email.message_from_bytes(raw, policy=email.policy.default)
 
 
-def test_a_mute_shows_who_and_until_when_and_its_unmute_button_ends_it(browser: Any, storm: Storm) -> None:
+def mute_from_the_mail(browser: Any, running: Running, pump: dict[str, Any]) -> datetime:
+    """A recipient's two clicks: the "1 hour" link in the first mail as recipients see it (the view's
+    frame of its HTML; the link opens a tab, as a mail client hands it to the browser), then the mute
+    page's button. Returns the mute's end, as the alarm table has it."""
+    from selenium.webdriver.common.by import By
+
+    first = relayed(running, PUMP.format(0))
+    sent = mute_links(first)
+    assert sorted(sent) == [3600, 8 * 3600, 24 * 3600]
+    assert mute_links(first, "html") == sent  # the text part and the HTML part carry the same links
+    assert fingerprint_of(sent[3600]) == pump["fingerprint"]
+
+    open_mail(browser, running, PUMP.format(0))
+    view = browser.current_window_handle
+    browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "section.relayed iframe.html"))
+    try:
+        link = browser.find_element(By.LINK_TEXT, "1 hour")
+        assert link.get_attribute("href") == sent[3600]
+        link.click()
+    finally:
+        browser.switch_to.default_content()
+    (tab,) = wait_for(lambda: [h for h in browser.window_handles if h != view], "the mute page's tab")
+    browser.switch_to.window(tab)
+    try:
+        wait_for(
+            lambda: browser.find_element(By.TAG_NAME, "h1").text == "Mute this alarm for 1 hour?",
+            "the mute page",
+        )
+        assert browser.current_url == sent[3600]  # the download server, as the function URL in AWS
+        paragraphs = [p.text for p in browser.find_elements(By.TAG_NAME, "p")]
+        assert sorted(pump["to"]) == sorted(STORM_RECIPIENTS)
+        assert paragraphs[:5] == [
+            f"Alarm: {PUMP.format(0)}",
+            f"From: {STORM_SENDER}",
+            f"Recipients: {', '.join(pump['to'])}",
+            f"Open since {datetime.fromisoformat(pump['opened']):%Y-%m-%d %H:%M} UTC",
+            "This link went to all the alarm's recipients, in one mail.",  # three recipients: `to=*`
+        ]
+        assert "for all its 3 recipients, not only you" in paragraphs[5]
+        assert api(running, "/api/alarms")["mutes"] == []  # opening the link muted nothing
+        button = browser.find_element(By.CSS_SELECTOR, "form button")
+        assert button.text == "Mute for 1 hour"
+        whole_page_screenshot(browser, DOCS / "sandbox-mute.png", width=760)
+
+        pressed = datetime.now(UTC).replace(microsecond=0)  # the alarm table keeps whole seconds
+        button.click()
+        title = wait_for(
+            lambda: (t := browser.find_element(By.TAG_NAME, "h1").text).startswith("Muted until ") and t,
+            "the mute's confirmation",
+        )
+        confirmed = datetime.now(UTC)
+        (mute,) = api(running, "/api/alarms")["mutes"]
+        until = datetime.fromisoformat(mute["until"])
+        assert pressed + timedelta(hours=1) <= until <= confirmed + timedelta(hours=1)
+        assert (mute["fingerprint"], mute["by"], mute["folded"]) == (pump["fingerprint"], "a recipient", 0)
+        shown = f"{until:%Y-%m-%d %H:%M} UTC"
+        assert title == f"Muted until {shown}"
+        assert (
+            f"This alarm is muted until {shown}, for all its 3 recipients."
+            in browser.find_element(By.TAG_NAME, "body").text
+        )
+    finally:
+        browser.close()
+        browser.switch_to.window(view)
+    # The audit line the function wrote: the link's recipient (all), the browser that pressed.
+    (audit,) = wait_for(  # read again if the log's last line was being written
+        lambda: [line for line in log_lines(running.output()) if line.get("message") == "alarm muted"],
+        "the mute's audit line",
+    )
+    assert (audit["fingerprint"], audit["duration_seconds"], audit["recipient"]) == (
+        pump["fingerprint"],
+        3600,
+        "*",
+    )
+    assert datetime.fromisoformat(audit["until"]) == until
+    assert "Chrome" in audit["user_agent"]
+    return until
+
+
+def test_a_recipient_mutes_the_alarm_from_its_mail_and_the_alarms_page_shows_it_until_unmuted(
+    browser: Any, storm: Storm
+) -> None:
     from selenium.webdriver.common.by import By
 
     running = storm.running
     (pump,) = api(running, "/api/alarms")["open"]
-    until = (datetime.now(UTC) + timedelta(hours=1)).replace(microsecond=0)
-    mute(running, pump["fingerprint"], until, "guard@example.com")
+    until = mute_from_the_mail(browser, running, pump)
+
     recipient = running.state["smtp"]["recipients"][0]
-    send(running, alarm(PUMP.format(6), recipient), alarm(PUMP.format(7), recipient))
+    repeats = [PUMP.format(n) for n in range(REPEATS + 1, REPEATS + 1 + MUTED_REPEATS)]
+    browser.get(running.state["web"])
+    send(running, *(alarm(subject, recipient) for subject in repeats))
+
+    def folded() -> dict[str, tuple[str, str, str]] | None:
+        now = outcomes(browser)
+        return now if all(now.get(s, ("",))[0] == "folded" for s in repeats) else None
+
+    listed = wait_for(folded, "the repeats folded on the mails page")
+    for subject in repeats:  # sent to no one while muted
+        assert listed[subject] == ("folded", f"folded into {pump['id']}", "none")
 
     browser.get(running.state["web"] + "alarms")
     (muted,) = browser.find_elements(By.CSS_SELECTOR, "table.mutes tr.mute")
     assert muted.get_attribute("data-fingerprint") == pump["fingerprint"]
-    assert muted.find_element(By.CSS_SELECTOR, "td.by").text == "guard@example.com"
+    assert muted.find_element(By.CSS_SELECTOR, "td.by").text == "a recipient"
     assert muted.find_element(By.CSS_SELECTOR, "td.until").text == until.strftime("%Y-%m-%d %H:%M:%S UTC")
-    assert muted.find_element(By.CSS_SELECTOR, "td.folded").text == "2"
+    assert muted.find_element(By.CSS_SELECTOR, "td.folded").text == str(MUTED_REPEATS)
     assert muted.find_element(By.TAG_NAME, "a").text == PUMP.format(0)
+    (incident,) = browser.find_elements(By.CSS_SELECTOR, "table.open tr.incident")
+    assert incident.find_element(By.CSS_SELECTOR, "td.folded").text == str(REPEATS + MUTED_REPEATS)
+    assert incident.find_elements(By.CSS_SELECTOR, ".state.muted")
+    assert "at the mute's end" in incident.text  # its ten-minute digest held back for the mute's
     whole_page_screenshot(browser, DOCS / "sandbox-alarms.png")
 
     browser.find_element(By.ID, f"unmute-{pump['fingerprint']}").click()
@@ -903,23 +993,28 @@ def test_a_mute_shows_who_and_until_when_and_its_unmute_button_ends_it(browser: 
         lambda: [e for e in outbox(running.data) if e["subject"].startswith("Mute ended")],
         "the mute-end digest",
     )
-    assert [(e["subject"], sorted(e["destinations"])) for e in ended] == [
-        (f"Mute ended, 2 mails folded: {PUMP.format(0)}", sorted(STORM_RECIPIENTS))
-    ]
-    text = (running.data / "outbox" / ended[0]["file"]).read_text("utf-8", errors="replace")
-    assert "Muted by guard@example.com" in text
-    assert "Unmuted by sandbox web view" in text
+    counted = f"Mute ended, {MUTED_REPEATS} mails folded: {PUMP.format(0)}"
+    assert [(e["subject"], sorted(e["destinations"])) for e in ended] == [(counted, sorted(STORM_RECIPIENTS))]
+    digest = relayed(running, counted).get_body(("plain",))
+    assert digest is not None
+    text = digest.get_content().splitlines()
+    since = until - timedelta(hours=1)
+    assert f"Muted by a recipient at {since:%Y-%m-%d %H:%M:%S} UTC: {MUTED_REPEATS} mails folded." in text
+    assert [line for line in text if line.startswith("Unmuted by sandbox web view at ")]
+    assert f"Also listed: {REPEATS} repeats folded before the mute and not yet in a digest." in text
+    rows = [m[1] for line in text if (m := re.fullmatch(r"\d+\. [-0-9]{10} [:0-9]{8} UTC  (.+)", line))]
+    assert rows == [PUMP.format(n) for n in range(1, REPEATS + 1 + MUTED_REPEATS)]
     (shown,) = api(running, "/api/alarms")["open"]
-    assert (shown["folded"], shown["muted_until"]) == (REPEATS + 2, None)
-    assert [d["subject"] for d in shown["digests"]] == [f"Mute ended, 2 mails folded: {PUMP.format(0)}"]
-    # The incident's page: its first mail, the seven folded, and the digest at the mute's end, opened.
+    assert (shown["folded"], shown["muted_until"]) == (REPEATS + MUTED_REPEATS, None)
+    assert [d["subject"] for d in shown["digests"]] == [counted]
+    # The incident's page: its first mail, the eight folded, and the digest at the mute's end, opened.
     browser.get(running.state["web"] + shown["urls"]["page"].lstrip("/"))
     events = browser.find_elements(By.CSS_SELECTOR, "table.timeline tr.event")
-    assert [e.get_attribute("data-kind") for e in events] == ["first"] + ["folded"] * (REPEATS + 2) + [
-        "digest"
-    ]
+    assert [e.get_attribute("data-kind") for e in events] == ["first"] + ["folded"] * (
+        REPEATS + MUTED_REPEATS
+    ) + ["digest"]
     events[-1].find_element(By.TAG_NAME, "summary").click()
-    assert "Muted by guard@example.com" in events[-1].find_element(By.CSS_SELECTOR, "pre.text").text
+    assert "Muted by a recipient" in events[-1].find_element(By.CSS_SELECTOR, "pre.text").text
     whole_page_screenshot(browser, DOCS / "sandbox-incident.png")
 
 
