@@ -1,6 +1,6 @@
 """SAM's image repositories for a stack: its companion stack, and emptying the repositories it holds.
 
-With `resolve_image_repos`, `sam deploy` keeps one ECR repository per image function (here two) in a
+With `resolve_image_repos`, `sam deploy` keeps one ECR repository per image function (here three) in a
 stack of its own, named `<stack name, at most 104 characters>-<first 8 hex digits of the stack name's
 MD5>-CompanionStack` (aws-sam-cli, samcli/lib/bootstrap/companion_stack/data_types.py) and described
 as "AWS SAM CLI Managed ECR Repo Stack". `sam delete` offers to remove it, but it looks for it only

@@ -9,15 +9,20 @@ them. The keys are never printed.
 
 A second rotation within that cache time is refused unless `--force`: warm relay instances may still
 sign with the key the first rotation made previous, and the second would retire it, so mail relayed in
-the meantime would carry links that are refused at once. The time is measured from the creation of the
-secret's current version (Secrets Manager's `CreatedDate`) by this machine's clock. Only a secret that
-already holds a previous key counts: the stack's first key can be rotated at any time.
+the meantime would carry links that are refused at once. The time is measured on AWS's clock: from the
+creation of the secret's current version (Secrets Manager's `CreatedDate`) to the `Date` header of the
+same answer, so a machine clock running fast cannot let a second rotation through early (this
+machine's clock stands in only when the answer has no usable `Date`). Only a secret that already holds
+a previous key counts: the stack's first key can be rotated at any time.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -39,7 +44,11 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
         keyring = parse_keyring(secret["SecretString"])
     except KeyringError as e:
         raise CommandError(f"the link-key secret {secret_arn} is not usable: {e}") from e
-    age = _age_seconds(secret.get("CreatedDate")) if keyring.previous_kid is not None else None
+    age = (
+        _age_seconds(secret.get("CreatedDate"), _server_time(secret))
+        if keyring.previous_kid is not None
+        else None
+    )
     wait = None if age is None or age >= KEYRING_CACHE_SECONDS else KEYRING_CACHE_SECONDS - age
     if wait is not None and not args.force:
         raise CommandError(
@@ -82,11 +91,26 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
     return Report(document, lines)
 
 
-def _age_seconds(created: datetime | None) -> float | None:
-    """Seconds since the secret's current version was written (None when the answer has no date)."""
+def _age_seconds(created: datetime | None, now: datetime | None) -> float | None:
+    """Seconds from the secret's current version's creation to `now` (this machine's clock when None);
+    None when the answer has no creation date."""
     if created is None:
         return None
-    return max(0.0, (_now() - created).total_seconds())
+    return max(0.0, ((now or _now()) - created).total_seconds())
+
+
+def _server_time(response: Mapping[str, Any]) -> datetime | None:
+    """When AWS answered: the HTTP `Date` header of the response (RFC 9110, whole seconds), or None
+    when it is missing or unreadable."""
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    date = headers.get("date") if isinstance(headers, Mapping) else None
+    if not isinstance(date, str):
+        return None
+    try:
+        answered = parsedate_to_datetime(date)
+    except (TypeError, ValueError):
+        return None
+    return answered if answered.tzinfo is not None else answered.replace(tzinfo=UTC)
 
 
 def _now() -> datetime:

@@ -14,8 +14,10 @@ teardown, in this order:
 3. deletes the stack and waits for it (`--no-wait`, `--timeout`). Buckets that no stack holds any more
    (the leftovers of a failed first deploy, named with `--bucket-prefix` or explicitly) are deleted by
    teardown itself.
-4. once the stack is gone (or going, with `--no-wait`), empties SAM's image repositories and deletes the
-   companion stack that holds them (see `relayctl.images`); also when only that stack is left.
+4. once the stack is gone, empties SAM's image repositories and deletes the companion stack that holds
+   them (see `relayctl.images`); also when only that stack is left. The functions run from those
+   images until the stack is gone, and its deletion may still fail, so with `--no-wait` (the stack
+   still deleting), after a failed deletion or a wait that timed out, they are left for the next run.
 
 `--dry-run` shows all of it and changes nothing.
 
@@ -131,10 +133,17 @@ def run(args: argparse.Namespace, aws: Aws) -> Report:
 def _remove_companion(
     aws: Aws, companion: images.Companion, args: argparse.Namespace, report: Report, after: str
 ) -> None:
-    """SAM's image repositories go once the stack that runs their images is gone (or going, with
-    --no-wait); after a failed deletion they stay for the next run."""
-    if after != _GONE and not (args.no_wait and after == "DELETE_IN_PROGRESS"):
-        report.lines.append(f"left stack {companion.name} (the image repositories) for the next run")
+    """SAM's image repositories go once the stack that runs their images is gone; while its deletion
+    is under way (--no-wait) or after it failed, they stay for the next run."""
+    if after != _GONE:
+        report.data["companion_stack_status"] = str(companion.stack["StackStatus"])
+        if args.no_wait and after == "DELETE_IN_PROGRESS":
+            report.lines.append(
+                f"left stack {companion.name} (the image repositories): the relay's stack is still being"
+                " deleted; once it is gone, run teardown again to remove the image repositories"
+            )
+        else:
+            report.lines.append(f"left stack {companion.name} (the image repositories) for the next run")
         return
     removed = images.empty(aws, companion)
     report.data["companion_stack"]["repositories"] = [

@@ -7,6 +7,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from moto.core import responses as moto_responses
+from moto.secretsmanager.models import secretsmanager_backends
 
 from app import links
 from app.aws import link_keys
@@ -49,16 +51,24 @@ def test_rotation_moves_current_to_previous_and_retires_the_one_before(
     assert once.current.decode() not in out
     assert generated.current.decode() not in out
 
-    _later(monkeypatch, KEYRING_CACHE_SECONDS + 1)  # past the functions' cache time: no refusal
+    _rotated_ago(relay, KEYRING_CACHE_SECONDS + 1)  # past the functions' cache time: no refusal
     twice = relay.run_json("rotate-link-key", "--link-key-secret", _secret(relay))
     assert (twice["current_kid"], twice["previous_kid"], twice["retired_kid"]) == ("k2", "k1", "k0")
     assert twice["forced"] is False
     assert _keyring(relay).previous == once.current
 
 
-def _later(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
-    """relayctl's clock, `seconds` ahead of now."""
-    moment = datetime.now(UTC) + timedelta(seconds=seconds)
+def _rotated_ago(relay: Relay, seconds: int) -> None:
+    """The secret's current version, as Secrets Manager dates it, `seconds` earlier: AWS's clock moved on."""
+    backend = secretsmanager_backends[relay.blueprint.account_id][relay.region]
+    secret = backend.secrets[_secret(relay)]
+    assert secret.default_version_id is not None
+    secret.versions[secret.default_version_id]["createdate"] -= seconds
+
+
+def _local_clock(monkeypatch: pytest.MonkeyPatch, skew_seconds: float) -> None:
+    """This machine's clock, `skew_seconds` off (ahead when positive) from AWS's."""
+    moment = datetime.now(UTC) + timedelta(seconds=skew_seconds)
     monkeypatch.setattr(rotate, "_now", lambda: moment)
 
 
@@ -90,11 +100,47 @@ def test_the_refusal_lasts_exactly_the_functions_cache_time(
 ) -> None:
     assert KEYRING_CACHE_SECONDS == link_keys.TTL_SECONDS  # the time both functions keep the keyring
     relay.run_json("rotate-link-key", "--link-key-secret", _secret(relay))
-    _later(monkeypatch, KEYRING_CACHE_SECONDS - 5)
+    _rotated_ago(relay, KEYRING_CACHE_SECONDS - 5)
     code, _, err = relay.run("rotate-link-key", "--link-key-secret", _secret(relay))
     assert code == 1
-    assert re.search(r"Wait [1-5] s", err), err  # CreatedDate has whole seconds
-    _later(monkeypatch, KEYRING_CACHE_SECONDS)
+    assert re.search(r"Wait [1-5] s", err), err  # CreatedDate and Date have whole seconds
+    _rotated_ago(relay, 5)
+    assert relay.run_json("rotate-link-key", "--link-key-secret", _secret(relay))["current_kid"] == "k2"
+
+
+@pytest.mark.parametrize("skew", [KEYRING_CACHE_SECONDS + 1, 3600, 86400])
+def test_a_fast_local_clock_does_not_let_a_second_rotation_through(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch, skew: int
+) -> None:
+    """The age is AWS's: CreatedDate against the Date header of the same answer, not this machine's clock."""
+    relay.run_json("rotate-link-key", "--link-key-secret", _secret(relay))
+    _local_clock(monkeypatch, skew)
+    code, _, err = relay.run("rotate-link-key", "--link-key-secret", _secret(relay))
+    assert code == 1
+    assert re.search(r"rotated \d{1,2} s ago", err), err  # the seconds the test took, not the skew
+    assert _keyring(relay).current_kid == "k1"
+
+
+def test_a_slow_local_clock_does_not_hold_a_rotation_back(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay.run_json("rotate-link-key", "--link-key-secret", _secret(relay))
+    _rotated_ago(relay, KEYRING_CACHE_SECONDS + 1)
+    _local_clock(monkeypatch, -3600)  # by this machine, the rotation is still an hour ahead
+    second = relay.run_json("rotate-link-key", "--link-key-secret", _secret(relay))
+    assert (second["current_kid"], second["forced"]) == ("k2", False)
+    assert KEYRING_CACHE_SECONDS < second["last_rotation_seconds_ago"] < KEYRING_CACHE_SECONDS + 60
+
+
+def test_without_a_usable_date_header_the_local_clock_decides(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay.run_json("rotate-link-key", "--link-key-secret", _secret(relay))
+    monkeypatch.setattr(moto_responses, "http_date", lambda _: "")  # moto's Date header, unreadable
+    code, _, err = relay.run("rotate-link-key", "--link-key-secret", _secret(relay))
+    assert code == 1  # local clock in step: still refused
+    assert re.search(r"rotated \d{1,2} s ago", err), err
+    _local_clock(monkeypatch, KEYRING_CACHE_SECONDS + 1)
     assert relay.run_json("rotate-link-key", "--link-key-secret", _secret(relay))["current_kid"] == "k2"
 
 

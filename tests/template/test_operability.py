@@ -1,4 +1,4 @@
-"""The operability part of the template: the alarms added for the function, SES's reputation, rejected
+"""The operability part of the template: the alarms added for the functions, SES's reputation, rejected
 mail and the download links, and a dashboard that names only metrics that exist (ours from
 app/metrics.py and app/download.py, or AWS's own)."""
 
@@ -11,7 +11,7 @@ import pytest
 
 from app import download, metrics
 from app.outcomes import Outcome, Reason
-from tests.support.cloudformation import Evaluator, ref_name, resources_of, the_function
+from tests.support.cloudformation import Evaluator, image_functions, ref_name, resources_of, the_function
 
 pytestmark = pytest.mark.unit
 
@@ -70,6 +70,8 @@ def _alarm(cfn: dict[str, Any], logical_id: str) -> dict[str, Any]:
     ("logical_id", "namespace", "metric", "statistic", "period", "default"),
     [
         ("FunctionErrorsAlarm", "AWS/Lambda", "Errors", "Sum", 300, 0),
+        ("DownloadErrorsAlarm", "AWS/Lambda", "Errors", "Sum", 300, 0),
+        ("AlarmClockErrorsAlarm", "AWS/Lambda", "Errors", "Sum", 300, 0),
         ("BounceRateAlarm", "AWS/SES", "Reputation.BounceRate", "Maximum", 3600, 0.05),
         ("ComplaintRateAlarm", "AWS/SES", "Reputation.ComplaintRate", "Maximum", 3600, 0.001),
         ("RejectedMailAlarm", None, "Mails", "Sum", 900, 0),
@@ -108,6 +110,32 @@ def test_the_function_errors_alarm_watches_this_function(cfn: dict[str, Any]) ->
     function_id, _ = the_function(cfn)
     (dimension,) = _alarm(cfn, "FunctionErrorsAlarm")["Dimensions"]
     assert ref_name(dimension["Value"]) == function_id
+
+
+def test_every_image_function_has_an_errors_alarm_existing_whenever_it_does(
+    source: dict[str, Any], cfn: dict[str, Any]
+) -> None:
+    """A crash of any function (the download function's 502, a failing alarm clock) reaches the alarms
+    topic, not only the dashboard; the alarm shares its function's Condition, so neither is left alone."""
+    functions = image_functions(source)
+    assert set(functions) == {"RelayFunction", "DownloadFunction", "AlarmClockFunction"}
+    watched: dict[str, str] = {}
+    for logical_id, alarm in source["Resources"].items():
+        props = alarm["Properties"]
+        if alarm["Type"] != "AWS::CloudWatch::Alarm" or props.get("MetricName") != "Errors":
+            continue
+        (dimension,) = props["Dimensions"]
+        assert dimension["Name"] == "FunctionName"
+        function_id = ref_name(dimension["Value"])
+        assert function_id not in watched, (logical_id, watched)
+        watched[function_id] = logical_id
+        assert alarm.get("Condition") == functions[function_id].get("Condition"), logical_id
+        assert ref_name(props["Threshold"]) == "FunctionErrorsAlarmThreshold"
+    assert set(watched) == set(functions)
+    assert watched["DownloadFunction"] == "DownloadErrorsAlarm"
+    assert watched["AlarmClockFunction"] == "AlarmClockErrorsAlarm"
+    for logical_id in watched.values():
+        assert cfn["Resources"][logical_id]["Type"] == "AWS::CloudWatch::Alarm"
 
 
 def test_the_download_alarms_watch_the_download_function(cfn: dict[str, Any]) -> None:

@@ -292,7 +292,7 @@ def test_alarm_thresholds_are_parameters_with_the_agreed_defaults(cfn: dict[str,
         "ApproximateNumberOfMessagesVisible": 50,
         "ApproximateAgeOfOldestMessage": 180,
         "NumberOfMessagesSent": 180,
-        # tests/template/test_operability.py checks these six in detail
+        # tests/template/test_operability.py checks these in detail
         "Errors": 0,
         "Reputation.BounceRate": 0.05,
         "Reputation.ComplaintRate": 0.001,
