@@ -245,7 +245,7 @@ class Day:
 
     def _relay(self, event: Event) -> None:
         from app import handler
-        from localaws.events import sqs_event
+        from localaws.events import sqs_event, sqs_record
 
         if event.kind == "mail":
             key = f"incoming/storm/{event.payload:05d}.eml"
@@ -255,10 +255,7 @@ class Day:
             self.mail_bytes += len(raw)
             batch = sqs_event(key, bucket=self.spec["incoming_bucket"], first_id=event.payload)
         else:
-            message_id = f"tick-{self.kinds['tick']}"
-            record = {"messageId": message_id, "receiptHandle": message_id, "body": event.payload,
-                      "attributes": {"ApproximateReceiveCount": "1"}, "eventSource": "aws:sqs"}  # fmt: skip
-            batch = {"Records": [record]}
+            batch = {"Records": [sqs_record(f"tick-{self.kinds['tick']}", event.payload)]}
         self.usage.batch_delivered()
         response = self._invoke(self.relay, lambda context: handler.lambda_handler(batch, context))
         if response["batchItemFailures"]:

@@ -55,6 +55,7 @@ class Topic:
 
 @dataclass(frozen=True)
 class Subscription:
+    logical_id: str
     topic_arn: str
     protocol: str
     endpoint: str
@@ -100,12 +101,14 @@ class Alarm:
 
 @dataclass(frozen=True)
 class Dashboard:
+    logical_id: str
     name: str
     body: str
 
 
 @dataclass(frozen=True)
 class LogGroup:
+    logical_id: str
     name: str
     retention_days: int | None
 
@@ -125,6 +128,7 @@ class Function:
 class QueueTrigger:
     """An SQS event source mapping: the queue feeds the function in batches."""
 
+    logical_id: str
     function_id: str
     queue_arn: str
     batch_size: int
@@ -136,6 +140,7 @@ class QueueTrigger:
 class UrlEndpoint:
     """A function behind a function URL, served on a local port."""
 
+    logical_id: str
     function_id: str
     url: str
 
@@ -151,7 +156,16 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class RuleSet:
+    """A receipt rule set the stack creates (without one, the rule joins an existing set)."""
+
+    logical_id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class ReceiptRule:
+    logical_id: str
     rule_set: str
     name: str
     recipients: tuple[str, ...]
@@ -180,8 +194,11 @@ class Blueprint:
     queue_triggers: list[QueueTrigger] = field(default_factory=list)
     endpoints: list[UrlEndpoint] = field(default_factory=list)
     schedules: list[Schedule] = field(default_factory=list)
+    rule_sets: list[RuleSet] = field(default_factory=list)
     receipt_rule: ReceiptRule | None = None
     outputs: dict[str, str] = field(default_factory=dict)  # the stack's Outputs, resolved
+    # What the local account leaves out, "LogicalId (Type)" or "LogicalId (Type: the part left out)":
+    # resources of types it does not create or run, and parts of emulated ones it skips.
     not_emulated: list[str] = field(default_factory=list)
 
     # -- the relay's own shape: one queue-fed function, at most one function URL -------------------

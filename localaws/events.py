@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
 REGION = "us-east-1"
+URL_HOST = "abcdefghij.lambda-url.us-east-1.on.aws"  # where a function URL's requests arrive, by default
 LAMBDA_ATTRIBUTES = (
     "ApproximateReceiveCount",
     "SentTimestamp",
@@ -57,10 +58,16 @@ def _s3_record(message_id: str, bucket: str, key: str, region: str) -> dict[str,
             }
         ]
     }
+    return sqs_record(message_id, json.dumps(notification), region)
+
+
+def sqs_record(message_id: str, body: str, region: str = REGION) -> dict[str, Any]:
+    """One SQS record of a message with this body, received once, as a hand-made test event (its
+    receipt handle is no real queue's)."""
     return {
         "messageId": message_id,
         "receiptHandle": f"handle-{message_id}",
-        "body": json.dumps(notification),
+        "body": body,
         "attributes": {"ApproximateReceiveCount": "1"},
         "eventSource": "aws:sqs",
         "awsRegion": region,
@@ -102,12 +109,36 @@ def function_url_event(
 ) -> dict[str, Any]:
     """A Lambda function URL request (API Gateway payload 2.0) for a URL or a raw `path?query`."""
     parts = urlsplit(url_or_path)
-    host = parts.netloc or "abcdefghij.lambda-url.us-east-1.on.aws"
+    return function_url_request(
+        method,
+        parts.path or "/",
+        parts.query,
+        host=parts.netloc or URL_HOST,
+        source_ip=source_ip,
+        user_agent=user_agent,
+        headers=headers,
+        body=body,
+    )
+
+
+def function_url_request(
+    method: str,
+    raw_path: str,
+    raw_query: str = "",
+    host: str = URL_HOST,
+    source_ip: str = "198.51.100.7",
+    user_agent: str = "curl/8.5.0",
+    headers: dict[str, str] | None = None,
+    body: str | None = None,
+    base64_encoded: bool = False,
+) -> dict[str, Any]:
+    """A function URL request whose path and query are exactly these, whatever bytes they hold (a
+    client's raw request line, not split again as a URL)."""
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": "$default",
-        "rawPath": parts.path or "/",
-        "rawQueryString": parts.query,
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
         "headers": {
             "host": host,
             "user-agent": user_agent,
@@ -117,13 +148,13 @@ def function_url_event(
             "domainName": host,
             "http": {
                 "method": method,
-                "path": parts.path or "/",
+                "path": raw_path,
                 "protocol": "HTTP/1.1",
                 "sourceIp": source_ip,
                 "userAgent": user_agent,
             },
         },
-        "isBase64Encoded": False,
+        "isBase64Encoded": base64_encoded,
     }
     if body is not None:
         event["body"] = body

@@ -240,6 +240,9 @@ class Resolver:
                 return self.mappings[name][top][second]
             if key == "Fn::ToJsonString":
                 return json.dumps(self.resolve(arg), separators=(",", ":"))
+            if key == "Fn::Contains":  # Rules only: is the value one of the list's
+                items, item = arg
+                return scalar(self.resolve(item)) in [scalar(v) for v in self.resolve(items)]
             if key.startswith("Fn::"):
                 raise TemplateError(f"{key} is not emulated locally")
         resolved = {k: self.resolve(v) for k, v in value.items()}

@@ -119,10 +119,13 @@ def _monitoring(blueprint: Blueprint, clients: Clients) -> None:
 
 def _ses(blueprint: Blueprint, clients: Clients) -> None:
     ses = clients("ses")
+    for rule_set in blueprint.rule_sets:
+        ses.create_receipt_rule_set(RuleSetName=rule_set.name)
     rule = blueprint.receipt_rule
     if rule is not None:
-        # The template creates the set, or joins one the operator has (ExistingRuleSetName): both exist.
-        ses.create_receipt_rule_set(RuleSetName=rule.rule_set)
+        if rule.rule_set not in {s.name for s in blueprint.rule_sets}:
+            # It joins a set the operator has (ExistingRuleSetName): that set exists in a real account.
+            ses.create_receipt_rule_set(RuleSetName=rule.rule_set)
         ses.create_receipt_rule(
             RuleSetName=rule.rule_set,
             Rule={

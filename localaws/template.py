@@ -5,7 +5,9 @@ its intrinsic functions resolved (`localaws.intrinsics`).
 Nothing here is a second list of the relay's resources: every queue, bucket, topic, subscription,
 secret, table, alarm, dashboard, log group and receipt rule the template declares is read, and every
 function a queue, a function URL or a schedule triggers. What cannot run locally (IAM, KMS, policies,
-custom resources) is listed in `not_emulated`, so nothing disappears silently.
+custom resources) is listed in `not_emulated`, and so is every part of an emulated resource the reader
+skips (a bucket notification to a topic or a function, an event source mapping from a stream, an
+event-pattern rule, a second receipt rule or a rule's other actions), so nothing disappears silently.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from localaws.blueprint import (
     LogGroup,
     QueueTrigger,
     ReceiptRule,
+    RuleSet,
     Schedule,
     Secret,
     Subscription,
@@ -175,6 +178,10 @@ class _Reader:
         self.outputs: Mapping[str, Any] = template.get("Outputs", {})
         self.r = resolver
         self.template_dir = template_dir
+        self.skipped: list[str] = []  # parts of emulated resources the local account leaves out
+
+    def skip(self, lid: str, part: str) -> None:
+        self.skipped.append(f"{lid} ({self.resources[lid]['Type']}: {part})")
 
     def of_type(self, *kinds: str) -> list[str]:
         return [lid for lid, res in self.resources.items() if res.get("Type") in kinds and self.r.exists(lid)]
@@ -192,13 +199,15 @@ class _Reader:
         triggered = {t.function_id for t in queue_triggers} | {e.function_id for e in endpoints}
         triggered |= {s.function_id for s in schedules}
         functions = {lid: self.function(lid) for lid in self.resources if lid in triggered}
+        buckets = [self.bucket(lid) for lid in self.of_type("AWS::S3::Bucket")]
+        receipt_rule = self.receipt_rule()
         return Blueprint(
             stack_name=self.r.stack,
             account_id=self.r.account,
             region=self.r.region,
             parameters=params,
             queues=[self.queue(lid) for lid in self.of_type("AWS::SQS::Queue")],
-            buckets=[self.bucket(lid) for lid in self.of_type("AWS::S3::Bucket")],
+            buckets=buckets,
             topics=[self.topic(lid) for lid in self.of_type("AWS::SNS::Topic")],
             subscriptions=[self.subscription(lid) for lid in self.of_type("AWS::SNS::Subscription")],
             secrets=[self.secret(lid) for lid in self.of_type("AWS::SecretsManager::Secret")],
@@ -210,7 +219,10 @@ class _Reader:
             queue_triggers=queue_triggers,
             endpoints=endpoints,
             schedules=schedules,
-            receipt_rule=self.receipt_rule(),
+            rule_sets=[
+                RuleSet(lid, self.r.physical_name(lid)) for lid in self.of_type("AWS::SES::ReceiptRuleSet")
+            ],
+            receipt_rule=receipt_rule,
             outputs={
                 name: scalar(self.r.resolve(output["Value"]))
                 for name, output in self.outputs.items()
@@ -220,7 +232,8 @@ class _Reader:
                 f"{lid} ({res['Type']})"
                 for lid, res in self.resources.items()
                 if res.get("Type") not in EMULATED and lid not in triggered and self.r.exists(lid)
-            ],
+            ]
+            + self.skipped,
         )
 
     # -- storage and messaging -----------------------------------------------------------------------
@@ -236,7 +249,10 @@ class _Reader:
     def bucket(self, lid: str) -> Bucket:
         props = self.r.properties(lid)
         notifications = []
-        for config in props.get("NotificationConfiguration", {}).get("QueueConfigurations", []):
+        declared = props.get("NotificationConfiguration", {})
+        for kind in sorted(set(declared) - {"QueueConfigurations"}):
+            self.skip(lid, f"NotificationConfiguration.{kind}")  # topics, functions, EventBridge
+        for config in declared.get("QueueConfigurations", []):
             entry: dict[str, Any] = {"QueueArn": config["Queue"], "Events": [config["Event"]]}
             rules = config.get("Filter", {}).get("S3Key", {}).get("Rules", [])
             if rules:
@@ -265,7 +281,9 @@ class _Reader:
 
     def subscription(self, lid: str) -> Subscription:
         props = self.r.properties(lid)
-        return Subscription(str(props["TopicArn"]), str(props["Protocol"]), str(props.get("Endpoint", "")))
+        return Subscription(
+            lid, str(props["TopicArn"]), str(props["Protocol"]), str(props.get("Endpoint", ""))
+        )
 
     def secret(self, lid: str) -> Secret:
         props = self.r.properties(lid)
@@ -326,36 +344,55 @@ class _Reader:
         )
 
     def dashboard(self, lid: str) -> Dashboard:
-        return Dashboard(self.r.physical_name(lid), str(self.r.properties(lid).get("DashboardBody", "{}")))
+        return Dashboard(
+            lid, self.r.physical_name(lid), str(self.r.properties(lid).get("DashboardBody", "{}"))
+        )
 
     def log_group(self, lid: str) -> LogGroup:
         retention = self.r.properties(lid).get("RetentionInDays")
-        return LogGroup(self.r.physical_name(lid), int(retention) if retention is not None else None)
+        return LogGroup(lid, self.r.physical_name(lid), int(retention) if retention is not None else None)
 
     def receipt_rule(self) -> ReceiptRule | None:
+        """The first enabled rule that stores mail in S3: the mail the sandbox receives goes there."""
+        found: ReceiptRule | None = None
         for lid in self.of_type("AWS::SES::ReceiptRule"):
             props = self.r.properties(lid)
             rule = props.get("Rule", {})
-            for action in rule.get("Actions", []):
-                s3 = action.get("S3Action")
-                if s3 and rule.get("Enabled", True):
-                    return ReceiptRule(
-                        rule_set=str(props["RuleSetName"]),
-                        name=str(rule.get("Name", f"{self.r.stack}-{lid}")),
-                        recipients=tuple(str(r).lower() for r in rule.get("Recipients", [])),
-                        bucket=str(s3["BucketName"]),
-                        prefix=str(s3.get("ObjectKeyPrefix", "")),
-                        scan_enabled=bool(rule.get("ScanEnabled", False)),
-                        tls_policy=str(rule.get("TlsPolicy", "Optional")),
-                    )
-        return None
+            actions = rule.get("Actions", [])
+            stores = [action["S3Action"] for action in actions if "S3Action" in action]
+            if found is not None:
+                self.skip(lid, "a second receipt rule")
+                continue
+            if not stores:
+                self.skip(lid, "a rule that stores no mail in S3")
+                continue
+            if not rule.get("Enabled", True):
+                self.skip(lid, "a disabled rule")
+                continue
+            s3 = stores[0]
+            for action in actions:
+                if action.get("S3Action") is not s3:
+                    self.skip(lid, f"its {', '.join(action)}")  # SNS, Lambda, Bounce, a second S3 action
+            found = ReceiptRule(
+                logical_id=lid,
+                rule_set=str(props["RuleSetName"]),
+                name=str(rule.get("Name", f"{self.r.stack}-{lid}")),
+                recipients=tuple(str(r).lower() for r in rule.get("Recipients", [])),
+                bucket=str(s3["BucketName"]),
+                prefix=str(s3.get("ObjectKeyPrefix", "")),
+                scan_enabled=bool(rule.get("ScanEnabled", False)),
+                tls_policy=str(rule.get("TlsPolicy", "Optional")),
+            )
+        return found
 
     # -- functions and what triggers them -----------------------------------------------------------
     def queue_trigger(self, lid: str) -> QueueTrigger | None:
         mapping = self.r.properties(lid)
         if ":sqs:" not in str(mapping.get("EventSourceArn", "")):
+            self.skip(lid, "an event source other than SQS")  # streams, Kafka, MQ: nothing feeds it here
             return None
         return QueueTrigger(
+            logical_id=lid,
             function_id=self.r.function_id(str(mapping["FunctionName"])),
             queue_arn=str(mapping["EventSourceArn"]),
             batch_size=int(mapping.get("BatchSize", 10)),
@@ -365,15 +402,19 @@ class _Reader:
 
     def endpoint(self, lid: str) -> UrlEndpoint:
         target = str(self.r.properties(lid)["TargetFunctionArn"])
-        return UrlEndpoint(self.r.function_id(target), str(self.r.get_att(lid, "FunctionUrl")))
+        return UrlEndpoint(lid, self.r.function_id(target), str(self.r.get_att(lid, "FunctionUrl")))
 
     def schedule(self, lid: str) -> Schedule | None:
         props = self.r.properties(lid)
         expression = props.get("ScheduleExpression")
         targets = props.get("Targets") or ([props["Target"]] if "Target" in props else [])
         functions = [str(t["Arn"]) for t in targets if ":lambda:" in str(t.get("Arn", ""))]
-        if not expression or len(functions) != 1:
-            return None  # an event pattern, or targets that are not one function: nothing to run here
+        if not expression:
+            self.skip(lid, "an event pattern")  # no local events reach EventBridge
+            return None
+        if len(functions) != 1:
+            self.skip(lid, f"{len(functions)} function targets")  # only a schedule of one function runs
+            return None
         return Schedule(
             logical_id=lid,
             function_id=self.r.function_id(functions[0]),

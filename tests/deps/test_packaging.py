@@ -16,13 +16,11 @@ import shutil
 import subprocess
 import sys
 import venv
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
+from localaws.account import Account
 from tools import lock
 
 pytestmark = pytest.mark.integration
@@ -69,20 +67,11 @@ def _pip(python: Path, cwd: Path, *arguments: str) -> None:
     assert done.returncode == 0, f"pip {' '.join(arguments)}\n{done.stdout}\n{done.stderr}"
 
 
-@pytest.fixture
-def endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.mark.skipif(not WHEELHOUSE.is_dir(), reason=f"no wheelhouse at {WHEELHOUSE}: run `make wheels`")
 @pytest.mark.parametrize("way", WAYS)
-def test_pip_install_gives_a_relayctl_that_runs_on_its_own(tmp_path: Path, endpoint: str, way: str) -> None:
+def test_pip_install_gives_a_relayctl_that_runs_on_its_own(
+    tmp_path: Path, served_relay: Account, way: str
+) -> None:
     environment = tmp_path / "venv"
     venv.create(environment, with_pip=False)
     python = environment / "bin" / "python"
@@ -100,15 +89,20 @@ def test_pip_install_gives_a_relayctl_that_runs_on_its_own(tmp_path: Path, endpo
     assert "redrive" in shown.stdout
     assert "status" in shown.stdout
 
-    sqs = boto3.client(
-        "sqs", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="k", aws_secret_access_key="s"
-    )
-    inbound = sqs.create_queue(QueueName=f"{way}-inbound")["QueueUrl"]  # moto's state outlives the server
-    dlq = sqs.create_queue(QueueName=f"{way}-dlq")["QueueUrl"]
-    sqs.send_message(QueueUrl=dlq, MessageBody="dead")
-    credentials = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_ENDPOINT_URL": endpoint}
+    blueprint = served_relay.blueprint
+    assert blueprint.dead_letter_queue is not None
+    assert served_relay.endpoint is not None
+    inbound = served_relay.queue_url(blueprint.inbound_queue.logical_id)
+    dlq = served_relay.queue_url(blueprint.dead_letter_queue.logical_id)
+    served_relay.client("sqs").send_message(QueueUrl=dlq, MessageBody="dead")
+    credentials = {
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_ENDPOINT_URL": served_relay.endpoint,
+    }
+    region = blueprint.region
     status = subprocess.run(
-        [relayctl, "status", "--queue-url", inbound, "--dlq-url", dlq, "--region", REGION, "--json"],
+        [relayctl, "status", "--queue-url", inbound, "--dlq-url", dlq, "--region", region, "--json"],
         cwd=tmp_path,
         env=clean | credentials,
         capture_output=True,

@@ -8,7 +8,7 @@ defaults), not from the blueprint, so a local account that drifted from the temp
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +20,29 @@ from localaws.template import EMULATED, EXAMPLE_PARAMETERS, load, translate
 from tests.support import TEMPLATE
 
 pytestmark = pytest.mark.integration
+
+
+# Where each type the local account emulates lands in the blueprint, by logical id: a type added to
+# EMULATED without a place here fails the test below.
+WHERE: dict[str, Callable[[Blueprint], list[str]]] = {
+    "AWS::S3::Bucket": lambda b: [x.logical_id for x in b.buckets],
+    "AWS::SQS::Queue": lambda b: [x.logical_id for x in b.queues],
+    "AWS::SNS::Topic": lambda b: [x.logical_id for x in b.topics],
+    "AWS::SNS::Subscription": lambda b: [x.logical_id for x in b.subscriptions],
+    "AWS::SecretsManager::Secret": lambda b: [x.logical_id for x in b.secrets],
+    "AWS::DynamoDB::Table": lambda b: [x.logical_id for x in b.tables],
+    "AWS::CloudWatch::Alarm": lambda b: [x.logical_id for x in b.alarms],
+    "AWS::CloudWatch::Dashboard": lambda b: [x.logical_id for x in b.dashboards],
+    "AWS::Logs::LogGroup": lambda b: [x.logical_id for x in b.log_groups],
+    "AWS::SES::ReceiptRuleSet": lambda b: [x.logical_id for x in b.rule_sets],
+    "AWS::SES::ReceiptRule": lambda b: [b.receipt_rule.logical_id] if b.receipt_rule else [],
+    "AWS::Lambda::EventSourceMapping": lambda b: [x.logical_id for x in b.queue_triggers],
+    "AWS::Lambda::Url": lambda b: [x.logical_id for x in b.endpoints],
+    "AWS::Events::Rule": lambda b: [x.logical_id for x in b.schedules],
+    "AWS::Scheduler::Schedule": lambda b: [x.logical_id for x in b.schedules],
+}
+# Parameters under which every Condition that gates a resource is true, so every resource exists.
+EVERY_RESOURCE = {"FallbackEmail": "fallback@example.com", "AlarmEmail": "alarms@example.com"}
 
 
 def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -65,18 +88,23 @@ def test_every_bucket_queue_and_topic_of_the_template_exists(
     assert len(groups) == len(_of_type(translated, "AWS::Logs::LogGroup"))
 
 
-def test_every_resource_is_created_run_or_listed_as_not_emulated(
-    translated: dict[str, Any], provisioned: tuple[Blueprint, Any]
-) -> None:
-    """Nothing the template declares disappears silently: a new resource is created in moto, run by the
-    sandbox (a function behind a trigger), or named in the sandbox's banner as not emulated."""
-    blueprint, _ = provisioned
-    run = set(blueprint.functions)
-    listed = {entry.split(" ")[0] for entry in blueprint.not_emulated}
+def test_every_resource_is_created_run_or_listed_as_not_emulated(translated: dict[str, Any]) -> None:
+    """Nothing the template declares disappears silently: a resource of an emulated type is in the
+    blueprint (what `provision` creates and the sandbox runs) under its logical id, whole; a function is
+    run behind its trigger; anything else is named in the sandbox's banner as not emulated."""
+    assert WHERE.keys() == EMULATED
+    blueprint = load(TEMPLATE, EVERY_RESOURCE)
+    placed = {lid for where in WHERE.values() for lid in where(blueprint)}
+    listed = [entry.split(" ")[0] for entry in blueprint.not_emulated]
     for lid, resource in translated["Resources"].items():
-        if "Condition" in resource:
-            continue  # present or not by the parameters' defaults; the resolver's tests cover conditions
-        assert resource["Type"] in EMULATED or lid in run or lid in listed, lid
+        kind = resource["Type"]
+        if kind in EMULATED:
+            assert lid in WHERE[kind](blueprint), f"{lid} ({kind}) is not in the blueprint"
+            assert lid not in listed, f"part of {lid} is not emulated: {blueprint.not_emulated}"
+        else:
+            assert lid not in placed, lid
+            assert (lid in blueprint.functions) != (lid in listed), f"{lid} ({kind}): run xor listed"
+    assert set(listed) <= set(translated["Resources"])
     assert blueprint.functions.keys() == {"RelayFunction", "DownloadFunction", "AlarmClockFunction"}
 
 
@@ -115,17 +143,23 @@ def test_queue_settings_are_the_templates(
 ) -> None:
     blueprint, clients = provisioned
     sqs = clients("sqs")
-    for lid, props in _of_type(translated, "AWS::SQS::Queue").items():
-        (queue,) = [q for q in blueprint.queues if q.logical_id == lid]
-        url = sqs.get_queue_url(QueueName=queue.name)["QueueUrl"]
+    (mapping,) = _of_type(translated, "AWS::Lambda::EventSourceMapping").values()
+    inbound = mapping["EventSourceArn"]["Fn::GetAtt"][0]
+    queues = _of_type(translated, "AWS::SQS::Queue")
+    # The inbound queue declares both (the visibility covers the function's timeout, the redrive
+    # bounds the retries): without them the loop below would compare nothing.
+    assert {"VisibilityTimeout", "RedrivePolicy"} <= set(queues[inbound])
+    for lid, props in queues.items():
+        url = sqs.get_queue_url(QueueName=blueprint.queue(lid).name)["QueueUrl"]
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        if "VisibilityTimeout" in props:
-            assert attributes["VisibilityTimeout"] == str(_literal(translated, props["VisibilityTimeout"]))
+        expected = str(_literal(translated, props.get("VisibilityTimeout", 30)))
+        assert attributes["VisibilityTimeout"] == expected, lid
+        assert ("RedrivePolicy" in attributes) == ("RedrivePolicy" in props), lid
         if "RedrivePolicy" in props:
             redrive = json.loads(attributes["RedrivePolicy"])
             assert int(redrive["maxReceiveCount"]) == int(props["RedrivePolicy"]["maxReceiveCount"])
             dead_letter = props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-            assert redrive["deadLetterTargetArn"].endswith(f"-{dead_letter}")
+            assert redrive["deadLetterTargetArn"] == blueprint.queue(dead_letter).arn
 
 
 def test_the_bucket_notification_feeds_the_event_source_queue(
@@ -134,15 +168,32 @@ def test_the_bucket_notification_feeds_the_event_source_queue(
     blueprint, clients = provisioned
     (mapping,) = _of_type(translated, "AWS::Lambda::EventSourceMapping").values()
     queue_id = mapping["EventSourceArn"]["Fn::GetAtt"][0]
-    for lid, props in _of_type(translated, "AWS::S3::Bucket").items():
-        declared = props.get("NotificationConfiguration", {}).get("QueueConfigurations", [])
-        (bucket,) = [b for b in blueprint.buckets if b.logical_id == lid]
+    (rule,) = _of_type(translated, "AWS::SES::ReceiptRule").values()
+    (store,) = [a["S3Action"] for a in rule["Rule"]["Actions"] if "S3Action" in a]
+    incoming = store["BucketName"]["Ref"]
+    notified = {
+        lid: props["NotificationConfiguration"]
+        for lid, props in _of_type(translated, "AWS::S3::Bucket").items()
+        if "NotificationConfiguration" in props
+    }
+    # Exactly one notification, on the bucket the receipt rule stores mail in, to the function's queue.
+    assert list(notified) == [incoming]
+    assert list(notified[incoming]) == ["QueueConfigurations"]
+    (config,) = notified[incoming]["QueueConfigurations"]
+    assert config["Queue"]["Fn::GetAtt"][0] == queue_id
+    for bucket in blueprint.buckets:
         actual = clients("s3").get_bucket_notification_configuration(Bucket=bucket.name)
-        assert len(actual.get("QueueConfigurations", [])) == len(declared)
-        for config, made in zip(declared, actual.get("QueueConfigurations", []), strict=True):
-            assert config["Queue"]["Fn::GetAtt"][0] == queue_id
-            assert made["QueueArn"] == blueprint.inbound_queue.arn
-            assert made["Events"] == [config["Event"]]
+        made = actual.get("QueueConfigurations", [])
+        if bucket.logical_id != incoming:
+            assert made == [], bucket.logical_id
+            continue
+        (only,) = made
+        assert only["QueueArn"] == blueprint.inbound_queue.arn
+        assert only["Events"] == [config["Event"]]
+        # Only new mail under the rule's prefix wakes the function (S3 names the rule in either case).
+        declared = [(r["Name"].lower(), r["Value"]) for r in config["Filter"]["S3Key"]["Rules"]]
+        filtered = [(r["Name"].lower(), r["Value"]) for r in only["Filter"]["Key"]["FilterRules"]]
+        assert declared == filtered == [("prefix", store["ObjectKeyPrefix"])]
     assert blueprint.event_source.batch_size == mapping["BatchSize"]
     window = _literal(translated, mapping.get("MaximumBatchingWindowInSeconds", 0))
     assert blueprint.event_source.window_seconds == window

@@ -176,6 +176,58 @@ def test_what_is_not_emulated_is_listed(template: Path) -> None:
     assert "FnRole (AWS::IAM::Role)" in b.not_emulated
 
 
+SKIPPED = """
+  Uploads:
+    Type: AWS::S3::Bucket
+    Properties:
+      NotificationConfiguration:
+        TopicConfigurations: [{Event: s3:ObjectCreated:*, Topic: !Ref Notices}]
+        LambdaConfigurations: [{Event: s3:ObjectRemoved:*, Function: !GetAtt Fn.Arn}]
+  FromStream:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      FunctionName: !Ref Fn
+      EventSourceArn: arn:aws:kinesis:us-east-1:123456789012:stream/readings
+      StartingPosition: LATEST
+  OnBounce:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: {source: [aws.ses]}
+      Targets: [{Arn: !GetAtt Fn.Arn, Id: fn}]
+  SecondRule:
+    Type: AWS::SES::ReceiptRule
+    Properties:
+      RuleSetName: rules
+      Rule:
+        Actions: [{S3Action: {BucketName: !Ref Uploads}}]
+"""
+
+
+def test_what_the_reader_skips_in_an_emulated_resource_is_listed(tmp_path: Path) -> None:
+    """A notification to a topic or a function, a mapping from a stream, an event-pattern rule, a
+    second receipt rule and a rule's other actions: none runs here, and the banner says so."""
+    path = tmp_path / "template.yaml"
+    text = MINI.replace(
+        "Actions: [{S3Action: {BucketName: !Ref Inbox, ObjectKeyPrefix: in/}}]",
+        "Actions: [{S3Action: {BucketName: !Ref Inbox, ObjectKeyPrefix: in/}}, {SNSAction: {TopicArn: !Ref Notices}}]",
+    )
+    path.write_text(text + SKIPPED)
+    b = load(path, {"Recipient": "in@relay.example.com"})
+    assert {
+        "Uploads (AWS::S3::Bucket: NotificationConfiguration.LambdaConfigurations)",
+        "Uploads (AWS::S3::Bucket: NotificationConfiguration.TopicConfigurations)",
+        "FromStream (AWS::Lambda::EventSourceMapping: an event source other than SQS)",
+        "OnBounce (AWS::Events::Rule: an event pattern)",
+        "SecondRule (AWS::SES::ReceiptRule: a second receipt rule)",
+        "Rule (AWS::SES::ReceiptRule: its SNSAction)",
+    } <= set(b.not_emulated)
+    assert b.bucket("Uploads").queue_notifications == []
+    assert [t.logical_id for t in b.queue_triggers] == ["FnQueue"]
+    assert b.schedules == []
+    assert b.receipt_rule is not None
+    assert b.receipt_rule.logical_id == "Rule"
+
+
 ADDED = """
   State:
     Type: AWS::DynamoDB::Table

@@ -8,9 +8,8 @@ import pytest
 
 from localaws.account import in_process
 from localaws.blueprint import Blueprint
-from localaws.template import load
-from tests.support import TEMPLATE
-from tests.support.relayctl import STACK, Relay
+from tests.support import relayctl
+from tests.support.relayctl import Relay
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -21,7 +20,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def blueprint() -> Blueprint:
-    return load(TEMPLATE, stack_name=STACK)
+    return relayctl.blueprint()
 
 
 @pytest.fixture

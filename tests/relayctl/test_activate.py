@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.support.relayctl import STACK, Relay
+from tests.support.relayctl import STACK, Relay, blueprint
 
 
 @pytest.fixture
@@ -62,11 +62,15 @@ def test_a_missing_rule_set_is_an_error(relay: Relay, ses: Any) -> None:
 
 
 def _stack_with_rule_in(relay: Relay, rule_set: str, owned: str | None) -> None:
-    """A stack whose outputs say which set holds its rule (ReceiptRuleSetOwned as the template
-    writes it; None: a stack from before that output)."""
-    outputs = {"ReceiptRuleSetName": rule_set, "ReceiptRuleName": f"{STACK}-store"}
-    if owned is not None:
-        outputs["ReceiptRuleSetOwned"] = owned
+    """The stack deployed with its rule in `rule_set` (ExistingRuleSetName unless it is the stack's own),
+    its outputs the template's; `owned` None: a stack from before the ReceiptRuleSetOwned output."""
+    parameters = {} if rule_set == relay.rule_set else {"ExistingRuleSetName": rule_set}
+    outputs = dict(blueprint(parameters).outputs)
+    assert outputs["ReceiptRuleSetName"] == rule_set
+    if owned is None:
+        del outputs["ReceiptRuleSetOwned"]
+    else:
+        assert outputs["ReceiptRuleSetOwned"] == owned
     body = {
         "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
         "Outputs": {key: {"Value": value} for key, value in outputs.items()},

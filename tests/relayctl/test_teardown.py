@@ -20,11 +20,10 @@ import pytest
 
 from relayctl import images, resources, teardown
 from relayctl.aws import Aws
-from tests.support.relayctl import Relay
+from tests.support.relayctl import Relay, bucket_name
 
 NAME = "relay-td"
 PREFIX = "relay-td"
-ACCOUNT = "123456789012"  # moto's
 
 
 class _Stdin(io.StringIO):
@@ -44,7 +43,10 @@ def aws(relay: Relay, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def _bucket(relay: Relay, kind: str) -> str:
-    return f"{PREFIX}-{kind}-{ACCOUNT}-{relay.region}"
+    """The template's name for the stack's bucket of that kind (BucketNamePrefix=PREFIX)."""
+    name = bucket_name(f"{kind.capitalize()}Bucket", {"BucketNamePrefix": PREFIX})
+    assert name.endswith(f"-{relay.region}")
+    return name
 
 
 def _deploy(

@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 
 from sandbox.claim import LOCK_FILE, Unavailable, claim
-from sandbox.launch import READY_LINE, ROOT, Running, launch
+from sandbox.launch import ROOT, DidNotStart, Running, launch
 from sandbox.launch import command as launch_command
 from sandbox.outbox import Outbox
-from tests.support.sandbox import mail
+from tests.support.sandbox import mail, wait_for_outbox
 
 HOST = "127.0.0.1"
 PASSWORD = "single-instance"
@@ -86,18 +86,15 @@ def delivered_to_outbox(running: Running, message_id: str) -> Path:
     body = "Level 2 tank full.\nEmail_Rxers_Code:[ops@example.com]:Email_Rxers_Code:\n"
     with running.smtp(timeout=30) as client:
         client.send_message(mail(message_id, body, None, recipient))
-    index = running.data / "outbox" / "index.jsonl"
-    deadline = time.monotonic() + DELIVERY_TIMEOUT
-    while time.monotonic() < deadline:
-        if index.exists():
-            for line in index.read_text("utf-8").splitlines():
-                entry = json.loads(line)
-                if message_id in entry["original_message_id"]:
-                    path = running.data / "outbox" / entry["file"]
-                    assert path.read_bytes().count(b"Level 2 tank full.") == 1
-                    return path
-        time.sleep(0.1)
-    pytest.fail(f"{message_id} did not reach the outbox:\n{running.output()[-3000:]}")
+
+    def arrived(entries: list[dict[str, Any]]) -> bool:
+        return any(message_id in e["original_message_id"] for e in entries)
+
+    entries = wait_for_outbox(running.data, arrived, DELIVERY_TIMEOUT)
+    (entry,) = [e for e in entries if message_id in e["original_message_id"]]
+    path = running.data / "outbox" / entry["file"]
+    assert path.read_bytes().count(b"Level 2 tank full.") == 1
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -202,26 +199,15 @@ def test_a_sandbox_with_its_own_directory_and_free_ports_runs_alongside_and_sigt
 ) -> None:
     """The README's second sandbox (`--data-dir ... --smtp-port 0 --aws-port 0`), stopped while idle."""
     data = tmp_path / "alongside"
-    log = tmp_path / "alongside.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(command(data), cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while READY_LINE not in log.read_text():  # started: a signal now stops a running sandbox
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+    # Ready once its banner is out: a signal now stops a running sandbox, not a starting one.
+    with launch(data, "--batch-window", "0.2", password=PASSWORD, start_timeout=START_TIMEOUT) as running:
         assert (data / "sandbox.json").read_text()
         ports = holder(data)
-        assert ports["pid"] == process.pid
+        assert ports["pid"] == running.process.pid
         assert {ports["smtp_port"], ports["aws_port"]}.isdisjoint(holder(first.data).values())
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=STOP_SECONDS) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert log.read_text().rstrip().endswith("stopped")
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=STOP_SECONDS) == 0
+    assert running.output().rstrip().endswith("stopped")
     assert not (data / "sandbox.json").exists()
     assert_released(HOST, [ports["smtp_port"], ports["aws_port"]], data)
     assert (data / LOCK_FILE).read_text() == ""
@@ -241,6 +227,18 @@ def test_an_invalid_parameter_exits_2_and_gives_up_the_claim(tmp_path: Path) -> 
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("sandbox: unknown parameter(s) NoSuchParameter;")
     assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_FILE]
+    assert (tmp_path / LOCK_FILE).read_text() == ""
+
+
+@integration
+def test_launch_raises_did_not_start_with_the_output_when_the_sandbox_exits_first(tmp_path: Path) -> None:
+    with (
+        pytest.raises(
+            DidNotStart, match=r"(?s)did not start:\n.*sandbox: unknown parameter\(s\) NoSuchParameter;"
+        ),
+        launch(tmp_path, "--param", "NoSuchParameter=1", start_timeout=START_TIMEOUT),
+    ):
+        pytest.fail("launch yielded a sandbox that had exited")
     assert (tmp_path / LOCK_FILE).read_text() == ""
 
 

@@ -2,37 +2,30 @@
 template tests' helpers; their fixtures `source` and `cfn` are in tests/template/conftest.py).
 
 Tests read names from the template instead of repeating them, so renaming a resource cannot make a
-test pass vacuously. `Evaluator` resolves the few intrinsics the template uses for one set of
-parameter values, so a test can check the ARN or bucket name a deployment would really get.
+test pass vacuously. The translation and the intrinsic functions are localaws's (`localaws.template`,
+`localaws.intrinsics`): the template tests and the local account resolve the template the same way.
+`Evaluator` resolves them for one set of parameter values, so a test can check the bucket name a
+deployment would really get; other references stay symbolic (`<Logical>`, `<Logical.Attribute>`), so a
+test can say which resource a policy or a widget points at.
 """
 
 from __future__ import annotations
 
-import copy
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any
-from unittest import mock
 
 from cfnlint.decode import decode
-from samtranslator.translator.transform import transform
 
+from localaws import template as localaws_template
+from localaws.intrinsics import Resolver, scalar
 from tests.support import TEMPLATE
 
 # What a documented example deployment resolves to; events/ and env.json are written for it.
 EXAMPLE_PSEUDO = {"AWS::AccountId": "123456789012", "AWS::Region": "eu-west-1", "AWS::Partition": "aws"}
 EXAMPLE_STACK = "iot-mail-relay"
-EXAMPLE_PARAMETERS = {"SenderEmail": "relay@example.com", "RecipientEmail": "inbox-7f3k9q@relay.example.com"}
-PLACEHOLDER_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/iot-mail-relay:python3.12-v1"
-
-NO_VALUE = object()
-
-
-class _NoManagedPolicies:
-    """Stands in for SAM's IAM-backed loader: the template names no managed policies by name."""
-
-    def load(self) -> dict[str, str]:
-        return {}
+EXAMPLE_PARAMETERS = localaws_template.EXAMPLE_PARAMETERS
+# The name properties whose value a test sees; every other resource is a placeholder of its logical id.
+_NAMED_BY = ("BucketName", "RuleSetName", "LogGroupName")
 
 
 def load_template() -> dict[str, Any]:
@@ -72,15 +65,9 @@ def download_function(template: Mapping[str, Any]) -> tuple[str, dict[str, Any]]
     return found[0]
 
 
-def translate(template: Mapping[str, Any]) -> dict[str, Any]:
-    """SAM's transform, offline, with the ImageUri that `sam build` would fill in."""
-    fragment = copy.deepcopy(dict(template))
-    for function in image_functions(fragment).values():
-        function["Properties"]["ImageUri"] = PLACEHOLDER_IMAGE
-    parameters = {**EXAMPLE_PSEUDO, "AWS::StackName": EXAMPLE_STACK}
-    # The translator reads the region from boto3's default session even when it is given.
-    with mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": EXAMPLE_PSEUDO["AWS::Region"]}):
-        return transform(fragment, parameters, _NoManagedPolicies())  # type: ignore[arg-type]
+def translate() -> dict[str, Any]:
+    """template.yaml through SAM's transform, offline, as the local account reads it (localaws)."""
+    return localaws_template.translate(TEMPLATE, EXAMPLE_PSEUDO["AWS::Region"])
 
 
 def resources_of(template: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -117,90 +104,45 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-class Evaluator:
-    """Resolves Ref, Sub, GetAtt, Select, Split, If, Not, And, Or, Equals (and Rules' Contains) for given
-    parameter values."""
+class Evaluator(Resolver):
+    """localaws's resolver for the example deployment (`EXAMPLE_PARAMETERS`, the parameters' defaults,
+    `overrides` of parameters and pseudo parameters), called on a node: `evaluate(node)`. Names are the
+    template's own (`_NAMED_BY`), a bucket's ARN its real one, every other reference a placeholder."""
 
     def __init__(self, template: Mapping[str, Any], **overrides: str) -> None:
-        defaults = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
-        self.values = {
-            **defaults,
-            **EXAMPLE_PARAMETERS,
-            **EXAMPLE_PSEUDO,
-            "AWS::StackName": EXAMPLE_STACK,
-            **overrides,
-        }
+        pseudo = {**EXAMPLE_PSEUDO, "AWS::StackName": EXAMPLE_STACK}
+        pseudo |= {k: v for k, v in overrides.items() if k.startswith("AWS::")}
+        declared = template["Parameters"]
+        values = {name: scalar(p.get("Default", "")) for name, p in declared.items()}
+        values |= EXAMPLE_PARAMETERS
+        values |= {k: v for k, v in overrides.items() if not k.startswith("AWS::")}
+        super().__init__(
+            template, values, pseudo["AWS::StackName"], pseudo["AWS::AccountId"], pseudo["AWS::Region"]
+        )
         self.template = template
 
-    def condition(self, name: str) -> bool:
-        return bool(self(self.template["Conditions"][name]))
+    def __call__(self, node: Any) -> Any:
+        return self.resolve(node)
 
     def physical(self, logical: str) -> str:
-        """A resource's name where the template fixes it, else a placeholder of its logical id."""
-        props = self.template["Resources"][logical].get("Properties", {})
-        for key in ("BucketName", "RuleSetName", "LogGroupName"):
+        return self.physical_name(logical)
+
+    def physical_name(self, logical_id: str) -> str:
+        props = self.template["Resources"][logical_id].get("Properties", {})
+        for key in _NAMED_BY:
             if key in props:
-                return str(self(props[key]))
-        return f"<{logical}>"
+                return str(self.resolve(props[key]))
+        return f"<{logical_id}>"
 
-    def __call__(self, node: Any) -> Any:  # noqa: PLR0912
-        if isinstance(node, list):
-            return [v for v in (self(item) for item in node) if v is not NO_VALUE]
-        if not isinstance(node, dict):
-            return node
-        if len(node) != 1:
-            return {k: v for k, v in ((k, self(v)) for k, v in node.items()) if v is not NO_VALUE}
-        ((key, arg),) = node.items()
-        match key:
-            case "Ref":
-                if arg == "AWS::NoValue":
-                    return NO_VALUE
-                return self.values[arg] if arg in self.values else self.physical(arg)
-            case "Fn::GetAtt":
-                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self._attribute(logical, attribute)
-            case "Fn::Sub":
-                text, local = (arg, {}) if isinstance(arg, str) else (arg[0], self(arg[1]))
-                return self._sub(text, local)
-            case "Fn::Select":
-                return self(arg[1])[int(self(arg[0]))]
-            case "Fn::Split":
-                return str(self(arg[1])).split(arg[0])
-            case "Fn::If":
-                return self(arg[1] if self.condition(arg[0]) else arg[2])
-            case "Fn::Not":
-                return not self(arg[0])
-            case "Fn::And":
-                return all(self(item) for item in arg)
-            case "Fn::Or":
-                return any(self(item) for item in arg)
-            case "Fn::Equals":
-                return str(self(arg[0])) == str(self(arg[1]))
-            case "Fn::Contains":  # Rules only: is the value one of the list's
-                return str(self(arg[1])) in [str(item) for item in self(arg[0])]
-            case "Condition":
-                return self.condition(arg)
-        return {key: self(arg)}
+    def ref(self, name: str) -> Any:
+        if name in self.values or name == "AWS::NoValue":
+            return super().ref(name)
+        return self.physical_name(name)
 
-    def _attribute(self, logical: str, attribute: str) -> str:
-        kind = self.template["Resources"][logical]["Type"]
-        if kind == "AWS::S3::Bucket" and attribute == "Arn":
-            return f"arn:aws:s3:::{self.physical(logical)}"
-        return f"<{logical}.{attribute}>"
-
-    def _sub(self, text: str, local: Mapping[str, Any]) -> str:
-        out, rest = [], text
-        while "${" in rest:
-            before, _, after = rest.partition("${")
-            name, _, rest = after.partition("}")
-            out.append(before)
-            if name in local:
-                out.append(str(local[name]))
-            elif "." in name:
-                out.append(self._attribute(*name.split(".", 1)))
-            else:
-                out.append(str(self({"Ref": name})))
-        return "".join(out) + rest
+    def get_att(self, logical_id: str, attribute: str) -> Any:
+        if self.kind(logical_id) == "AWS::S3::Bucket" and attribute == "Arn":
+            return f"arn:aws:s3:::{self.physical_name(logical_id)}"
+        return f"<{logical_id}.{attribute}>"
 
 
 def violated_rules(template: Mapping[str, Any], **parameters: str) -> dict[str, list[str]]:

@@ -1,23 +1,58 @@
-"""relayctl's tests: the relay's resources as the template declares them (localaws, in process), mails
-stored as the function stores them, and `run` to call relayctl as a user would."""
+"""relayctl's tests: the relay's resources as the template declares them (localaws, in process or behind
+moto's server), mails stored as the function stores them, and `run` to call relayctl as a user would."""
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+import requests
 
 from app.mail import attachments
-from localaws.account import Account
+from localaws.account import Account, served
 from localaws.blueprint import Blueprint
+from localaws.template import load
 from relayctl.cli import main
+from tests.support import TEMPLATE
 
 STACK = "relay"
+
+
+def blueprint(parameters: Mapping[str, str] | None = None) -> Blueprint:
+    """The stack `STACK` of the template with these parameters (read once per set of parameters)."""
+    return _blueprint(tuple(sorted((parameters or {}).items())))
+
+
+@functools.cache
+def _blueprint(parameters: tuple[tuple[str, str], ...]) -> Blueprint:
+    return load(TEMPLATE, dict(parameters), stack_name=STACK)
+
+
+def bucket_name(logical_id: str, parameters: Mapping[str, str] | None = None) -> str:
+    """The name the template gives the bucket (it depends on BucketNamePrefix, account and region)."""
+    return blueprint(parameters).bucket(logical_id).name
+
+
+@contextmanager
+def served_relay(parameters: Mapping[str, str] | None = None) -> Iterator[Account]:
+    """The template's account behind moto's server in this process, for relayctl run as a program
+    (AWS_ENDPOINT_URL=account.endpoint); its inbound queue empty (S3's test event purged)."""
+    with served(blueprint(parameters)) as account:
+        assert account.endpoint is not None
+        try:
+            inbound = account.queue_url(account.blueprint.inbound_queue.logical_id)
+            account.client("sqs").purge_queue(QueueUrl=inbound)
+            yield account
+        finally:
+            # moto's state belongs to the process, not the server: the next account starts empty
+            requests.post(f"{account.endpoint}/moto-api/reset", timeout=30).raise_for_status()
 
 
 @dataclass

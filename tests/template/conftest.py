@@ -16,6 +16,6 @@ def source() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def cfn(source: dict[str, Any]) -> dict[str, Any]:
+def cfn() -> dict[str, Any]:
     """The translated template: plain CloudFormation."""
-    return translate(source)
+    return translate()

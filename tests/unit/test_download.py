@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from app import download, links
 from app.aws import objects
 from app.config import load_download_settings
+from localaws.events import function_url_request
 
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "400")),
@@ -63,22 +64,12 @@ def _function(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     load_download_settings.cache_clear()
 
 
-def _event(method: str, path: str, query: str) -> dict[str, Any]:
-    """A function URL request (payload 2.0) as Lambda hands it over: the raw path and query as sent."""
-    return {
-        "version": "2.0",
-        "rawPath": path,
-        "rawQueryString": query,
-        "requestContext": {
-            "http": {"method": method, "path": path, "sourceIp": "198.51.100.7", "userAgent": "probe/1"}
-        },
-    }
-
-
 def _call(method: str, path: str, query: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The handler's answer and its one log line (it must write exactly one)."""
     with mock.patch.object(download.sys, "stdout") as stdout:
-        answer = download.lambda_handler(_event(method, path, query), None)
+        answer = download.lambda_handler(
+            function_url_request(method, path, query, user_agent="probe/1"), None
+        )
     written = "".join(str(call.args[0]) for call in stdout.write.call_args_list)
     lines = written.splitlines()
     assert len(lines) == 1, lines
@@ -194,7 +185,7 @@ def test_an_unreadable_keyring_is_a_503_not_a_crash(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(download, "_keys", lambda arn: Failing())
     path, query = _signed(int(time.time()) + 60)
     with mock.patch.object(download.sys, "stdout") as stdout:
-        answer = download.lambda_handler(_event("GET", path, query), None)
+        answer = download.lambda_handler(function_url_request("GET", path, query, user_agent="probe/1"), None)
     lines = [json.loads(line) for c in stdout.write.call_args_list for line in str(c.args[0]).splitlines()]
     assert answer["statusCode"] == 503
     assert answer["headers"]["Retry-After"] == "30"

@@ -4,18 +4,16 @@ log line or page sees it, and a body that is too long or not decodable is not re
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from app import function_url
 from app.function_url import MAX_BODY, MAX_HEADER, Request
+from localaws.events import function_url_request
 
 
-def _event(**parts: object) -> dict[str, object]:
-    return {
-        "rawPath": "/mute/x",
-        "rawQueryString": "a=1",
-        "requestContext": {"http": {"method": "post", "sourceIp": "203.0.113.9", "userAgent": "UA"}},
-        **parts,
-    }
+def _event(**parts: Any) -> dict[str, Any]:
+    """A POST to /mute/x?a=1 as Lambda hands it over (the method as a client may spell it)."""
+    return function_url_request("post", "/mute/x", "a=1", source_ip="203.0.113.9", user_agent="UA", **parts)
 
 
 def test_the_request_keeps_method_path_query_and_the_headers_it_needs() -> None:
@@ -30,7 +28,7 @@ def test_the_request_keeps_method_path_query_and_the_headers_it_needs() -> None:
 def test_every_header_a_client_controls_is_cut_to_max_header() -> None:
     long = "x" * (MAX_HEADER * 4)
     event = _event(headers={"host": long, "origin": long, "referer": long})
-    event["requestContext"] = {"http": {"method": "GET", "sourceIp": long, "userAgent": long}}
+    event["requestContext"]["http"] |= {"sourceIp": long, "userAgent": long}
     request = Request.from_event(event)
     for value in (request.host, request.origin, request.referer, request.source_ip, request.user_agent):
         assert value == "x" * MAX_HEADER
@@ -43,8 +41,8 @@ def test_an_event_without_request_context_or_headers_reads_as_empty() -> None:
 
 def test_a_base64_body_is_decoded_and_a_bad_or_long_one_is_not_read() -> None:
     encoded = base64.b64encode(b"issued=1&nonce=n").decode()
-    assert Request.from_event(_event(body=encoded, isBase64Encoded=True)).body == b"issued=1&nonce=n"
-    assert Request.from_event(_event(body="not base64!", isBase64Encoded=True)).body is None
+    assert Request.from_event(_event(body=encoded, base64_encoded=True)).body == b"issued=1&nonce=n"
+    assert Request.from_event(_event(body="not base64!", base64_encoded=True)).body is None
     assert Request.from_event(_event(body="a" * (4 * MAX_BODY + 1))).body is None
     assert Request.from_event(_event(body="issued=1")).body == b"issued=1"
 
