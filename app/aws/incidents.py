@@ -16,8 +16,13 @@ counted twice. Closed incidents keep a small record for `relayctl alarms`.
 Two sparse indexes: `due` (due_shard = "due", due_at) holds the states a tick must look at, for the
 clock; `group` (group) the states of one sender and recipient set, for pairing a recovery. Items of idle
 alarms, rows, decisions and closed records expire through the table's TTL attribute `expires_at`.
-Errors other than a lost condition are `Unavailable`: the relay then relays the mail as it would without
-folding (fail open) and says so in its metrics.
+A lost condition and a transaction conflict are a `Conflict`: another invocation is changing the alarm,
+so the caller reads it again and decides again. DynamoDB cancels a transaction that meets another one
+on an item with the cancellation reason `TransactionConflict`, and refuses a single-item write to an item
+an ongoing transaction holds with `TransactionConflictException` (DynamoDB API Reference,
+TransactionCanceledException and PutItem/UpdateItem errors); botocore does not retry either. Other
+errors are `Unavailable`: the relay then relays the mail as it would without folding (fail open) and
+says so in its metrics.
 
 The functions use the clients of `app.aws.clients` (X-Ray, the function's retries); relayctl hands in
 its own DynamoDB client (its profile and region), so this module imports that factory only when asked
@@ -47,7 +52,9 @@ DUE_SHARD = "due"
 DUE_INDEX = "due"
 GROUP_INDEX = "group"
 _CONDITION_FAILED = {"ConditionalCheckFailedException"}
+_TRANSACTION_CONFLICT = {"TransactionConflictException"}  # a single-item write met a transaction
 _CANCELLED = {"TransactionCanceledException"}
+_LOST = {"ConditionalCheckFailed", "TransactionConflict"}  # cancellation reasons: another writer won
 
 
 class Unavailable(RetryableError):
@@ -167,7 +174,8 @@ class Incidents:
 
     # -- writes ------------------------------------------------------------------------------------
     def claim_tick(self, fingerprint: str, due_at: datetime, now: datetime) -> bool:
-        """True once per due time (again after STALE_TICK): the clock queues a tick only when it wins."""
+        """True once per due time (again after STALE_TICK): the clock queues a tick only when it wins.
+        Raises Conflict when a transaction is changing the alarm right now (try again), Unavailable."""
         try:
             self._client().update_item(
                 TableName=self.table,
@@ -184,6 +192,8 @@ class Incidents:
         except ClientError as e:
             if error_codes.code(e) in _CONDITION_FAILED:
                 return False
+            if error_codes.code(e) in _TRANSACTION_CONFLICT:
+                raise Conflict(fingerprint) from e
             raise Unavailable(f"claiming the tick of {fingerprint}: {error_codes.describe(e)}") from e
         except BotoCoreError as e:
             raise Unavailable(f"claiming the tick of {fingerprint}: {type(e).__name__}") from e
@@ -225,7 +235,7 @@ class Incidents:
                 reasons = [r.get("Code", "None") for r in e.response.get("CancellationReasons", [])]
                 if step.seen is not None and reasons and reasons[0] == "ConditionalCheckFailed":
                     raise AlreadyDecided(step.seen.key) from e
-                if "ConditionalCheckFailed" in reasons:
+                if _LOST.intersection(reasons):
                     raise Conflict(step.state.fingerprint) from e
             raise Unavailable(f"writing the alarm {step.state.fingerprint}: {error_codes.describe(e)}") from e
         except BotoCoreError as e:
@@ -237,7 +247,7 @@ class Incidents:
         try:
             self._client().put_item(**self._state_put(state, version, now))
         except ClientError as e:
-            if error_codes.code(e) in _CONDITION_FAILED:
+            if error_codes.code(e) in _CONDITION_FAILED | _TRANSACTION_CONFLICT:
                 raise Conflict(state.fingerprint) from e
             raise Unavailable(f"writing the alarm {state.fingerprint}: {error_codes.describe(e)}") from e
         except BotoCoreError as e:

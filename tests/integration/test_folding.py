@@ -18,7 +18,7 @@ from app.outcomes import Outcome
 from app.records import MailRef
 from app.relay import process
 from localaws.events import sqs_event_record
-from tests.support.faults import Faults, dynamodb_error
+from tests.support.faults import Faults, dynamodb_cancelled, dynamodb_error
 from tests.support.folding import MINUTE, RECIPIENTS, T0, Relay, alarm, per_recipient, text_of
 from tests.support.world import World, local_world
 
@@ -90,6 +90,36 @@ def test_two_first_mails_at_once_relay_one_and_fold_the_other(relay: Relay, worl
         thread.join(60)
     assert sorted(outcomes.values()) == sorted([Outcome.DISTRIBUTED, Outcome.FOLDED])
     assert len(world.sent()) == 1
+
+
+def test_a_first_mail_cancelled_by_a_concurrent_transaction_is_decided_again_and_folded(
+    relay: Relay, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On DynamoDB the loser of two transactions on one item is cancelled with the reason
+    TransactionConflict, not a failed condition (moto never does this: it is injected)."""
+    caplog.set_level(logging.INFO, logger="iot_mail_relay")
+    for n in (1, 2):
+        world.put_mail(f"incoming/race-{n}.eml", alarm("PROBLEM: boiler flame lost"))
+    outcomes: dict[int, Outcome] = {}
+
+    def deliver(n: int) -> None:
+        outcomes[n] = process(MailRef(world.incoming, f"incoming/race-{n}.eml"), relay.settings, relay.ports)
+
+    def the_other_commits_meanwhile(request: Any) -> Any:
+        deliver(2)  # the mail whose transaction was in flight: it wins
+        return dynamodb_cancelled("None", "TransactionConflict")(request)
+
+    faults = Faults()
+    faults.inject("dynamodb", "TransactWriteItems", the_other_commits_meanwhile, times=1)
+    try:
+        deliver(1)  # read the alarm as new, decided "first"; its transaction loses
+    finally:
+        faults.heal()
+    assert outcomes == {1: Outcome.FOLDED, 2: Outcome.DISTRIBUTED}
+    assert len(world.sent()) == 1
+    lines = [vars(r) for r in caplog.records if getattr(r, "outcome", None) in {"distributed", "folded"}]
+    assert sorted(line["fold"] for line in lines) == ["first", "repeat"]
+    assert all(line.get("FoldingUnavailable", 0) == 0 for line in lines)
 
 
 def test_a_nagios_recovery_pairs_and_a_different_device_does_not_fold(relay: Relay, world: World) -> None:
