@@ -8,6 +8,9 @@ markers as relayed mail. Its rules:
   the mail is relayed as without folding and the verdict says `unavailable` (the FoldingUnavailable
   metric; an alarm fires when it persists). Once committed, the decision stands: a digest that cannot be
   sent now stays queued in the alarm's state and the next tick sends it.
+- **A tick fails like a mail.** A tick that leaves a digest unsent (after acknowledging those it sent)
+  fails its record, so SQS retries it and in the end dead-letters it. The clock's claim does not hold
+  the retry back: the record itself comes back, and it sends the outbox whether or not the alarm is due.
 - **Exactly once.** Two invocations deciding one alarm at once: the state's conditional write lets one
   win, the other reads again and decides again (the second "first" mail becomes a repeat). A redelivered
   mail gets the decision it got the first time. A digest is sent under markers named by its id.
@@ -66,6 +69,14 @@ _FOLD = {  # the X-Ray annotation `fold`
     Decision.RELAY_PLAIN: "plain",
     Decision.FLAPPING: "flapping",
 }
+
+
+class DigestsUnsent(RetryableError):
+    """A tick sent only part of the alarm's outbox: the tick is retried; what it did is kept here."""
+
+    def __init__(self, detail: str, sent: int, closed: int) -> None:
+        super().__init__(detail)
+        self.sent, self.closed = sent, closed
 
 
 @dataclass(frozen=True)
@@ -201,6 +212,8 @@ def process_tick(tick: records.Tick, settings: Settings, ports: Ports) -> Outcom
     with tracing.mail_subsegment(f"tick:{tick.fingerprint}") as trace:
         try:
             digests, closed = _tick(tick.fingerprint, settings, ports, ports.clock())
+        except DigestsUnsent as e:  # what went out counts; the rest is retried, then the DLQ keeps it
+            digests, closed, outcome, detail = e.sent, e.closed, Outcome.RETRY, str(e)
         except RetryableError as e:
             outcome, detail = Outcome.RETRY, str(e)
         except Exception as e:  # a bug must not lose the alarm's digests: retry, then the DLQ keeps it
@@ -244,7 +257,11 @@ def _tick(fingerprint: str, settings: Settings, ports: Ports, now: datetime) -> 
             continue
         # Also what waits in the outbox before its retry is due: the digest an unmute from relayctl or a
         # mute on the link page queued goes out with the tick that asks for it. Its marker keeps it once.
-        sent = _deliver(incidents, step.state, version, step.state.outbox, settings, ports, now)
+        outbox = step.state.outbox
+        sent = _deliver(incidents, step.state, version, outbox, settings, ports, now)
+        if sent < len(outbox):
+            unsent = f"{len(outbox) - sent} of {len(outbox)} digests of the alarm {fingerprint} not sent"
+            raise DigestsUnsent(unsent, sent, len(step.closed))
         return sent, len(step.closed)
     raise RetryableError(f"the alarm {fingerprint} kept changing under {ATTEMPTS} attempts")
 
@@ -258,7 +275,8 @@ def _deliver(
     ports: Ports,
     now: datetime,
 ) -> int:
-    """Send the outbox and acknowledge each digest; what fails stays queued for the next tick."""
+    """Send the outbox and acknowledge each digest, in order; what fails (and what follows it) stays
+    queued for the next tick. Returns how many were sent and acknowledged."""
     sent = 0
     for digest in digests:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ from app.outcomes import Outcome
 from app.records import MailRef
 from app.relay import process
 from localaws.events import sqs_event_record
-from tests.support.faults import Faults, dynamodb_cancelled, dynamodb_error
+from tests.support.faults import Faults, dynamodb_cancelled, dynamodb_error, max_receives, sesv2_error
 from tests.support.folding import MINUTE, RECIPIENTS, T0, Relay, alarm, per_recipient, text_of
 from tests.support.world import World, local_world
 
@@ -199,6 +200,108 @@ def test_the_clock_queues_a_due_tick_and_the_handler_sends_the_digest(world: Wor
     assert handler.lambda_handler({"Records": [record]}, None) == {"batchItemFailures": []}
     _, digest = world.sent()
     assert digest.message["Subject"] == "Digest, 1 repeat: FIRING: disk /var 91% full"
+
+
+def test_a_digest_that_keeps_failing_is_retried_by_the_queue_then_dead_lettered(world: World) -> None:
+    now = datetime.now(UTC)
+    relay = Relay(world)
+    relay.mail("FIRING: disk /var 91% full", now - 11 * MINUTE)
+    relay.mail("FIRING: disk /var 92% full", now - 5 * MINUTE)
+    sqs = world.account.client("sqs")
+    url = world.account.queue_url(world.blueprint.inbound_queue.logical_id)
+    sqs.purge_queue(QueueUrl=url)
+    assert clock.lambda_handler({}, None) == {"ticks": 1}
+    (message,) = sqs.receive_message(QueueUrl=url, MessageSystemAttributeNames=["All"])["Messages"]
+    record = sqs_event_record(message, world.blueprint.inbound_queue.arn, world.blueprint.region)
+    faults = Faults()
+    faults.inject("sesv2", "SendEmail", sesv2_error("SendingPausedException", 400))
+    try:
+        for receive in range(1, max_receives(world) + 1):  # then the queue's redrive policy dead-letters it
+            record["attributes"]["ApproximateReceiveCount"] = str(receive)
+            failed = handler.lambda_handler({"Records": [record]}, None)["batchItemFailures"]
+            assert failed == [{"itemIdentifier": record["messageId"]}]
+    finally:
+        faults.heal()
+    assert faults.calls["SendEmail"] == max_receives(world)  # each delivery tried it again
+    assert len(world.sent()) == 1  # the first mail only
+    assert relay.ports.incidents is not None
+    (stored,) = relay.ports.incidents.alarms()
+    assert [d.count for d in stored.state.outbox] == [1]  # still queued: nothing lost
+
+
+def test_a_tick_retried_after_a_failed_send_sends_the_digest_once_and_gives_its_claim_back(
+    world: World,
+) -> None:
+    now = datetime.now(UTC)
+    relay = Relay(world)
+    relay.mail("FIRING: disk /var 91% full", now - 11 * MINUTE)
+    relay.mail("FIRING: disk /var 92% full", now - 5 * MINUTE)
+    sqs = world.account.client("sqs")
+    url = world.account.queue_url(world.blueprint.inbound_queue.logical_id)
+    sqs.purge_queue(QueueUrl=url)
+    assert clock.lambda_handler({}, None) == {"ticks": 1}
+    (message,) = sqs.receive_message(QueueUrl=url, MessageSystemAttributeNames=["All"])["Messages"]
+    record = sqs_event_record(message, world.blueprint.inbound_queue.arn, world.blueprint.region)
+    faults = Faults()
+    faults.inject("sesv2", "SendEmail", sesv2_error("SendingPausedException", 400), times=1)
+    try:
+        failed = handler.lambda_handler({"Records": [record]}, None)["batchItemFailures"]
+    finally:
+        faults.heal()
+    assert failed == [{"itemIdentifier": record["messageId"]}]
+    for receive in (2, 3):  # the retry (the clock's claim does not hold it back), and a duplicate
+        record["attributes"]["ApproximateReceiveCount"] = str(receive)
+        assert handler.lambda_handler({"Records": [record]}, None) == {"batchItemFailures": []}
+    subjects = [m.message["Subject"] for m in world.sent()]
+    assert subjects == ["FIRING: disk /var 91% full", "Digest, 1 repeat: FIRING: disk /var 91% full"]
+    assert relay.ports.incidents is not None
+    (stored,) = relay.ports.incidents.alarms()
+    assert stored.state.outbox == ()
+    item = world.account.client("dynamodb").get_item(
+        TableName=world.environment["INCIDENTS_TABLE"],
+        Key={"pk": {"S": f"A#{stored.state.fingerprint}"}, "sk": {"S": "state"}},
+    )["Item"]
+    assert "tick_for" not in item  # the claim is given back: the clock ticks the alarm's next time
+
+
+def test_a_tick_that_sent_one_of_two_digests_is_retried_and_sends_only_the_other(
+    relay: Relay, world: World
+) -> None:
+    relay.mail("PROBLEM: Pump 3 pressure 9.1 bar", T0)
+    relay.mail("PROBLEM: Pump 3 pressure 9.2 bar", T0 + MINUTE)
+    assert relay.ports.incidents is not None
+    (stored,) = relay.ports.incidents.alarms()
+    tick = records.Tick(stored.state.fingerprint, 0)
+    faults = Faults()
+    faults.inject("sesv2", "SendEmail", sesv2_error("SendingPausedException", 400))
+    relay.now = T0 + 10 * MINUTE
+    assert process(tick, relay.settings, relay.ports) is Outcome.RETRY  # the first digest, unsent
+    assert relay.mail("PROBLEM: Pump 3 pressure 9.3 bar", T0 + 11 * MINUTE) is Outcome.FOLDED
+    relay.now = T0 + 30 * MINUTE
+    assert process(tick, relay.settings, relay.ports) is Outcome.RETRY  # the second queued behind it
+    faults.heal()
+    attempts = Counter[str]()
+
+    def the_second_send(request: Any) -> bool:
+        attempts["send"] += 1
+        return attempts["send"] == 2
+
+    faults.inject("sesv2", "SendEmail", sesv2_error("SendingPausedException", 400), when=the_second_send)
+    try:
+        assert process(tick, relay.settings, relay.ports) is Outcome.RETRY
+        assert process(tick, relay.settings, relay.ports) is Outcome.TICK  # the retry
+    finally:
+        faults.heal()
+    subjects = [m.message["Subject"] for m in world.sent()]
+    assert subjects == [
+        "PROBLEM: Pump 3 pressure 9.1 bar",
+        "Digest, 1 repeat: PROBLEM: Pump 3 pressure 9.1 bar",
+        "Digest, 1 repeat: PROBLEM: Pump 3 pressure 9.1 bar",
+    ]
+    assert "9.2 bar" in text_of(world.sent()[1])
+    assert "9.3 bar" in text_of(world.sent()[2])
+    (stored,) = relay.ports.incidents.alarms()
+    assert stored.state.outbox == ()
 
 
 def test_a_tick_for_an_alarm_not_due_changes_nothing(relay: Relay, world: World) -> None:
