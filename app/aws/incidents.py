@@ -199,6 +199,27 @@ class Incidents:
             raise Unavailable(f"claiming the tick of {fingerprint}: {type(e).__name__}") from e
         return True
 
+    def release_tick(self, fingerprint: str, due_at: datetime, now: datetime) -> None:
+        """Give back a claim the clock made at `now` but could not queue, so the next sweep claims it
+        again (a claim changed since, by a write of the alarm or another sweep, is left alone)."""
+        try:
+            self._client().update_item(
+                TableName=self.table,
+                Key=_key(_alarm(fingerprint), "state"),
+                UpdateExpression="REMOVE tick_for, tick_at",
+                ConditionExpression="tick_for = :due AND tick_at = :now",
+                ExpressionAttributeValues={
+                    ":due": {"N": str(int(due_at.timestamp()))},
+                    ":now": {"N": str(int(now.timestamp()))},
+                },
+            )
+        except ClientError as e:
+            if error_codes.code(e) in _CONDITION_FAILED:
+                return
+            raise Unavailable(f"releasing the tick of {fingerprint}: {error_codes.describe(e)}") from e
+        except BotoCoreError as e:
+            raise Unavailable(f"releasing the tick of {fingerprint}: {type(e).__name__}") from e
+
     def commit(self, step: Step, version: int | None, now: datetime) -> int:
         """Write what deciding a mail changed: its decision (only if none is kept), its row, the alarm's
         state (only if still at `version`; None: only if new) and closed incidents, all or nothing.

@@ -103,3 +103,15 @@ def test_a_claim_refused_for_an_ongoing_transaction_is_a_conflict_not_a_lost_cla
     faults.inject("dynamodb", "UpdateItem", dynamodb_error("ResourceNotFoundException"))
     with pytest.raises(Unavailable):
         incidents.claim_tick(IDENTITY.fingerprint, due, NOW + timedelta(hours=1))
+
+
+def test_a_claim_is_given_back_only_by_the_sweep_that_made_it(incidents: Incidents) -> None:
+    step = first()
+    incidents.commit(step, None, NOW)
+    due = step.state.due_at
+    assert due is not None
+    assert incidents.claim_tick(IDENTITY.fingerprint, due, NOW) is True
+    incidents.release_tick(IDENTITY.fingerprint, due, NOW + timedelta(minutes=1))  # not its claim
+    assert incidents.claim_tick(IDENTITY.fingerprint, due, NOW + timedelta(minutes=2)) is False
+    incidents.release_tick(IDENTITY.fingerprint, due, NOW)
+    assert incidents.claim_tick(IDENTITY.fingerprint, due, NOW + timedelta(minutes=2)) is True
