@@ -230,8 +230,12 @@ class Incidents:
             seen = {"seen": _json(step.seen.to_dict()), "expires_at": expires}
             writes.append(self._put_new(_key(_mail(step.seen.key), "seen") | seen))
         if step.row is not None:
+            # Not conditional: the state's version check already lets only one writer number a row, and
+            # TTL deletes in no set order, so a row can outlive its state; the alarm's next life then
+            # numbers from 1 again and writes over it (a redelivery is caught by its decision's put).
             row = {"row": _json(step.row.to_dict()), "expires_at": expires}
-            writes.append(self._put_new(_key(_alarm(step.row.fingerprint), _row(step.row.seq)) | row))
+            item = _key(_alarm(step.row.fingerprint), _row(step.row.seq)) | row
+            writes.append({"Put": {"TableName": self.table, "Item": item}})
         for closed in step.closed:
             item = {
                 **_key(_alarm(step.state.fingerprint), f"closed#{closed.incident}"),
@@ -276,7 +280,7 @@ class Incidents:
         return (version or 0) + 1
 
     def _put_new(self, item: dict[str, Any]) -> dict[str, Any]:
-        """A transaction's put of an item written once (a decision, a row): only if absent."""
+        """A transaction's put of an item written once (a mail's decision): only if absent."""
         return {
             "Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
         }

@@ -123,6 +123,28 @@ def test_a_first_mail_cancelled_by_a_concurrent_transaction_is_decided_again_and
     assert all(line.get("FoldingUnavailable", 0) == 0 for line in lines)
 
 
+def test_an_alarm_whose_state_expired_before_its_old_rows_folds_again(relay: Relay, world: World) -> None:
+    relay.mail("PROBLEM: Pump 3 pressure 9.1 bar", T0)
+    relay.mail("PROBLEM: Pump 3 pressure 9.2 bar", T0 + MINUTE)  # row 1
+    relay.tick(T0 + 10 * MINUTE)
+    relay.tick(T0 + 60 * MINUTE)  # closed when quiet: idle, its items expire in 30 days
+    assert relay.ports.incidents is not None
+    (stored,) = relay.ports.incidents.alarms()
+    # TTL deletes expired items in no set order: the state went first, the old row 1 is still there
+    world.account.client("dynamodb").delete_item(
+        TableName=relay.ports.incidents.table,
+        Key={"pk": {"S": f"A#{stored.state.fingerprint}"}, "sk": {"S": "state"}},
+    )
+    later = T0 + 31 * 24 * 60 * MINUTE
+    assert relay.mail("PROBLEM: Pump 3 pressure 9.5 bar", later) is Outcome.DISTRIBUTED
+    assert relay.mail("PROBLEM: Pump 3 pressure 9.6 bar", later + MINUTE) is Outcome.FOLDED
+    relay.tick(later + 10 * MINUTE)
+    *_, digest = world.sent()
+    assert digest.message["Subject"] == "Digest, 1 repeat: PROBLEM: Pump 3 pressure 9.5 bar"
+    assert "9.6 bar" in text_of(digest)
+    assert "9.2 bar" not in text_of(digest)
+
+
 def test_a_nagios_recovery_pairs_and_a_different_device_does_not_fold(relay: Relay, world: World) -> None:
     relay.mail("** PROBLEM Service Alert: web01/HTTP is CRITICAL **", T0)
     assert (
