@@ -32,7 +32,7 @@ for it, and relayctl installs without the function's tracing library.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -114,7 +114,7 @@ class Incidents:
     def load_seen(self, incoming_key: str) -> Seen | None:
         key = _key(_mail(incoming_key), "seen")
         item = self._call("get_item", Key=key, ConsistentRead=True).get("Item")
-        return Seen.from_dict(json.loads(item["seen"]["S"])) if item else None
+        return _decoded(item, "seen", Seen.from_dict) if item else None
 
     def rows(self, fingerprint: str, after: int, through: int) -> list[Row]:
         """The folded mails with after < seq <= through, in order."""
@@ -129,14 +129,14 @@ class Incidents:
             },
             ConsistentRead=True,
         )
-        return [Row.from_dict(json.loads(item["row"]["S"])) for item in items]
+        return [_decoded(item, "row", Row.from_dict) for item in items]
 
     def closed(self, fingerprint: str) -> list[Closed]:
         items = self._query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :closed)",
             ExpressionAttributeValues={":pk": {"S": _alarm(fingerprint)}, ":closed": {"S": "closed#"}},
         )
-        return [_closed_from(json.loads(item["closed"]["S"])) for item in items]
+        return [_decoded(item, "closed", _closed_from) for item in items]
 
     def digests(self, fingerprint: str) -> list[Digest]:
         """The digests queued for the alarm (those of the last RETAIN), oldest first."""
@@ -144,7 +144,7 @@ class Incidents:
             KeyConditionExpression="pk = :pk AND begins_with(sk, :digest)",
             ExpressionAttributeValues={":pk": {"S": _alarm(fingerprint)}, ":digest": {"S": "digest#"}},
         )
-        found = [Digest.from_dict(json.loads(item["digest"]["S"])) for item in items]
+        found = [_decoded(item, "digest", Digest.from_dict) for item in items]
         return sorted(found, key=lambda d: (d.created_at, d.id))
 
     def alarms(self) -> Iterator[Stored]:
@@ -355,7 +355,19 @@ def _time(seconds: str) -> datetime:
 
 
 def _stored(item: dict[str, Any]) -> Stored:
-    return Stored(State.from_dict(json.loads(item["state"]["S"])), int(item["version"]["N"]))
+    return Stored(_decoded(item, "state", State.from_dict), _decoded(item, "version", int))
+
+
+def _decoded[T](item: dict[str, Any], attribute: str, decode: Callable[[Any], T]) -> T:
+    """An item's attribute as this code reads it. One it cannot read (another format, a hand edit) is
+    Unavailable like a failed read: a mail is then relayed without folding (when in doubt, relay)
+    rather than retried into the DLQ."""
+    try:
+        value = item[attribute]
+        return decode(int(value["N"]) if "N" in value else json.loads(value["S"]))
+    except (KeyError, TypeError, ValueError) as e:
+        where = f"{item.get('pk', {}).get('S', '?')} {item.get('sk', {}).get('S', '?')}"
+        raise Unavailable(f"the item {where} cannot be read: {type(e).__name__} {e}") from e
 
 
 def _closed_dict(closed: Closed) -> dict[str, Any]:

@@ -197,6 +197,27 @@ def test_an_unavailable_table_relays_every_mail_and_says_so(
     assert [line["fold"] for line in lines] == ["unavailable"] * 3
 
 
+def test_an_alarm_state_this_code_cannot_read_relays_the_mail_and_says_so(
+    relay: Relay, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    relay.mail("PROBLEM: Pump 3 pressure 9.1 bar", T0)
+    relay.mail("RECOVERY: Pump 3 pressure OK", T0 + MINUTE)
+    assert relay.ports.incidents is not None
+    (stored,) = relay.ports.incidents.alarms()
+    dynamodb, table = world.account.client("dynamodb"), relay.ports.incidents.table
+    key = {"pk": {"S": f"A#{stored.state.fingerprint}"}, "sk": {"S": "state"}}
+    item = dynamodb.get_item(TableName=table, Key=key)["Item"]
+    document = json.loads(item["state"]["S"])
+    item["state"] = {"S": json.dumps({**document, "format": document["format"] + 1})}  # a newer release's
+    dynamodb.put_item(TableName=table, Item=item)
+    caplog.set_level(logging.INFO, logger="iot_mail_relay")
+    caplog.clear()
+    assert relay.mail("PROBLEM: Pump 3 pressure 9.9 bar", T0 + 60 * MINUTE) is Outcome.DISTRIBUTED
+    assert len(world.sent()) == 3
+    (line,) = [vars(r) for r in caplog.records if getattr(r, "outcome", None) == "distributed"]
+    assert (line["fold"], line["FoldingUnavailable"]) == ("unavailable", 1)
+
+
 def test_folding_off_relays_each_mail_and_leaves_the_table_alone() -> None:
     with local_world({"RepeatFolding": "off"}) as world:
         relay = Relay(world)

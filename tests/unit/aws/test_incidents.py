@@ -4,7 +4,9 @@ never "unavailable"; only a real failure is Unavailable."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -115,3 +117,26 @@ def test_a_claim_is_given_back_only_by_the_sweep_that_made_it(incidents: Inciden
     assert incidents.claim_tick(IDENTITY.fingerprint, due, NOW + timedelta(minutes=2)) is False
     incidents.release_tick(IDENTITY.fingerprint, due, NOW)
     assert incidents.claim_tick(IDENTITY.fingerprint, due, NOW + timedelta(minutes=2)) is True
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda item: item | {"state": {"S": item["state"]["S"].replace('"format":1', '"format":2')}},
+        lambda item: item | {"state": {"S": "{not json"}},
+        lambda item: {k: v for k, v in item.items() if k != "version"},
+    ],
+    ids=["another format", "not json", "no version"],
+)
+def test_an_item_this_code_cannot_read_is_unavailable(
+    world: World, incidents: Incidents, change: Callable[[dict[str, Any]], dict[str, Any]]
+) -> None:
+    incidents.commit(first(), None, NOW)
+    dynamodb = world.account.client("dynamodb")
+    key = {"pk": {"S": f"A#{IDENTITY.fingerprint}"}, "sk": {"S": "state"}}
+    item = dynamodb.get_item(TableName=incidents.table, Key=key)["Item"]
+    dynamodb.put_item(TableName=incidents.table, Item=change(item))
+    with pytest.raises(Unavailable, match="cannot be read"):
+        incidents.load(IDENTITY.fingerprint)
+    with pytest.raises(Unavailable, match="cannot be read"):
+        list(incidents.alarms())
