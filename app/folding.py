@@ -296,7 +296,7 @@ def _send_digest(
     rows = incidents.rows(digest.fingerprint, digest.after, through)
     listed = []
     for row in rows:
-        expires = row.links_expire_at or now + timedelta(seconds=settings.url_expiry_seconds)
+        expires = link_expiry(row.links_expire_at, now, settings.url_expiry_seconds)
         links = tuple(
             Link(
                 a.name,
@@ -307,7 +307,7 @@ def _send_digest(
             )
             for a in row.attachments
         )
-        listed.append(mails.ListedRow(row.received_at, row.subject, links, row.links_expire_at))
+        listed.append(mails.ListedRow(row.received_at, row.subject, links, expires))
     expires_at = now + timedelta(seconds=settings.url_expiry_seconds)
     found = mute_links(digest.fingerprint, digest.recipients, expires_at, settings, ports)
     message = mails.build(digest, listed, settings.sender_email, now, found)
@@ -325,6 +325,15 @@ def _send_digest(
                 return f"rejected: {e}"
 
         ports.markers.once(marker_key(digest_key, f"send-{number}-of-{len(batches)}"), send)
+
+
+def link_expiry(signed_until: datetime | None, now: datetime, url_expiry_seconds: int) -> datetime:
+    """When the links of a folded mail listed in a digest sent `now` expire: as long after the digest
+    as a relayed mail's links last after it (a digest can come a day after the mail, at a mute's end),
+    never earlier than the links the mail itself was signed with. The stack keeps attachments at least
+    UrlExpirySeconds; one its retention deleted first answers "no longer available"."""
+    fresh = now + timedelta(seconds=url_expiry_seconds)
+    return fresh if signed_until is None else max(signed_until, fresh)
 
 
 def _acknowledge(

@@ -11,6 +11,7 @@ import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -384,6 +385,30 @@ def test_a_mute_folds_every_repeat_until_unmuted_then_one_digest_counts_them(
     *_, digest = world.sent()
     assert digest.message["Subject"] == "Mute ended, 7 mails folded: OK: camera 4 motion"  # its latest word
     assert "guard@example.com" in text_of(digest)
+
+
+def test_a_digest_after_a_days_mute_lists_links_that_live_as_long_as_a_new_mails(
+    relay: Relay, world: World
+) -> None:
+    from app import folding
+
+    relay.mail("ALARM: camera 4 motion", T0)
+    assert relay.ports.incidents is not None
+    (stored,) = relay.ports.incidents.alarms()
+    relay.now = T0 + MINUTE
+    ends = T0 + MINUTE + timedelta(hours=24)
+    folding.mute(stored.state.fingerprint, ends, "guard@example.com", relay.settings, relay.ports)
+    assert relay.mail("ALARM: camera 4 motion", T0 + 2 * MINUTE, b"clip-bytes") is Outcome.FOLDED
+    relay.tick(ends)
+    *_, digest = world.sent()
+    assert digest.message["Subject"].startswith("Mute ended, 1 mail folded:")
+    text = text_of(digest)
+    (link,) = [w for w in text.split() if w.startswith("https://") and "/mute/" not in w]
+    # the mail's own links (signed when it came, for UrlExpirySeconds) ran out a minute after the digest
+    lives = ends + timedelta(seconds=relay.settings.url_expiry_seconds)
+    assert parse_qs(urlsplit(link).query)["exp"] == [str(int(lives.timestamp()))]
+    assert f"download links expire {lives:%Y-%m-%d %H:%M} UTC" in text
+    assert world.download(link) == b"clip-bytes"
 
 
 def test_a_tick_that_comes_early_gives_its_claim_back_for_the_next_sweep(world: World) -> None:
