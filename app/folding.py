@@ -14,8 +14,9 @@ markers as relayed mail. Its rules:
 - **Exactly once.** Two invocations deciding one alarm at once: the state's conditional write lets one
   win, the other reads again and decides again (the second "first" mail becomes a repeat). A redelivered
   mail gets the decision it got the first time. A digest is sent under markers named by its id.
-- **Digests before the mail.** What the decision queued (the last digest before a recovery) goes out
-  before the mail that closed the incident is relayed.
+- **Digests before the mail, but never before a first mail.** What the decision queued (the last digest
+  before a recovery) goes out before the mail that closed the incident is relayed. Digests still queued
+  when a first mail opens an incident go out after it (`send_queued`): they never delay an alarm.
 - **Mute links.** A first mail and every digest carry links that mute the alarm for 1, 8 or 24 hours
   (`MUTE_LINKS`; signed like the download links, expiring with them). One message reaches all the
   recipients of a send, so a link names the recipient only when the alarm has exactly one. When they
@@ -28,7 +29,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from app import links, metrics, muting, records, tracing
@@ -71,6 +72,17 @@ _FOLD = {  # the X-Ray annotation `fold`
 }
 
 
+@dataclass(frozen=True)
+class Queued:
+    """Digests waiting in the alarm's outbox, for after the mail: the state and version they were read
+    with (to acknowledge each) and the time of the decision."""
+
+    state: State
+    version: int | None
+    digests: tuple[Digest, ...]
+    at: datetime
+
+
 class DigestsUnsent(RetryableError):
     """A tick sent only part of the alarm's outbox: the tick is retried; what it did is kept here."""
 
@@ -88,6 +100,7 @@ class Verdict:
     notes: tuple[Note, ...] = ()  # lines added to the relayed mail (the recovery's)
     unavailable: bool = False  # the table failed before a decision: relayed anyway
     digests: int = 0  # digests this mail sent (the last one before a recovery)
+    queued: Queued | None = None  # a first mail's: digests to send after it (send_queued)
 
     @property
     def relay(self) -> bool:
@@ -133,7 +146,11 @@ def decide(
         except Unavailable as e:
             log.warning("alarm table unavailable, relaying without folding: %s", e)
             return Verdict(unavailable=True)
-        sent = _deliver(incidents, step.state, version, step.send, settings, ports, now)
+        queued = None
+        if step.decision is Decision.RELAY_FIRST and step.send:
+            sent, queued = 0, Queued(step.state, version, step.send, now)  # after the first mail
+        else:
+            sent = _deliver(incidents, step.state, version, step.send, settings, ports, now)
         notes: tuple[Note, ...] = ()
         if step.recovery is not None:
             notes = (mails.recovery_note(step.recovery),)
@@ -141,8 +158,18 @@ def decide(
             expires_at = arrival.links_expire_at or now + timedelta(seconds=settings.url_expiry_seconds)
             found = mute_links(identity.fingerprint, identity.recipients, expires_at, settings, ports)
             notes = (mails.mute_note(found),) if found is not None else ()
-        return Verdict(step.decision, step.incident, notes, digests=sent)
+        return Verdict(step.decision, step.incident, notes, digests=sent, queued=queued)
     raise RetryableError(f"the alarm {identity.fingerprint} kept changing under {ATTEMPTS} attempts")
+
+
+def send_queued(verdict: Verdict, settings: Settings, ports: Ports) -> Verdict:
+    """Send what a first mail's decision left queued, once the mail went out; what fails stays queued
+    for the clock's tick. Returns the verdict with the digests counted."""
+    queued = verdict.queued
+    if queued is None or ports.incidents is None:
+        return verdict
+    sent = _deliver(ports.incidents, queued.state, queued.version, queued.digests, settings, ports, queued.at)
+    return replace(verdict, digests=verdict.digests + sent, queued=None)
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,7 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
     ):
         if entries:  # the mail went out; the operator learns who was left out, and why
             _notify(ref, settings, ports, mail, Refusal(reason, _LEFT_OUT[reason], entries))
+    verdict = folding.send_queued(verdict, settings, ports)  # a first mail goes out before old digests
     return Result(
         Outcome.DISTRIBUTED,
         message_id=mail.message_id,
@@ -185,7 +186,7 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
         preview_skips=shots.reasons(),
         incident=verdict.incident,
         fold=verdict.fold,
-        counts=counts,
+        counts=_counts(verdict),
         detail=", ".join(
             f"{count} {what} recipients"
             for count, what in ((len(decision.invalid), "invalid"), (len(decision.refused), "refused"))

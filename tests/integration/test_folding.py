@@ -146,6 +146,32 @@ def test_an_alarm_whose_state_expired_before_its_old_rows_folds_again(relay: Rel
     assert "9.2 bar" not in text_of(digest)
 
 
+def test_a_digest_still_queued_goes_out_after_the_next_first_mail_not_before(
+    relay: Relay, world: World
+) -> None:
+    relay.mail("PROBLEM: Pump 3 pressure 9.1 bar", T0)
+    relay.mail("PROBLEM: Pump 3 pressure 9.2 bar", T0 + MINUTE)
+    assert relay.ports.incidents is not None
+    (stored,) = relay.ports.incidents.alarms()
+    tick = records.Tick(stored.state.fingerprint, 0)
+    faults = Faults()
+    faults.inject("sesv2", "SendEmail", sesv2_error("SendingPausedException", 400))
+    try:
+        for at in (T0 + 10 * MINUTE, T0 + 31 * MINUTE):  # the digest, then the quiet close: neither sent
+            relay.now = at
+            assert process(tick, relay.settings, relay.ports) is Outcome.RETRY
+    finally:
+        faults.heal()
+    assert relay.mail("PROBLEM: Pump 3 pressure 9.5 bar", T0 + 32 * MINUTE) is Outcome.DISTRIBUTED
+    assert [m.message["Subject"] for m in world.sent()] == [
+        "PROBLEM: Pump 3 pressure 9.1 bar",
+        "PROBLEM: Pump 3 pressure 9.5 bar",  # the new alarm is not held back by the old digest
+        "Digest, 1 repeat: PROBLEM: Pump 3 pressure 9.1 bar",
+    ]
+    (stored,) = relay.ports.incidents.alarms()
+    assert stored.state.outbox == ()
+
+
 def test_a_nagios_recovery_pairs_and_a_different_device_does_not_fold(relay: Relay, world: World) -> None:
     relay.mail("** PROBLEM Service Alert: web01/HTTP is CRITICAL **", T0)
     assert (
