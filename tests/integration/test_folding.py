@@ -172,6 +172,17 @@ def test_a_digest_still_queued_goes_out_after_the_next_first_mail_not_before(
     assert stored.state.outbox == ()
 
 
+def test_a_folded_repeat_still_tells_the_operator_who_it_left_out(relay: Relay, world: World) -> None:
+    subject = "PROBLEM: Pump 3 pressure 9.1 bar"
+    assert relay.mail(subject, T0, recipients=(*RECIPIENTS, "ops@@example.com")) is Outcome.DISTRIBUTED
+    assert relay.mail(subject, T0 + MINUTE, recipients=(*RECIPIENTS, "bob@@example.com")) is Outcome.FOLDED
+    notices = {n["key"]: n for n in world.notices()}
+    assert sorted(notices) == ["incoming/alarm-1.eml", "incoming/alarm-2.eml"]
+    repeat = notices["incoming/alarm-2.eml"]
+    assert repeat["reason"] == "invalid_recipients"
+    assert repeat["invalid_recipients"] == ["bob@@example.com"]
+
+
 def test_a_nagios_recovery_pairs_and_a_different_device_does_not_fold(relay: Relay, world: World) -> None:
     relay.mail("** PROBLEM Service Alert: web01/HTTP is CRITICAL **", T0)
     assert (
