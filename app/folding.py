@@ -8,11 +8,15 @@ markers as relayed mail. Its rules:
   the mail is relayed as without folding and the verdict says `unavailable` (the FoldingUnavailable
   metric; an alarm fires when it persists). Once committed, the decision stands: a digest that cannot be
   sent now stays queued in the alarm's state and the next tick sends it.
+- **A tick fails like a mail.** A tick that leaves a digest unsent (after acknowledging those it sent)
+  fails its record, so SQS retries it and in the end dead-letters it. The clock's claim does not hold
+  the retry back: the record itself comes back, and it sends the outbox whether or not the alarm is due.
 - **Exactly once.** Two invocations deciding one alarm at once: the state's conditional write lets one
   win, the other reads again and decides again (the second "first" mail becomes a repeat). A redelivered
   mail gets the decision it got the first time. A digest is sent under markers named by its id.
-- **Digests before the mail.** What the decision queued (the last digest before a recovery) goes out
-  before the mail that closed the incident is relayed.
+- **Digests before the mail, but never before a first mail.** What the decision queued (the last digest
+  before a recovery) goes out before the mail that closed the incident is relayed. Digests still queued
+  when a first mail opens an incident go out after it (`send_queued`): they never delay an alarm.
 - **Mute links.** A first mail and every digest carry links that mute the alarm for 1, 8 or 24 hours
   (`MUTE_LINKS`; signed like the download links, expiring with them). One message reaches all the
   recipients of a send, so a link names the recipient only when the alarm has exactly one. When they
@@ -25,7 +29,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from app import links, metrics, muting, records, tracing
@@ -69,6 +73,25 @@ _FOLD = {  # the X-Ray annotation `fold`
 
 
 @dataclass(frozen=True)
+class Queued:
+    """Digests waiting in the alarm's outbox, for after the mail: the state and version they were read
+    with (to acknowledge each) and the time of the decision."""
+
+    state: State
+    version: int | None
+    digests: tuple[Digest, ...]
+    at: datetime
+
+
+class DigestsUnsent(RetryableError):
+    """A tick sent only part of the alarm's outbox: the tick is retried; what it did is kept here."""
+
+    def __init__(self, detail: str, sent: int, closed: int) -> None:
+        super().__init__(detail)
+        self.sent, self.closed = sent, closed
+
+
+@dataclass(frozen=True)
 class Verdict:
     """What folding decided for one mail. `decision` None: relay it as without folding."""
 
@@ -77,6 +100,7 @@ class Verdict:
     notes: tuple[Note, ...] = ()  # lines added to the relayed mail (the recovery's)
     unavailable: bool = False  # the table failed before a decision: relayed anyway
     digests: int = 0  # digests this mail sent (the last one before a recovery)
+    queued: Queued | None = None  # a first mail's: digests to send after it (send_queued)
 
     @property
     def relay(self) -> bool:
@@ -122,7 +146,11 @@ def decide(
         except Unavailable as e:
             log.warning("alarm table unavailable, relaying without folding: %s", e)
             return Verdict(unavailable=True)
-        sent = _deliver(incidents, step.state, version, step.send, settings, ports, now)
+        queued = None
+        if step.decision is Decision.RELAY_FIRST and step.send:
+            sent, queued = 0, Queued(step.state, version, step.send, now)  # after the first mail
+        else:
+            sent = _deliver(incidents, step.state, version, step.send, settings, ports, now)
         notes: tuple[Note, ...] = ()
         if step.recovery is not None:
             notes = (mails.recovery_note(step.recovery),)
@@ -130,8 +158,18 @@ def decide(
             expires_at = arrival.links_expire_at or now + timedelta(seconds=settings.url_expiry_seconds)
             found = mute_links(identity.fingerprint, identity.recipients, expires_at, settings, ports)
             notes = (mails.mute_note(found),) if found is not None else ()
-        return Verdict(step.decision, step.incident, notes, digests=sent)
+        return Verdict(step.decision, step.incident, notes, digests=sent, queued=queued)
     raise RetryableError(f"the alarm {identity.fingerprint} kept changing under {ATTEMPTS} attempts")
+
+
+def send_queued(verdict: Verdict, settings: Settings, ports: Ports) -> Verdict:
+    """Send what a first mail's decision left queued, once the mail went out; what fails stays queued
+    for the clock's tick. Returns the verdict with the digests counted."""
+    queued = verdict.queued
+    if queued is None or ports.incidents is None:
+        return verdict
+    sent = _deliver(ports.incidents, queued.state, queued.version, queued.digests, settings, ports, queued.at)
+    return replace(verdict, digests=verdict.digests + sent, queued=None)
 
 
 @dataclass(frozen=True)
@@ -201,6 +239,8 @@ def process_tick(tick: records.Tick, settings: Settings, ports: Ports) -> Outcom
     with tracing.mail_subsegment(f"tick:{tick.fingerprint}") as trace:
         try:
             digests, closed = _tick(tick.fingerprint, settings, ports, ports.clock())
+        except DigestsUnsent as e:  # what went out counts; the rest is retried, then the DLQ keeps it
+            digests, closed, outcome, detail = e.sent, e.closed, Outcome.RETRY, str(e)
         except RetryableError as e:
             outcome, detail = Outcome.RETRY, str(e)
         except Exception as e:  # a bug must not lose the alarm's digests: retry, then the DLQ keeps it
@@ -244,7 +284,11 @@ def _tick(fingerprint: str, settings: Settings, ports: Ports, now: datetime) -> 
             continue
         # Also what waits in the outbox before its retry is due: the digest an unmute from relayctl or a
         # mute on the link page queued goes out with the tick that asks for it. Its marker keeps it once.
-        sent = _deliver(incidents, step.state, version, step.state.outbox, settings, ports, now)
+        outbox = step.state.outbox
+        sent = _deliver(incidents, step.state, version, outbox, settings, ports, now)
+        if sent < len(outbox):
+            unsent = f"{len(outbox) - sent} of {len(outbox)} digests of the alarm {fingerprint} not sent"
+            raise DigestsUnsent(unsent, sent, len(step.closed))
         return sent, len(step.closed)
     raise RetryableError(f"the alarm {fingerprint} kept changing under {ATTEMPTS} attempts")
 
@@ -258,7 +302,8 @@ def _deliver(
     ports: Ports,
     now: datetime,
 ) -> int:
-    """Send the outbox and acknowledge each digest; what fails stays queued for the next tick."""
+    """Send the outbox and acknowledge each digest, in order; what fails (and what follows it) stays
+    queued for the next tick. Returns how many were sent and acknowledged."""
     sent = 0
     for digest in digests:
         try:
@@ -278,7 +323,7 @@ def _send_digest(
     rows = incidents.rows(digest.fingerprint, digest.after, through)
     listed = []
     for row in rows:
-        expires = row.links_expire_at or now + timedelta(seconds=settings.url_expiry_seconds)
+        expires = link_expiry(row.links_expire_at, now, settings.url_expiry_seconds)
         links = tuple(
             Link(
                 a.name,
@@ -289,7 +334,7 @@ def _send_digest(
             )
             for a in row.attachments
         )
-        listed.append(mails.ListedRow(row.received_at, row.subject, links, row.links_expire_at))
+        listed.append(mails.ListedRow(row.received_at, row.subject, links, expires))
     expires_at = now + timedelta(seconds=settings.url_expiry_seconds)
     found = mute_links(digest.fingerprint, digest.recipients, expires_at, settings, ports)
     message = mails.build(digest, listed, settings.sender_email, now, found)
@@ -307,6 +352,15 @@ def _send_digest(
                 return f"rejected: {e}"
 
         ports.markers.once(marker_key(digest_key, f"send-{number}-of-{len(batches)}"), send)
+
+
+def link_expiry(signed_until: datetime | None, now: datetime, url_expiry_seconds: int) -> datetime:
+    """When the links of a folded mail listed in a digest sent `now` expire: as long after the digest
+    as a relayed mail's links last after it (a digest can come a day after the mail, at a mute's end),
+    never earlier than the links the mail itself was signed with. The stack keeps attachments at least
+    UrlExpirySeconds; one its retention deleted first answers "no longer available"."""
+    fresh = now + timedelta(seconds=url_expiry_seconds)
+    return fresh if signed_until is None else max(signed_until, fresh)
 
 
 def _acknowledge(

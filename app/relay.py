@@ -144,6 +144,7 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
     verdict = folding.decide(mail, decision, arrival, settings, ports, now)
     counts = _counts(verdict)
     if not verdict.relay:  # a repeat: listed, with its links, in the alarm's next digest
+        _notify_left_out(ref, settings, ports, mail, decision)
         return Result(
             Outcome.FOLDED,
             message_id=mail.message_id,
@@ -167,12 +168,8 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
         result = _notify(ref, settings, ports, mail, Refusal(Reason.REJECTED, detail))
         if len(rejected) == len(batches):
             return replace(result, incident=verdict.incident, fold=verdict.fold, counts=counts)
-    for reason, entries in (
-        (Reason.INVALID_RECIPIENTS, decision.invalid),
-        (Reason.RECIPIENT_NOT_ALLOWED, decision.refused),
-    ):
-        if entries:  # the mail went out; the operator learns who was left out, and why
-            _notify(ref, settings, ports, mail, Refusal(reason, _LEFT_OUT[reason], entries))
+    _notify_left_out(ref, settings, ports, mail, decision)
+    verdict = folding.send_queued(verdict, settings, ports)  # a first mail goes out before old digests
     return Result(
         Outcome.DISTRIBUTED,
         message_id=mail.message_id,
@@ -185,13 +182,25 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
         preview_skips=shots.reasons(),
         incident=verdict.incident,
         fold=verdict.fold,
-        counts=counts,
+        counts=_counts(verdict),
         detail=", ".join(
             f"{count} {what} recipients"
             for count, what in ((len(decision.invalid), "invalid"), (len(decision.refused), "refused"))
             if count
         ),
     )
+
+
+def _notify_left_out(
+    ref: records.MailRef, settings: Settings, ports: Ports, mail: Mail, decision: Distribution
+) -> None:
+    """The mail went out (or was folded into a digest): the operator learns who was left out, and why."""
+    for reason, entries in (
+        (Reason.INVALID_RECIPIENTS, decision.invalid),
+        (Reason.RECIPIENT_NOT_ALLOWED, decision.refused),
+    ):
+        if entries:
+            _notify(ref, settings, ports, mail, Refusal(reason, _LEFT_OUT[reason], entries))
 
 
 def _counts(verdict: folding.Verdict) -> dict[str, int]:

@@ -16,8 +16,13 @@ counted twice. Closed incidents keep a small record for `relayctl alarms`.
 Two sparse indexes: `due` (due_shard = "due", due_at) holds the states a tick must look at, for the
 clock; `group` (group) the states of one sender and recipient set, for pairing a recovery. Items of idle
 alarms, rows, decisions and closed records expire through the table's TTL attribute `expires_at`.
-Errors other than a lost condition are `Unavailable`: the relay then relays the mail as it would without
-folding (fail open) and says so in its metrics.
+A lost condition and a transaction conflict are a `Conflict`: another invocation is changing the alarm,
+so the caller reads it again and decides again. DynamoDB cancels a transaction that meets another one
+on an item with the cancellation reason `TransactionConflict`, and refuses a single-item write to an item
+an ongoing transaction holds with `TransactionConflictException` (DynamoDB API Reference,
+TransactionCanceledException and PutItem/UpdateItem errors); botocore does not retry either. Other
+errors are `Unavailable`: the relay then relays the mail as it would without folding (fail open) and
+says so in its metrics.
 
 The functions use the clients of `app.aws.clients` (X-Ray, the function's retries); relayctl hands in
 its own DynamoDB client (its profile and region), so this module imports that factory only when asked
@@ -27,7 +32,7 @@ for it, and relayctl installs without the function's tracing library.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,7 +52,9 @@ DUE_SHARD = "due"
 DUE_INDEX = "due"
 GROUP_INDEX = "group"
 _CONDITION_FAILED = {"ConditionalCheckFailedException"}
+_TRANSACTION_CONFLICT = {"TransactionConflictException"}  # a single-item write met a transaction
 _CANCELLED = {"TransactionCanceledException"}
+_LOST = {"ConditionalCheckFailed", "TransactionConflict"}  # cancellation reasons: another writer won
 
 
 class Unavailable(RetryableError):
@@ -107,7 +114,7 @@ class Incidents:
     def load_seen(self, incoming_key: str) -> Seen | None:
         key = _key(_mail(incoming_key), "seen")
         item = self._call("get_item", Key=key, ConsistentRead=True).get("Item")
-        return Seen.from_dict(json.loads(item["seen"]["S"])) if item else None
+        return _decoded(item, "seen", Seen.from_dict) if item else None
 
     def rows(self, fingerprint: str, after: int, through: int) -> list[Row]:
         """The folded mails with after < seq <= through, in order."""
@@ -122,14 +129,14 @@ class Incidents:
             },
             ConsistentRead=True,
         )
-        return [Row.from_dict(json.loads(item["row"]["S"])) for item in items]
+        return [_decoded(item, "row", Row.from_dict) for item in items]
 
     def closed(self, fingerprint: str) -> list[Closed]:
         items = self._query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :closed)",
             ExpressionAttributeValues={":pk": {"S": _alarm(fingerprint)}, ":closed": {"S": "closed#"}},
         )
-        return [_closed_from(json.loads(item["closed"]["S"])) for item in items]
+        return [_decoded(item, "closed", _closed_from) for item in items]
 
     def digests(self, fingerprint: str) -> list[Digest]:
         """The digests queued for the alarm (those of the last RETAIN), oldest first."""
@@ -137,7 +144,7 @@ class Incidents:
             KeyConditionExpression="pk = :pk AND begins_with(sk, :digest)",
             ExpressionAttributeValues={":pk": {"S": _alarm(fingerprint)}, ":digest": {"S": "digest#"}},
         )
-        found = [Digest.from_dict(json.loads(item["digest"]["S"])) for item in items]
+        found = [_decoded(item, "digest", Digest.from_dict) for item in items]
         return sorted(found, key=lambda d: (d.created_at, d.id))
 
     def alarms(self) -> Iterator[Stored]:
@@ -167,7 +174,8 @@ class Incidents:
 
     # -- writes ------------------------------------------------------------------------------------
     def claim_tick(self, fingerprint: str, due_at: datetime, now: datetime) -> bool:
-        """True once per due time (again after STALE_TICK): the clock queues a tick only when it wins."""
+        """True once per due time (again after STALE_TICK): the clock queues a tick only when it wins.
+        Raises Conflict when a transaction is changing the alarm right now (try again), Unavailable."""
         try:
             self._client().update_item(
                 TableName=self.table,
@@ -184,10 +192,33 @@ class Incidents:
         except ClientError as e:
             if error_codes.code(e) in _CONDITION_FAILED:
                 return False
+            if error_codes.code(e) in _TRANSACTION_CONFLICT:
+                raise Conflict(fingerprint) from e
             raise Unavailable(f"claiming the tick of {fingerprint}: {error_codes.describe(e)}") from e
         except BotoCoreError as e:
             raise Unavailable(f"claiming the tick of {fingerprint}: {type(e).__name__}") from e
         return True
+
+    def release_tick(self, fingerprint: str, due_at: datetime, now: datetime) -> None:
+        """Give back a claim the clock made at `now` but could not queue, so the next sweep claims it
+        again (a claim changed since, by a write of the alarm or another sweep, is left alone)."""
+        try:
+            self._client().update_item(
+                TableName=self.table,
+                Key=_key(_alarm(fingerprint), "state"),
+                UpdateExpression="REMOVE tick_for, tick_at",
+                ConditionExpression="tick_for = :due AND tick_at = :now",
+                ExpressionAttributeValues={
+                    ":due": {"N": str(int(due_at.timestamp()))},
+                    ":now": {"N": str(int(now.timestamp()))},
+                },
+            )
+        except ClientError as e:
+            if error_codes.code(e) in _CONDITION_FAILED:
+                return
+            raise Unavailable(f"releasing the tick of {fingerprint}: {error_codes.describe(e)}") from e
+        except BotoCoreError as e:
+            raise Unavailable(f"releasing the tick of {fingerprint}: {type(e).__name__}") from e
 
     def commit(self, step: Step, version: int | None, now: datetime) -> int:
         """Write what deciding a mail changed: its decision (only if none is kept), its row, the alarm's
@@ -199,8 +230,12 @@ class Incidents:
             seen = {"seen": _json(step.seen.to_dict()), "expires_at": expires}
             writes.append(self._put_new(_key(_mail(step.seen.key), "seen") | seen))
         if step.row is not None:
+            # Not conditional: the state's version check already lets only one writer number a row, and
+            # TTL deletes in no set order, so a row can outlive its state; the alarm's next life then
+            # numbers from 1 again and writes over it (a redelivery is caught by its decision's put).
             row = {"row": _json(step.row.to_dict()), "expires_at": expires}
-            writes.append(self._put_new(_key(_alarm(step.row.fingerprint), _row(step.row.seq)) | row))
+            item = _key(_alarm(step.row.fingerprint), _row(step.row.seq)) | row
+            writes.append({"Put": {"TableName": self.table, "Item": item}})
         for closed in step.closed:
             item = {
                 **_key(_alarm(step.state.fingerprint), f"closed#{closed.incident}"),
@@ -225,7 +260,7 @@ class Incidents:
                 reasons = [r.get("Code", "None") for r in e.response.get("CancellationReasons", [])]
                 if step.seen is not None and reasons and reasons[0] == "ConditionalCheckFailed":
                     raise AlreadyDecided(step.seen.key) from e
-                if "ConditionalCheckFailed" in reasons:
+                if _LOST.intersection(reasons):
                     raise Conflict(step.state.fingerprint) from e
             raise Unavailable(f"writing the alarm {step.state.fingerprint}: {error_codes.describe(e)}") from e
         except BotoCoreError as e:
@@ -237,7 +272,7 @@ class Incidents:
         try:
             self._client().put_item(**self._state_put(state, version, now))
         except ClientError as e:
-            if error_codes.code(e) in _CONDITION_FAILED:
+            if error_codes.code(e) in _CONDITION_FAILED | _TRANSACTION_CONFLICT:
                 raise Conflict(state.fingerprint) from e
             raise Unavailable(f"writing the alarm {state.fingerprint}: {error_codes.describe(e)}") from e
         except BotoCoreError as e:
@@ -245,7 +280,7 @@ class Incidents:
         return (version or 0) + 1
 
     def _put_new(self, item: dict[str, Any]) -> dict[str, Any]:
-        """A transaction's put of an item written once (a decision, a row): only if absent."""
+        """A transaction's put of an item written once (a mail's decision): only if absent."""
         return {
             "Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
         }
@@ -320,7 +355,19 @@ def _time(seconds: str) -> datetime:
 
 
 def _stored(item: dict[str, Any]) -> Stored:
-    return Stored(State.from_dict(json.loads(item["state"]["S"])), int(item["version"]["N"]))
+    return Stored(_decoded(item, "state", State.from_dict), _decoded(item, "version", int))
+
+
+def _decoded[T](item: dict[str, Any], attribute: str, decode: Callable[[Any], T]) -> T:
+    """An item's attribute as this code reads it. One it cannot read (another format, a hand edit) is
+    Unavailable like a failed read: a mail is then relayed without folding (when in doubt, relay)
+    rather than retried into the DLQ."""
+    try:
+        value = item[attribute]
+        return decode(int(value["N"]) if "N" in value else json.loads(value["S"]))
+    except (KeyError, TypeError, ValueError) as e:
+        where = f"{item.get('pk', {}).get('S', '?')} {item.get('sk', {}).get('S', '?')}"
+        raise Unavailable(f"the item {where} cannot be read: {type(e).__name__} {e}") from e
 
 
 def _closed_dict(closed: Closed) -> dict[str, Any]:

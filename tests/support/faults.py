@@ -53,6 +53,20 @@ def dynamodb_error(code: str, status: int = 400) -> Answer:
     return lambda request: AWSResponse(request.url, status, {}, _Body(body))
 
 
+def dynamodb_cancelled(*reasons: str) -> Answer:
+    """A TransactWriteItems cancelled as DynamoDB cancels it: one reason per action, in order, `None`
+    for the actions that were fine (DynamoDB API Reference, TransactionCanceledException)."""
+    body = json.dumps(
+        {
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons "
+            f"[{', '.join(reasons)}]",
+            "CancellationReasons": [{"Code": reason} for reason in reasons],
+        }
+    ).encode()
+    return lambda request: AWSResponse(request.url, 400, {}, _Body(body))
+
+
 def sns_error(code: str, status: int) -> Answer:
     """A query-protocol error as SNS returns it."""
     body = (
