@@ -323,6 +323,7 @@ def test_the_swaks_note_is_true_of_the_installed_swaks(tmp_path: Path) -> None:
         "--attach-type", "text/csv", "--attach-name", "pump3.csv", "--attach", "@pump3.csv"
     )
     assert code == 0
+    assert "--attach-type text/csv --attach-name pump3.csv --attach @pump3.csv\n" in SANDBOX
     assert attachment(message) == ("pump3.csv", b"t,bar\n1,9.1\n")  # the README's form: byte for byte
     code, _, errors = dumped("--attach", "@missing.csv")
     assert code != 0

@@ -70,6 +70,7 @@ def test_the_readme_s_swaks_command_sends_its_attachment(routed: Running, tmp_pa
     (tmp_path / "pump3.csv").write_bytes(b"t,bar\n1,9.1\n")
     sent = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert "DEPRECATION" not in sent.stderr  # the README's --attach @file is the form swaks asks for
     (link,) = sent_to(routed, "alice@example.com")["links"]
     with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310 - the sandbox's own endpoint
         assert response.read() == b"t,bar\n1,9.1\n"
