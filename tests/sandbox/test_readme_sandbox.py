@@ -57,6 +57,7 @@ def section(heading: str) -> str:
 
 SANDBOX = section("## Sandbox: the whole pipeline on your machine")  # with its subsections
 AGAINST = section("### Against the sandbox")
+STATUS = ".venv/bin/python -m sandbox status"  # the README's command for the sandbox's own status
 
 
 def make_sandbox_lines() -> list[str]:
@@ -278,7 +279,10 @@ def test_the_against_the_sandbox_block_runs_as_written(
     endpoint, web = sandbox.state["endpoint"], sandbox.state["web"].rstrip("/")
     script = script.replace("http://127.0.0.1:4566", endpoint).replace("http://127.0.0.1:8025", web)
     script = script.replace("sandbox-data/", f"{sandbox.data}/")
+    assert STATUS in script
+    script = script.replace(STATUS, f"{STATUS} --data-dir {shlex.quote(str(sandbox.data))}")
     if VENV != ROOT / ".venv":  # the tests run from another virtualenv than the README's
+        script = script.replace(STATUS, STATUS.replace(".venv", str(VENV), 1))
         script = script.replace('"$PWD/.venv/bin', f'"{VENV}/bin')
     ran = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
@@ -291,6 +295,18 @@ def test_the_against_the_sandbox_block_runs_as_written(
     assert ran.returncode == 0, ran.stdout + ran.stderr
     out = ran.stdout
     assert "inbound queue" in out
+    # What the paragraph after the block says of relayctl status here: moto's alarms, never evaluated, OK...
+    alarms = re.findall(r"^alarm\s+(\S+)\s+(\S+) ", out, re.MULTILINE)
+    assert alarms, out
+    assert {state for state, _ in alarms} == {"OK"}
+    assert len(alarms) == 3
+    assert "three alarms that watch the queues, each `OK`, always" in " ".join(AGAINST.split("\n"))
+    # ...and the rule set the sandbox creates but does not activate: its SMTP door receives the mail.
+    assert re.search(r"^active rule set\s+none \(no mail is received\)$", out, re.MULTILINE), out
+    assert "`active rule set    none (no mail is received)`" in " ".join(AGAINST.split("\n"))
+    # The sandbox's own evaluation of the same alarms, by the README's command.
+    assert re.search(r"^status of \d+ s ago$", out, re.MULTILINE), out
+    assert re.search(r"^  alarm \S+: ok \(", out, re.MULTILINE), out
     assert "is empty: nothing to redrive" in out
     assert re.search(r"^\s+active\s", out, re.MULTILINE)  # links
     assert "1 revoked" in out
@@ -300,6 +316,13 @@ def test_the_against_the_sandbox_block_runs_as_written(
     (link,) = python_example["links"]
     with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310 - unrevoked: it works again
         assert response.read() == b"t,bar\n1,9.1\n"
+
+
+def test_python_m_sandbox_status_is_always_the_venvs_python() -> None:
+    """A bare `python` may be another version than the venv's 3.12, or missing (Debian has none)."""
+    mentions = re.findall(r"(\S*)python -m sandbox status", README)
+    assert mentions
+    assert {m.lstrip("`") for m in mentions} == {".venv/bin/"}, mentions
 
 
 def test_the_swaks_note_is_true_of_the_installed_swaks(tmp_path: Path) -> None:
