@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 
 from sandbox.launch import ROOT
+from tests.support import tools
 
 pytestmark = pytest.mark.integration
 
@@ -241,8 +242,7 @@ def test_the_python_example_sends_a_mail_without_message_id_that_is_distributed(
 def test_the_openssl_transcript_sends_a_mail_and_curl_downloads_its_attachment(
     sandbox: Started, tmp_path: Path
 ) -> None:
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is not installed (apt-get install openssl)")
+    tools.require("openssl", "curl")
     opening = "openssl s_client -starttls smtp -crlf -quiet -connect 127.0.0.1:2525"
     command = shlex.split(opening.replace(":2525", f":{sandbox.state['smtp']['port']}"))
     transcript = block(SANDBOX, f"{opening}\n```\n```\n")
@@ -272,9 +272,7 @@ def test_the_against_the_sandbox_block_runs_as_written(
     sandbox: Started, python_example: dict[str, Any]
 ) -> None:
     """Against the mail of the Python example, the newest with a link when the block runs."""
-    for tool in ("jq", "curl"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is not installed: `make browser` installs it")
+    tools.require("jq", "curl")
     script = block(AGAINST, "```sh\n")
     endpoint, web = sandbox.state["endpoint"], sandbox.state["web"].rstrip("/")
     script = script.replace("http://127.0.0.1:4566", endpoint).replace("http://127.0.0.1:8025", web)
@@ -326,8 +324,7 @@ def test_python_m_sandbox_status_is_always_the_venvs_python() -> None:
 
 
 def test_the_swaks_note_is_true_of_the_installed_swaks(tmp_path: Path) -> None:
-    if shutil.which("swaks") is None:
-        pytest.fail("swaks is not installed: `make browser` installs it")
+    tools.require("swaks")
     (tmp_path / "pump3.csv").write_bytes(b"t,bar\n1,9.1\n")
 
     def dumped(*attach: str) -> tuple[int, Any, str]:

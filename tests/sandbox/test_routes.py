@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from sandbox.launch import ROOT, Running, launch
+from tests.support import tools
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +30,7 @@ DOCUMENT = {
 
 @pytest.fixture(scope="module")
 def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    tools.require("swaks")  # both tests send with it
     data = tmp_path_factory.mktemp("routes")
     document = data.parent / "recipients.json"
     document.write_text(json.dumps(DOCUMENT))
@@ -38,7 +39,6 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         yield running
 
 
-@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed (make browser installs it)")
 def sent_to(running: Running, address: str) -> dict[str, Any]:
     """The outbox entry of the mail sent to `address`, once the sandbox has written it."""
     index = running.data / "outbox" / "index.jsonl"
@@ -61,7 +61,6 @@ def readme_swaks_command() -> list[str]:
     return shlex.split(block.replace("\\\n", " "))
 
 
-@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed (make browser installs it)")
 def test_the_readme_s_swaks_command_sends_its_attachment(routed: Running, tmp_path: Path) -> None:
     command = readme_swaks_command()
     smtp = routed.state["smtp"]
