@@ -1056,7 +1056,7 @@ def test_delete_removes_one_mail_and_delete_all_the_rest(
     browser.find_element(By.ID, "clear").click()
     wait_for(lambda: browser.switch_to.alert, "the confirmation").accept()
     deleted = wait_for(lambda: browser.find_element(By.ID, "deleted").text, "the deletion of all")
-    assert deleted == f"Deleted {len(SUBJECTS)} mail(s)."  # the seven left, and the redriven one
+    assert deleted == f"Deleted {len(SUBJECTS)} mail(s)."  # the eight of SUBJECTS left, and the redriven one
     assert api(running, "/api/mails") == {"query": "", "total": 0, "mails": []}
     assert (running.data / "outbox" / "index.jsonl").read_text() == ""
     assert list((running.data / "notices").glob("*.json")) == []

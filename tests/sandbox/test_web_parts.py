@@ -244,6 +244,10 @@ def test_the_search_matches_words_fields_flags_and_exclusions() -> None:
     for query in ("virus", "from:alice", "subject:bar", "has:attachment", "-pump", "pump virus", '"3 pump"'):
         assert not hit(query), query
     assert search.terms('unbalanced "quote') == [search.Term("unbalanced"), search.Term('"quote')]
+    assert search.terms(r'C:\temp "D:\new dir"') == [  # backslashes are searched as typed
+        search.Term("c:\\temp"),
+        search.Term("d:\\new dir"),
+    ]
     assert search.is_annotation_query('annotation.reason = "virus"')
     assert not search.is_annotation_query("virus")
 
