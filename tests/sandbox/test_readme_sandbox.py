@@ -300,7 +300,7 @@ def test_the_against_the_sandbox_block_runs_as_written(
     assert len(alarms) == 3, out
     assert {state for state, _ in alarms} == {"OK"}
     assert (
-        "three alarms that watch the queues, in the state the sandbox's own evaluation gives them (`OK` here)"
+        "three alarms that watch the queues, in the state the sandbox's own evaluation gives them (`OK` while it is quiet)"
         in paragraph
     )
     # ...and the rule set the sandbox creates but does not activate: its SMTP door receives the mail.
