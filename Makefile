@@ -125,17 +125,20 @@ sbom: $(STAMP) ## CycloneDX SBOM of the image's packages (app/requirements.lock)
 	$(BIN)/python -m tools.lock sbom --output $(SBOM)
 
 # The web view's browser test (tests/sandbox/test_web.py) drives Debian's headless Chromium through its
-# driver at a fixed path (Selenium never downloads one); the README's sandbox commands need swaks, jq and
-# curl. Installed with apt when missing; without apt and without them the tests skip and say why.
+# driver at a fixed path (Selenium never downloads one); the README's sandbox commands need swaks, jq, curl
+# and openssl. Installed with apt when missing. The tests find them as tests/support/tools.py does: where
+# apt-get exists (CI) a missing one fails them, loudly; only without apt-get do they skip and say why.
 CHROMEDRIVER := /usr/bin/chromedriver
+CHROMIUM := /usr/bin/chromium
+BROWSER_TOOLS := swaks jq curl openssl
 
 .PHONY: browser
-browser: ## Debian's chromium, chromium-driver, swaks, jq and curl for the end-to-end tests (apt-get, only when missing)
-	@if [ -x $(CHROMEDRIVER) ] && ( for tool in swaks jq curl; do command -v $$tool >/dev/null || exit 1; done ); then :; \
+browser: ## Debian's chromium, chromium-driver, swaks, jq, curl and openssl for the end-to-end tests (apt-get, only when missing)
+	@if [ -x $(CHROMEDRIVER) ] && [ -x $(CHROMIUM) ] && ( for tool in $(BROWSER_TOOLS); do command -v $$tool >/dev/null || exit 1; done ); then :; \
 	elif command -v apt-get >/dev/null 2>&1; then \
 		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver swaks jq curl; \
-	else echo "no $(CHROMEDRIVER), swaks, jq or curl and no apt-get: the browser and README tests will be skipped" >&2; fi
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver $(BROWSER_TOOLS); \
+	else echo "no apt-get to install $(CHROMIUM), $(CHROMEDRIVER), $(BROWSER_TOOLS): the browser and README tests that need a missing one will be skipped" >&2; fi
 
 # The benchmark is not part of `make test`: it takes minutes and its figures depend on the machine.
 BENCH_STAMP := $(VENV)/.bench-installed

@@ -21,6 +21,7 @@ from localaws.events import LambdaContext
 from localaws.server import DUMMY_KEY
 from localaws.template import load
 from sandbox import smtp, status, xray
+from sandbox.alarmstate import AlarmMirror
 from sandbox.claim import Claim, claim, unavailable_port
 from sandbox.download import DownloadServer
 from sandbox.journal import Journal
@@ -102,6 +103,7 @@ class Sandbox:
         self.journal: Journal | None = None
         self._web: Any = None
         self._traced: Handler | None = None
+        self._alarm_mirror: AlarmMirror | None = None  # moto's alarms set to the sandbox's evaluation
         self.web_url = ""
 
     # -- clients -----------------------------------------------------------------------------------
@@ -202,6 +204,8 @@ class Sandbox:
             raise unavailable_port(o.host, self.smtp_port, "--smtp-port", e) from e
         self._start_web(claimed)
         self._write_state()
+        created = {alarm.name for alarm in self.blueprint.alarms if alarm.metric}  # as localaws creates them
+        self._alarm_mirror = AlarmMirror(self.client("cloudwatch"), created)
         self._status_thread = threading.Thread(target=self._report_status, name="sandbox-status", daemon=True)
         self._status_thread.start()
 
@@ -384,7 +388,8 @@ class Sandbox:
         return status.snapshot(self.blueprint, self.poller.stats, self.metrics)
 
     def _report_status(self) -> None:
-        """status.json every two seconds; a status line every interval when something changed."""
+        """status.json every two seconds, and moto's alarms set to its evaluation (`sandbox.alarmstate`); a
+        status line every interval when something changed."""
         interval = self.options.status_interval
         last_line, last_echo = "", 0.0
         while not self._stop_status.wait(STATUS_REFRESH_SECONDS):
@@ -394,6 +399,11 @@ class Sandbox:
                 log.exception("status: could not read the queues")
                 continue
             (self.options.data_dir / STATUS_FILE).write_text(current.to_json(), "utf-8")
+            try:
+                if self._alarm_mirror is not None and not self._stop_status.is_set():  # moto may be stopping
+                    self._alarm_mirror.update(current.alarms)
+            except Exception:
+                log.exception("status: could not set the alarms' states in moto")
             line = current.line()
             if interval > 0 and current.time - last_echo >= interval and line != last_line:
                 self.echo(line)

@@ -83,11 +83,15 @@ def mails(rows: list[MailRow], query: str) -> dict[str, Any]:
 
 
 def version(m: OneMail) -> str:
-    """Changes when the page would: the mail's state or one of its links' states."""
+    """Changes when the page would: the mail's state, one of its links' states, a notice, a log line or a
+    piece of its trace arriving (all cheap to know: the mail's own bytes are parsed once, not per poll)."""
     facts = [
         m.row.state.label,
+        m.row.state.detail,
         str(m.row.folding),
         *(f"{link.url} {link.state}" for sent in m.relayed for link in sent.links),
+        f"{len(m.relayed)} sent, {len(m.notices)} notices, {len(m.log)} log lines",
+        f"{m.trace_documents} trace documents",
     ]
     return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:16]
 

@@ -19,6 +19,7 @@ import html
 import json
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -41,6 +42,8 @@ from sandbox.xray import Daemon
 SUMMARY_BYTES = 1024 * 1024  # the list reads this much of each mail once: headers and the body's text
 TEXT_LIMIT = 64 * 1024  # characters of body text kept per mail for the search
 RAW_PREVIEW = 256 * 1024  # bytes of the raw source shown on the page; the download has it all
+PARSED_MAILS = 4  # received mails kept parsed for open pages, which poll their mail every two seconds
+PARSED_SENT = 64  # sent mails kept parsed (small: the relay replaces attachments with links)
 FINAL = frozenset({"distributed", "notice", "folded"})  # states a mail does not leave again
 FOLDED = frozenset({Decision.FOLD, Decision.FLAPPING})  # decisions that send nothing for the mail
 _SEND_STEP = re.compile(r"send-(\d+)-of-\d+")
@@ -87,7 +90,23 @@ class Sources:
     _summaries: dict[tuple[str, str], Summary] = field(default_factory=dict)
     _notes: dict[tuple[str, str], str] = field(default_factory=dict)
     _letters: dict[str, Any] = field(default_factory=dict)  # outbox file -> the relay's own mail (alarms)
+    _parsed: OrderedDict[tuple[str, str], Parsed] = field(default_factory=OrderedDict)  # by key and ETag
+    _sent: OrderedDict[tuple[str, int, int], Sent] = field(default_factory=OrderedDict)  # by file and stat
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cached(self, cache: OrderedDict[Any, Any], key: Any, make: Callable[[], Any], keep: int) -> Any:
+        """`cache[key]`, made once by `make` (outside the lock: it may read and parse megabytes); the
+        least recently used entries beyond `keep` are dropped."""
+        with self._lock:
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key]
+        made = make()
+        with self._lock:
+            cache[key] = made
+            while len(cache) > keep:
+                cache.popitem(last=False)
+        return made
 
 
 @dataclass(frozen=True)
@@ -191,6 +210,31 @@ class Raw:
 
 
 @dataclass(frozen=True)
+class Parsed:
+    """What the mail page shows of a stored mail's bytes: parsed once per key and ETag, not at each of the
+    page's polls (a 40 MB mail takes about a second of CPU to parse; stored mail never changes)."""
+
+    size: int
+    time: datetime.datetime
+    summary: Summary
+    headers: list[Header]
+    parts: list[Part]
+    text: str
+    html: str
+    raw: Raw
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What the mail page shows of a sent `.eml`, parsed once per file (the outbox writes each once)."""
+
+    text: str
+    html: str
+    headers: list[Header]
+    raw: Raw
+
+
+@dataclass(frozen=True)
 class Relayed:
     """One mail SES sent for the incoming mail (one per chunk of recipients), as recipients get it."""
 
@@ -248,6 +292,7 @@ class OneMail:
     relayed: list[Relayed]
     notices: list[NoticeRecord]
     log: list[LogLine]
+    trace_documents: int = 0  # the X-Ray documents of the invocations that handled the mail, so far
 
 
 @dataclass
@@ -585,19 +630,84 @@ def log_line(line: str) -> LogLine:
     return LogLine(document, json.dumps(metrics, indent=2) if metrics else "")
 
 
-def one_mail(sources: Sources, key: str) -> OneMail | None:
+def _parse_received(sources: Sources, key: str) -> Parsed | None:
     found = received(sources, key)
     if found is None:
         return None
     raw, time, _ = found
     message = parse(raw)
+    return Parsed(
+        size=len(raw),
+        time=time,
+        summary=_summary(raw[:SUMMARY_BYTES]),
+        headers=headers(message),
+        parts=structure(message),
+        text=body(message, "plain"),
+        html=body(message, "html"),
+        raw=raw_preview(raw),
+    )
+
+
+def parsed(sources: Sources, key: str) -> Parsed | None:
+    """The stored mail, parsed; a HEAD for its ETag, then read and parsed only when not cached."""
+    if not key.startswith(sources.prefix) or key == sources.prefix:
+        return None
+    try:
+        etag = str(sources.s3.head_object(Bucket=sources.bucket, Key=key).get("ETag", ""))
+    except sources.s3.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") in {"404", "NoSuchKey"}:
+            return None
+        raise
+    found: Parsed | None = sources.cached(
+        sources._parsed, (key, etag), lambda: _parse_received(sources, key), PARSED_MAILS
+    )
+    if found is None:  # deleted between the HEAD and the GET: nothing to keep
+        with sources._lock:
+            sources._parsed.pop((key, etag), None)
+    return found
+
+
+def _parse_sent(path: Path) -> Sent:
+    data = path.read_bytes()
+    out = parse(data)
+    return Sent(body(out, "plain"), body(out, "html"), headers(out), raw_preview(data))
+
+
+def sent_mail(sources: Sources, file: str) -> Sent | None:
+    """A sent `.eml` of the outbox, parsed; None when it is gone."""
+    path = sources.data_dir / "outbox" / file
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    try:
+        found: Sent = sources.cached(
+            sources._sent, (file, stat.st_size, stat.st_mtime_ns), lambda: _parse_sent(path), PARSED_SENT
+        )
+    except OSError:
+        return None
+    return found
+
+
+def trace_documents(sources: Sources, key: str) -> int:
+    """How many X-Ray documents the mail's invocations sent so far: a trace arrives in pieces, often after
+    the mail was sent, and the open page reloads when it grows."""
+    if sources.daemon is None:
+        return 0
+    return sum(len(trace.documents) for trace in sources.daemon.traces_of(key))
+
+
+def one_mail(sources: Sources, key: str) -> OneMail | None:
+    found = parsed(sources, key)
+    if found is None:
+        return None
     facts = known(sources, [key])
     sent = facts.sent.get(key, [])
     row = MailRow(
         key=key,
-        size=len(raw),
-        time=time,
-        summary=_summary(raw[:SUMMARY_BYTES]),
+        size=found.size,
+        time=found.time,
+        summary=found.summary,
         state=state_of(key, facts),
         recipients=[d for e in sent for d in e.get("destinations", [])],
         links=len(_links(sent)),
@@ -605,11 +715,9 @@ def one_mail(sources: Sources, key: str) -> OneMail | None:
     )
     relayed = []
     for number, entry in enumerate(sent, start=1):
-        try:
-            data = (sources.data_dir / "outbox" / str(entry["file"])).read_bytes()
-        except OSError:
+        out = sent_mail(sources, str(entry["file"]))
+        if out is None:
             continue
-        out = parse(data)
         urls = [str(url) for url in entry.get("links", [])]
         relayed.append(
             Relayed(
@@ -617,23 +725,24 @@ def one_mail(sources: Sources, key: str) -> OneMail | None:
                 file=str(entry["file"]),
                 destinations=[str(d) for d in entry.get("destinations", [])],
                 subject=str(entry.get("subject", "")),
-                text=body(out, "plain"),
-                html=body(out, "html"),
-                headers=headers(out),
-                raw=raw_preview(data),
+                text=out.text,
+                html=out.html,
+                headers=out.headers,
+                raw=out.raw,
                 links=sources.links.judge_all(urls) if sources.links else [],
             )
         )
     return OneMail(
         row=row,
-        headers=headers(message),
-        parts=structure(message),
-        text=body(message, "plain"),
-        html=body(message, "html"),
-        raw=raw_preview(raw),
+        headers=found.headers,
+        parts=found.parts,
+        text=found.text,
+        html=found.html,
+        raw=found.raw,
         relayed=relayed,
         notices=facts.notices.get(key, []),
         log=[log_line(line) for line in (sources.journal.lines(key) if sources.journal else [])],
+        trace_documents=trace_documents(sources, key),
     )
 
 
@@ -661,4 +770,6 @@ def delete(sources: Sources, rows: list[MailRow]) -> list[MailRow]:
     with sources._lock:
         for cached in [c for c in sources._summaries if c[0] in set(keys)]:
             del sources._summaries[cached]
+        for gone in [c for c in sources._parsed if c[0] in set(keys)]:
+            del sources._parsed[gone]
     return done

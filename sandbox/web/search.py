@@ -43,9 +43,14 @@ def is_annotation_query(query: str) -> bool:
 
 
 def terms(query: str) -> list[Term]:
-    """The query's terms; quotes group a phrase (an unbalanced quote counts as a character)."""
+    """The query's terms; quotes group a phrase (an unbalanced quote counts as a character); a backslash
+    is a character like any other (`C:\\temp` is searched as typed, not as shlex's escape)."""
+    lexer = shlex.shlex(query, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    lexer.escape = ""
     try:
-        words = shlex.split(query)
+        words = list(lexer)
     except ValueError:
         words = query.split()
     found = []

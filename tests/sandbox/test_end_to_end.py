@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import smtplib
 import subprocess
@@ -204,6 +205,27 @@ def test_status_reports_the_queues_and_the_burst_alarm(running: Running, deliver
     # The burst is over the template's inbound-rate threshold (180 mails in 5 minutes) and nothing else.
     assert len(firing) == 1
     assert "FIRING (NumberOfMessagesSent = " in firing[0]
+    # The same evaluation is set on the alarms in moto, so relayctl status against the sandbox agrees.
+    queues = (
+        "--queue-url",
+        running.state["inbound_queue_url"],
+        "--dlq-url",
+        running.state["dead_letter_queue_url"],
+    )
+    shown = relayctl(running, "status", *queues)
+    states = {
+        name: state for state, name in re.findall(r"^alarm\s+(\S+)\s+sandbox-(\S+) ", shown, re.MULTILINE)
+    }
+    assert states == {"InboundRateAlarm": "ALARM", "DeadLetterAlarm": "OK", "OldestMessageAlarm": "OK"}, shown
+    alarms = running.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    reasons = {a["AlarmName"].removeprefix("sandbox-"): (a["StateValue"], a["StateReason"]) for a in alarms}
+    assert reasons["BounceRateAlarm"] == (
+        "INSUFFICIENT_DATA",
+        "sandbox: Reputation.BounceRate is not emulated",
+    )
+    assert reasons["InboundRateAlarm"][1].startswith(
+        "sandbox's evaluation of the current value: NumberOfMessagesSent = "
+    )
 
 
 def test_status_counts_mails_by_outcome_and_reason_from_the_functions_metrics(

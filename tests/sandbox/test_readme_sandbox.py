@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 
 from sandbox.launch import ROOT
+from tests.support import tools
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,7 @@ def section(heading: str) -> str:
 
 SANDBOX = section("## Sandbox: the whole pipeline on your machine")  # with its subsections
 AGAINST = section("### Against the sandbox")
+STATUS = ".venv/bin/python -m sandbox status"  # the README's command for the sandbox's own status
 
 
 def make_sandbox_lines() -> list[str]:
@@ -240,8 +242,7 @@ def test_the_python_example_sends_a_mail_without_message_id_that_is_distributed(
 def test_the_openssl_transcript_sends_a_mail_and_curl_downloads_its_attachment(
     sandbox: Started, tmp_path: Path
 ) -> None:
-    if shutil.which("openssl") is None:
-        pytest.fail("openssl is not installed (apt-get install openssl)")
+    tools.require("openssl", "curl")
     opening = "openssl s_client -starttls smtp -crlf -quiet -connect 127.0.0.1:2525"
     command = shlex.split(opening.replace(":2525", f":{sandbox.state['smtp']['port']}"))
     transcript = block(SANDBOX, f"{opening}\n```\n```\n")
@@ -271,14 +272,15 @@ def test_the_against_the_sandbox_block_runs_as_written(
     sandbox: Started, python_example: dict[str, Any]
 ) -> None:
     """Against the mail of the Python example, the newest with a link when the block runs."""
-    for tool in ("jq", "curl"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is not installed: `make browser` installs it")
+    tools.require("jq", "curl")
     script = block(AGAINST, "```sh\n")
     endpoint, web = sandbox.state["endpoint"], sandbox.state["web"].rstrip("/")
     script = script.replace("http://127.0.0.1:4566", endpoint).replace("http://127.0.0.1:8025", web)
     script = script.replace("sandbox-data/", f"{sandbox.data}/")
+    assert STATUS in script
+    script = script.replace(STATUS, f"{STATUS} --data-dir {shlex.quote(str(sandbox.data))}")
     if VENV != ROOT / ".venv":  # the tests run from another virtualenv than the README's
+        script = script.replace(STATUS, STATUS.replace(".venv", str(VENV), 1))
         script = script.replace('"$PWD/.venv/bin', f'"{VENV}/bin')
     ran = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
@@ -291,6 +293,22 @@ def test_the_against_the_sandbox_block_runs_as_written(
     assert ran.returncode == 0, ran.stdout + ran.stderr
     out = ran.stdout
     assert "inbound queue" in out
+    # What the paragraph after the block says of relayctl status here: the queues' alarms, as the sandbox
+    # evaluates them (tests/sandbox/test_end_to_end.py sees one fire)...
+    paragraph = " ".join(AGAINST.split("\n"))
+    alarms = re.findall(r"^alarm\s+(\S+)\s+(\S+) ", out, re.MULTILINE)
+    assert len(alarms) == 3, out
+    assert {state for state, _ in alarms} == {"OK"}
+    assert (
+        "three alarms that watch the queues, in the state the sandbox's own evaluation gives them (`OK` while it is quiet)"
+        in paragraph
+    )
+    # ...and the rule set the sandbox creates but does not activate: its SMTP door receives the mail.
+    assert re.search(r"^active rule set\s+none \(no mail is received\)$", out, re.MULTILINE), out
+    assert "`active rule set    none (no mail is received)`" in paragraph
+    # The sandbox's own evaluation of the same alarms, by the README's command.
+    assert re.search(r"^status of \d+ s ago$", out, re.MULTILINE), out
+    assert re.search(r"^  alarm \S+: ok \(", out, re.MULTILINE), out
     assert "is empty: nothing to redrive" in out
     assert re.search(r"^\s+active\s", out, re.MULTILINE)  # links
     assert "1 revoked" in out
@@ -302,9 +320,15 @@ def test_the_against_the_sandbox_block_runs_as_written(
         assert response.read() == b"t,bar\n1,9.1\n"
 
 
+def test_python_m_sandbox_status_is_always_the_venvs_python() -> None:
+    """A bare `python` may be another version than the venv's 3.12, or missing (Debian has none)."""
+    mentions = re.findall(r"(\S*)python -m sandbox status", README)
+    assert mentions
+    assert {m.lstrip("`") for m in mentions} == {".venv/bin/"}, mentions
+
+
 def test_the_swaks_note_is_true_of_the_installed_swaks(tmp_path: Path) -> None:
-    if shutil.which("swaks") is None:
-        pytest.fail("swaks is not installed: `make browser` installs it")
+    tools.require("swaks")
     (tmp_path / "pump3.csv").write_bytes(b"t,bar\n1,9.1\n")
 
     def dumped(*attach: str) -> tuple[int, Any, str]:
@@ -323,6 +347,7 @@ def test_the_swaks_note_is_true_of_the_installed_swaks(tmp_path: Path) -> None:
         "--attach-type", "text/csv", "--attach-name", "pump3.csv", "--attach", "@pump3.csv"
     )
     assert code == 0
+    assert "--attach-type text/csv --attach-name pump3.csv --attach @pump3.csv\n" in SANDBOX
     assert attachment(message) == ("pump3.csv", b"t,bar\n1,9.1\n")  # the README's form: byte for byte
     code, _, errors = dumped("--attach", "@missing.csv")
     assert code != 0

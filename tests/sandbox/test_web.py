@@ -12,7 +12,6 @@ import email
 import email.policy
 import json
 import re
-import shutil
 import threading
 import time
 import urllib.error
@@ -30,14 +29,13 @@ import pytest
 
 from sandbox.launch import ROOT, Running, launch
 from sandbox.smtp import EICAR, ses_headers
-from tests.support import images
+from tests.support import images, tools
 from tests.support.muting import fingerprint_of, log_lines, mute_links
 from tests.support.sandbox import SETTLE_TIMEOUT, mail, outbox, relayctl
+from tests.support.tools import CHROMEDRIVER, CHROMIUM
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 DOCS = ROOT / "docs"
 ATTACHMENT = bytes(range(256)) * 64 + b"end of the reading"
 CODE = "Email_Rxers_Code:[alice@example.com,bob@example.org]:Email_Rxers_Code:"
@@ -60,18 +58,6 @@ PUMP = "PROBLEM: Pump 3 pressure 9.{} bar"
 REPEATS = 5
 MUTED_REPEATS = 3  # the pump's repeats sent while a recipient's mute holds
 TANK = ("ALARM: Tank 4 level 81%", "ALARM: Tank 4 level 82%", "RESOLVED: Tank 4 level 60%")
-
-
-def _browser_or_skip() -> None:
-    if CHROMEDRIVER.exists() and CHROMIUM.exists():
-        return
-    if shutil.which("apt-get"):
-        pytest.fail(
-            f"no {CHROMEDRIVER}: `make browser` installs Debian's chromium and chromium-driver with apt"
-        )
-    pytest.skip(
-        f"no {CHROMEDRIVER} and no apt-get to install it: the browser tests need Chromium and its driver"
-    )
 
 
 class Canary:
@@ -105,7 +91,7 @@ def canary() -> Iterator[Canary]:
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    _browser_or_skip()
+    tools.require(str(CHROMIUM), str(CHROMEDRIVER))
     data = tmp_path_factory.mktemp("sandbox-web")
     with launch(data, "--visibility-timeout", "2", "--batch-window", "0.2") as running:
         yield running
@@ -357,7 +343,7 @@ def storm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storm]:
     after these tests): a pump's storm (the first alarm and five repeats, each with its reading attached;
     the first with an HTML part too, so that recipients get its mute links as links to click), and a tank
     alarm that recovers after one repeat (which goes out in a last digest just before the recovery)."""
-    _browser_or_skip()
+    tools.require(str(CHROMIUM), str(CHROMEDRIVER))
     data = tmp_path_factory.mktemp("sandbox-storm")
     with launch(data, "--batch-window", "0") as running:
         recipient = running.state["smtp"]["recipients"][0]
@@ -1070,7 +1056,7 @@ def test_delete_removes_one_mail_and_delete_all_the_rest(
     browser.find_element(By.ID, "clear").click()
     wait_for(lambda: browser.switch_to.alert, "the confirmation").accept()
     deleted = wait_for(lambda: browser.find_element(By.ID, "deleted").text, "the deletion of all")
-    assert deleted == f"Deleted {len(SUBJECTS)} mail(s)."  # the seven left, and the redriven one
+    assert deleted == f"Deleted {len(SUBJECTS)} mail(s)."  # the eight of SUBJECTS left, and the redriven one
     assert api(running, "/api/mails") == {"query": "", "total": 0, "mails": []}
     assert (running.data / "outbox" / "index.jsonl").read_text() == ""
     assert list((running.data / "notices").glob("*.json")) == []

@@ -244,6 +244,10 @@ def test_the_search_matches_words_fields_flags_and_exclusions() -> None:
     for query in ("virus", "from:alice", "subject:bar", "has:attachment", "-pump", "pump virus", '"3 pump"'):
         assert not hit(query), query
     assert search.terms('unbalanced "quote') == [search.Term("unbalanced"), search.Term('"quote')]
+    assert search.terms(r'C:\temp "D:\new dir"') == [  # backslashes are searched as typed
+        search.Term("c:\\temp"),
+        search.Term("d:\\new dir"),
+    ]
     assert search.is_annotation_query('annotation.reason = "virus"')
     assert not search.is_annotation_query("virus")
 
@@ -556,6 +560,83 @@ def test_the_views_json_and_its_rows_agree(relayed: tuple[World, data.Sources, O
     assert json.loads(the_view.api_mails(_request("/api/mails", q="annotation.x =")).body) == {
         "error": "not understood: 'annotation.x =' (expected annotation.NAME = \"value\")"
     }
+
+
+class _CountingS3:
+    """The S3 client, counting the objects read whole (GetObject), by key."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+        self.gets: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.gets.append(kwargs["Key"])
+        return self._s3.get_object(**kwargs)
+
+
+@pytest.mark.integration
+def test_an_open_pages_poll_reads_and_parses_its_mail_once_and_its_version_follows_what_arrives_later(
+    relayed: tuple[World, data.Sources, Outbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mail page polls its JSON every two seconds: the stored mail (up to 40 MB) and what was sent
+    are read and parsed once, and the version still changes for a notice, a log line or trace."""
+    world, sources, outbox = relayed
+    key = "incoming/polled"
+    _relay(world, key, _mail("polled", "a@example.com", None, b"t,bar\n1,9.1\n"))
+    outbox.collect()
+    s3 = _CountingS3(sources.s3)
+    sources.s3 = s3
+    parsed: list[int] = []
+    real_parse = data.parse
+    monkeypatch.setattr(
+        data, "parse", lambda raw, *a, **k: parsed.append(len(raw)) or real_parse(raw, *a, **k)
+    )
+    the_view = view.View(sources, lambda: 0, routes.NAV)
+
+    def poll() -> str:
+        return str(json.loads(the_view.api_mail(_request("/api/mail", key=key)).body)["version"])
+
+    first = poll()
+    assert s3.gets.count(key) == 1
+    reads = len(parsed)
+    assert reads >= 2  # the mail received and the one sent
+    for _ in range(3):
+        assert poll() == first  # nothing changed: the same version...
+    assert s3.gets.count(key) == 1  # ...without reading the mail again
+    assert len(parsed) == reads  # or parsing it, or the mail sent
+    page = the_view.mail(_request("/mail", key=key)).body.decode()
+    assert f'data-version="{first}"' in page  # the page and its poll agree
+    assert len(parsed) == reads
+
+    # What arrives after the mail was sent: a log line, a notice, a piece of its trace.
+    journal = Journal("test_web_parts.poll")
+    sources.journal = journal
+    record = logging.LogRecord("x", logging.INFO, "", 0, "mail distributed", None, None)
+    record.key = key
+    journal.emit(record)
+    logged = poll()
+    assert logged != first
+    notice = {"notice": {"key": key, "reason": "late", "detail": "after the mail"}, "subject": "late"}
+    (sources.data_dir / "notices").mkdir(exist_ok=True)
+    (sources.data_dir / "notices" / "late.json").write_text(json.dumps(notice))
+    noticed = poll()
+    assert noticed != logged
+    daemon = Daemon()
+    try:
+        sources.daemon = daemon
+        trace_id = new_trace_id(T0)
+        daemon.receive(_datagram(_segment(trace_id, key, "distributed")))
+        traced = poll()
+        assert traced != noticed
+        daemon.receive(_datagram({**_segment(trace_id, key, "distributed"), "id": "seg2"}))  # a later piece
+        assert poll() != traced
+    finally:
+        daemon.stop()
+    assert s3.gets.count(key) == 1
+    assert len(parsed) == reads
 
 
 # -- the images a framed mail shows: /part, for the received mail and each one the relay sent --------
