@@ -289,7 +289,7 @@ def _page(
 def _from_the_page(request: Request, keyring: links.Keyring, token: links.MuteToken, now: datetime) -> bool:
     """The page's nonce, from a page of this URL (its Origin, or its Referer, names this host)."""
     source = request.origin if request.origin and request.origin != "null" else request.referer
-    if not source or not request.host or urlsplit(source).netloc != request.host:
+    if not source or not request.host or _netloc(source) != request.host:
         return False
     if request.body is None or len(request.body) > function_url.MAX_BODY:
         return False
@@ -300,6 +300,14 @@ def _from_the_page(request: Request, keyring: links.Keyring, token: links.MuteTo
     if set(form) != {"issued", "nonce"} or any(len(v) != 1 for v in form.values()):
         return False
     return links.page_valid(keyring, token, form["issued"][0], form["nonce"][0], now.timestamp())
+
+
+def _netloc(url: str) -> str | None:
+    """The URL's host and port; None for one urlsplit refuses (`http://[`: an unclosed IPv6 bracket)."""
+    try:
+        return urlsplit(url).netloc
+    except ValueError:
+        return None
 
 
 def _recipients(count: int) -> str:
