@@ -8,7 +8,9 @@ recipients for the link's duration; a recovery still goes out; one digest lists 
 and the button. Only the page's POST mutes: the same signed link (the form posts back to the link's own
 path and query) plus the page's nonce (`app.links.page_nonce`: an HMAC of the link's signature and the
 moment the page was shown, good for `PAGE_SECONDS`), from a page of this URL (its Origin, or without one
-its Referer, names this host). A POST without all that changes nothing and gets a 403 page.
+its Referer, names this host). A POST without all that changes nothing and gets a 403 page. A mute is
+answered 303 See Other to the link's own page (Post/Redirect/Get), which then shows the active mute, so
+reloading it never posts again; the redirect is built from the verified link alone.
 
 Other answers, each a short page a person understands: a malformed or tampered link 403, an expired one
 410, an alarm the table no longer holds 404, any other method 405, `MUTE_LINKS=off` (or folding off) 403
@@ -135,6 +137,12 @@ def respond(
     return _muted(changed.state, token, now)
 
 
+def link_path(token: links.MuteToken) -> str:
+    """The link's path and query, rebuilt from the verified token alone: the form's action and the
+    redirect after a mute (relative, so nothing a request sends, not even its Host, can point it away)."""
+    return f"{links.MUTE_PATH}{token.fingerprint}?{token.query}"
+
+
 def log_record(request: Request, response: Response, now: datetime, namespace: str) -> dict[str, Any]:
     """The request's log line; a mute's carries the `Mutes` metric. Never the signature or the nonce."""
     token = response.token
@@ -190,12 +198,18 @@ def reset() -> None:
 
 # ---------------------------------------------------------------- the pages
 def _confirmation(state: State, token: links.MuteToken, keyring: links.Keyring, now: datetime) -> Response:
+    """The page with the button; with a mute active it leads with it (as after a mute's redirect)."""
     issued = int(now.timestamp())
     nonce = links.page_nonce(keyring, token, issued)
     duration = _DURATIONS[token.seconds]
     e = html.escape
     paragraphs = [*_facts(state, token, now), *_what_it_does(state, duration)]
-    action = f"{links.MUTE_PATH}{token.fingerprint}?{token.query}"
+    title = f"Mute this alarm for {duration}?"
+    if state.mute is not None and state.mute.until > now:
+        title = f"Muted until {_time(state.mute.until)}"
+        everyone = _recipients(len(state.recipients))
+        paragraphs.insert(0, f"This alarm is muted until {_time(state.mute.until)}, for all its {everyone}.")
+    action = link_path(token)
     form = (
         f'<form method="post" action="{e(action, quote=True)}">'
         f'<input type="hidden" name="issued" value="{issued}">'
@@ -203,10 +217,12 @@ def _confirmation(state: State, token: links.MuteToken, keyring: links.Keyring, 
         f'<button type="submit" style="font-size: 1.2em; padding: 0.4em 1em">Mute for {e(duration)}</button>'
         "</form>"
     )
-    return _page(Answer.PAGE, 200, f"Mute this alarm for {duration}?", paragraphs, token=token, form=form)
+    return _page(Answer.PAGE, 200, title, paragraphs, token=token, form=form)
 
 
 def _muted(state: State, token: links.MuteToken, now: datetime) -> Response:
+    """303 See Other to the link's page (Post/Redirect/Get: reloading it shows the mute, never posts
+    again); the body says the same for a client that does not follow."""
     mute = state.mute
     until = mute.until if mute is not None else now + timedelta(seconds=token.seconds)
     count = len(state.recipients)
@@ -216,7 +232,9 @@ def _muted(state: State, token: links.MuteToken, now: datetime) -> Response:
         " still goes out at once. Only the relay's operator can end the mute sooner.",
         f"Alarm: {state.incident.subject if state.incident else state.subject}",
     ]
-    return _page(Answer.MUTED, 200, f"Muted until {_time(until)}", text, token=token, until=until)
+    title = f"Muted until {_time(until)}"
+    location = {"Location": link_path(token)}
+    return _page(Answer.MUTED, 303, title, text, token=token, extra=location, until=until)
 
 
 def _facts(state: State, token: links.MuteToken, now: datetime) -> list[str]:

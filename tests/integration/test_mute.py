@@ -51,19 +51,24 @@ def call(world: World, method: str, url: str, **request: Any) -> dict[str, Any]:
 
 
 def press(world: World, url: str, **changes: str) -> dict[str, Any]:
-    """Open the link, then press the page's button as a browser does."""
+    """Open the link, press the page's button and follow the redirect, as a browser does: the page
+    the browser lands on."""
     page = call(world, "GET", url)
     assert page["statusCode"] == 200, page["body"]
     form = form_of(page["body"])
     target = origin_of(url) + form.action
     assert target == url  # the form posts the link back as it was signed
-    return call(
+    posted = call(
         world,
         "POST",
         target,
         headers={"Origin": origin_of(url), "Content-Type": "application/x-www-form-urlencoded"},
         body=form.body(**changes),
     )
+    if posted["statusCode"] != 303:
+        return posted
+    assert origin_of(url) + posted["headers"]["Location"] == url  # back to the link's own page
+    return call(world, "GET", url)
 
 
 def first_alarm(relay: Relay, world: World, **mail: Any) -> dict[int, str]:
@@ -172,12 +177,12 @@ def test_the_pages_button_mutes_for_all_recipients_and_is_audited(
     capsys.readouterr()
     answer = press(world, found[HOUR])
     assert answer["statusCode"] == 200
-    assert "Muted until 2026-12-04 09:02 UTC" in answer["body"]
-    assert "for all its 3 recipients" in answer["body"]
+    assert "<h1>Muted until 2026-12-04 09:02 UTC</h1>" in answer["body"]
+    assert "This alarm is muted until 2026-12-04 09:02 UTC, for all its 3 recipients." in answer["body"]
     mute = muted_until(relay, fingerprint_of(found[HOUR]))
     assert (mute.until, mute.by) == (T0 + 62 * MINUTE, "a recipient")
-    page_line, audit = log_lines(capsys.readouterr().out)
-    assert page_line["outcome"] == "page"
+    page_line, audit, landed = log_lines(capsys.readouterr().out)
+    assert (page_line["outcome"], landed["outcome"]) == ("page", "page")
     assert_valid_emf(audit)
     assert audit["_aws"]["CloudWatchMetrics"] == [
         {
@@ -190,7 +195,7 @@ def test_the_pages_button_mutes_for_all_recipients_and_is_audited(
         "Mutes": 1,
         "message": "alarm muted",
         "outcome": "muted",
-        "status": 200,
+        "status": 303,
         "method": "POST",
     }
     assert audit["fingerprint"] == fingerprint_of(found[HOUR])
@@ -198,6 +203,21 @@ def test_the_pages_button_mutes_for_all_recipients_and_is_audited(
     assert audit["until"] == (T0 + 62 * MINUTE).isoformat()
     assert (audit["source_ip"], audit["user_agent"]) == (CLIENT["source_ip"], CLIENT["user_agent"])
     assert parse_qs(urlsplit(found[HOUR]).query)["sig"][0] not in str(audit)
+
+
+def test_reloading_the_page_after_a_mute_shows_it_and_changes_nothing(relay: Relay, world: World) -> None:
+    """Post/Redirect/Get: the browser lands on the link's page (a GET), so a reload mutes nothing."""
+    found = first_alarm(relay, world)
+    relay.now = T0 + MINUTE
+    landed = press(world, found[HOUR])
+    after = table(world)
+    relay.now = T0 + 2 * MINUTE
+    reloaded = call(world, "GET", found[HOUR])
+    assert table(world) == after
+    for page in (landed, reloaded):
+        assert "<h1>Muted until 2026-12-04 09:01 UTC</h1>" in page["body"]
+        assert "Muted until 2026-12-04 09:01 UTC (by a recipient, at 2026-12-04 08:01 UTC)." in page["body"]
+        assert ">Mute for 1 hour</button>" in page["body"]  # to extend it later
 
 
 @pytest.mark.parametrize(
@@ -259,7 +279,7 @@ def test_a_referer_of_the_page_stands_in_for_a_missing_origin(relay: Relay, worl
     found = first_alarm(relay, world)
     form = form_of(call(world, "GET", found[HOUR])["body"])
     answer = call(world, "POST", found[HOUR], headers={"Referer": found[HOUR]}, body=form.body())
-    assert answer["statusCode"] == 200
+    assert answer["statusCode"] == 303
     assert muted_until(relay, fingerprint_of(found[HOUR])) is not None
 
 

@@ -218,17 +218,40 @@ def test_a_genuine_link_shows_the_page_and_its_post_mutes_once_logged(alarms: _T
     assert (head["statusCode"], head["body"]) == (200, "")
     origin = {"origin": f"https://{HOST}"}
     answer, record = _call(_event("POST", parts.path, parts.query, _form(url), origin))
-    assert (answer["statusCode"], record["outcome"], record["Mutes"]) == (200, "muted", 1)
+    assert (answer["statusCode"], record["outcome"], record["Mutes"]) == (303, "muted", 1)
+    assert answer["headers"]["Location"] == f"{parts.path}?{parts.query}"  # Post/Redirect/Get
     _assert_clean(record, parse_qs(parts.query)["sig"][0], parse_qs(_form(url))["nonce"][0])
     assert len(alarms.commits) == 1
     mute = alarms.state.mute
     assert mute is not None
     assert (mute.until, mute.by) == (NOW + timedelta(hours=1), "ops@example.com")
-    encoded = base64.b64encode(_form(url).encode()).decode()
+    page, record = _call(_event("GET", parts.path, parts.query))  # where the browser lands
+    assert (page["statusCode"], record["outcome"], len(alarms.commits)) == (200, "page", 1)
+    assert "<h1>Muted until 2026-12-04 09:00 UTC</h1>" in page["body"]
+    encoded = base64.b64encode(_form(url, NOW + timedelta(seconds=1)).encode()).decode()
     event = _event("POST", parts.path, parts.query, encoded, origin) | {"isBase64Encoded": True}
     answer, _ = _call(event)
-    assert answer["statusCode"] == 200  # a body the URL handed over in base64 is read the same
+    assert answer["statusCode"] == 303  # a body the URL handed over in base64 is read the same
     assert len(alarms.commits) == 2
+
+
+@pytest.mark.parametrize("host", [HOST, "evil.example", "evil.example:8443", "a@evil.example", "[::1]:8025"])
+def test_the_redirect_after_a_mute_is_the_verified_link_and_never_leaves_the_url(
+    alarms: _Table, host: str
+) -> None:
+    """Origin and Host agree (so the POST passes), but the Location is rebuilt from the signed token:
+    a relative path under /mute/, whatever Host, Origin or query order the request sent."""
+    url = _link(seconds=8 * 3600)
+    parts = urlsplit(url)
+    reordered = "&".join(reversed(parts.query.split("&")))
+    event = _event("POST", parts.path, reordered, _form(url), {"host": host, "origin": f"https://{host}"})
+    answer, record = _call(event)
+    assert (answer["statusCode"], record["outcome"]) == (303, "muted")
+    location = answer["headers"]["Location"]
+    assert location == f"{parts.path}?{parts.query}"
+    assert location.startswith(f"/mute/{FINGERPRINT}?")
+    assert not location.startswith("//")
+    assert urlsplit(location)[:2] == ("", "")  # no scheme, no host: the browser stays on this URL
 
 
 @FUZZ
