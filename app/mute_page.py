@@ -2,15 +2,16 @@
 function URL (`app.download` hands it every path under /mute), by the same function and role.
 
 **GET never mutes.** Mail security scanners (Safe Links, gateways, link previews) fetch every link in a
-mail, so a GET (or HEAD) of a valid link only shows a page: the alarm (subject, sender, recipients, open
-since when), its mute if one is active and until when, what the button does (fold its mails for all its
-recipients for the link's duration; a recovery still goes out; one digest lists them when the mute ends),
-and the button. Only the page's POST mutes: the same signed link (the form posts back to the link's own
-path and query) plus the page's nonce (`app.links.page_nonce`: an HMAC of the link's signature and the
-moment the page was shown, good for `PAGE_SECONDS`), from a page of this URL (its Origin, or without one
-its Referer, names this host). A POST without all that changes nothing and gets a 403 page. A mute is
-answered 303 See Other to the link's own page (Post/Redirect/Get), which then shows the active mute, so
-reloading it never posts again; the redirect is built from the verified link alone.
+mail, so a GET (or HEAD) of a valid link only shows a page: the alarm (subject, sender, how many recipients
+and the one the link names, never the others: the mails go out as Bcc; open since when), its mute if one is
+active and until when, what the button does (fold its mails for all its recipients for the link's duration;
+a recovery still goes out; one digest lists them when the mute ends), and the button. Only the page's POST
+mutes: the same signed link (the form posts back to the link's own path and query) plus the page's nonce
+(`app.links.page_nonce`: an HMAC of the link's signature and the moment the page was shown, good for
+`PAGE_SECONDS`), from a page of this URL (its Origin, or without one its Referer, names this host). A POST
+without all that changes nothing and gets a 403 page. A mute is answered 303 See Other to the link's own
+page (Post/Redirect/Get), which then shows the active mute, so reloading it never posts again; the redirect
+is built from the verified link alone.
 
 Other answers, each a short page a person understands: a malformed or tampered link 403, an expired one
 410, an alarm the table no longer holds 404, any other method 405, `MUTE_LINKS=off` (or folding off) 403
@@ -40,7 +41,6 @@ from app.config import DownloadSettings
 from app.errors import RetryableError
 from app.function_url import Request
 
-SHOWN_RECIPIENTS = 20  # the page lists this many recipients, then counts the rest
 _PAGE_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-store",
@@ -238,13 +238,13 @@ def _muted(state: State, token: links.MuteToken, now: datetime) -> Response:
 
 
 def _facts(state: State, token: links.MuteToken, now: datetime) -> list[str]:
+    """What the page states; of the recipients only their number and the one the link names: the mails
+    go out as Bcc, and whoever holds a link (a forward, a link scanner) must not learn the others."""
     incident, mute = state.incident, state.mute
-    shown = ", ".join(state.recipients[:SHOWN_RECIPIENTS])
-    more = len(state.recipients) - SHOWN_RECIPIENTS
     facts = [
         f"Alarm: {incident.subject if incident else state.subject}",
         f"From: {state.sender or 'unknown'}",
-        f"Recipients: {shown}" + (f" and {more} more" if more > 0 else ""),
+        f"Recipients: {len(state.recipients)}, not named here (the mails go out as Bcc)",
         f"Open since {_time(incident.opened_at)}" if incident else "Not open right now.",
     ]
     if mute is not None and mute.until > now:

@@ -282,6 +282,28 @@ def test_the_page_escapes_what_the_sender_wrote(alarms: _Table) -> None:
     assert "&lt;script&gt;" in answer["body"]
 
 
+@pytest.mark.parametrize("to", ["*", "b@example.org"])
+def test_the_page_counts_the_recipients_and_names_only_the_links_own(alarms: _Table, to: str) -> None:
+    """The mails go out as Bcc: whoever holds a link (a forward, a scanner) learns no other address."""
+    everyone = ("a@example.com", "b@example.org", "c@example.net", *(f"r{n}@example.com" for n in range(30)))
+    alarms.state = replace(alarms.state, recipients=everyone)
+    url = _link(to=to)
+    parts = urlsplit(url)
+    page, _ = _call(_event("GET", parts.path, parts.query))
+    origin = {"origin": f"https://{HOST}"}
+    muted, _ = _call(_event("POST", parts.path, parts.query, _form(url), origin))
+    landed, _ = _call(_event("GET", parts.path, parts.query))
+    assert muted["statusCode"] == 303
+    for answer in (page, muted, landed):
+        shown = {address for address in everyone if address in answer["body"]}
+        assert shown <= {to} - {"*"}
+    assert "Recipients: 33, not named here (the mails go out as Bcc)" in page["body"]
+    assert "for all its 33 recipients, not only you" in page["body"]
+    assert "This alarm is muted until 2026-12-04 09:00 UTC, for all its 33 recipients." in landed["body"]
+    named = "This link was sent to b@example.org." if to != "*" else "This link went to all the alarm&#x27;s"
+    assert named in page["body"]
+
+
 def test_an_unreadable_table_is_a_503_page_not_a_crash(
     alarms: _Table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
