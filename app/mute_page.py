@@ -21,7 +21,8 @@ Muting is `app.muting.mute`: the role may read and write the alarm table and not
 mail (a digest that fell due a moment before the mute waits for the clock's next tick). Every request
 writes one JSON log line, never the signature or the nonce; a mute's line is the audit record
 (fingerprint, duration, until, the recipient the link names, source IP, user agent, key id) and carries
-the `Mutes` metric (EMF, `app.metrics.counts`).
+the `Mutes` metric (EMF, `app.metrics.counts`); a 503's line carries `Downloads` with Outcome
+`unavailable`, as a download's does, so that DownloadUnavailableAlarm counts every "Try again" of the URL.
 """
 
 from __future__ import annotations
@@ -162,7 +163,21 @@ def log_record(request: Request, response: Response, now: datetime, namespace: s
     }
     if response.answer is Answer.MUTED:
         record |= metrics.counts(namespace, {"Mutes": 1}, now)
+    elif response.answer is Answer.UNAVAILABLE:
+        record |= _unavailable(namespace, now)
     return record
+
+
+def _unavailable(namespace: str, now: datetime) -> dict[str, Any]:
+    """A "Try again" page counts as the download links' do (`Downloads`, Outcome `unavailable`, as
+    `app.download.log_record` writes it): DownloadUnavailableAlarm watches the URL, not one path."""
+    metric = {
+        "Namespace": namespace,
+        "Dimensions": [["Outcome"]],
+        "Metrics": [{"Name": "Downloads", "Unit": "Count"}],
+    }
+    emf = {"Timestamp": int(now.timestamp() * 1000), "CloudWatchMetrics": [metric]}
+    return {"_aws": emf, "Outcome": str(Answer.UNAVAILABLE), "Downloads": 1}
 
 
 def handle(

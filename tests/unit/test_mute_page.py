@@ -27,6 +27,9 @@ from app.alarms.fingerprint import identify
 from app.alarms.timeline import State, Step, new_state
 from app.aws.incidents import Stored
 from app.config import load_download_settings
+from app.function_url import Request
+from tests.support.cloudformation import load_template
+from tests.support.emf import assert_valid_emf
 
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "400")),
@@ -323,3 +326,20 @@ def test_an_unreadable_table_is_a_503_page_not_a_crash(
         ("ERROR", None),
         ("WARNING", "unavailable"),
     ]
+    # Counted as a download's "Try again" is, in the metric DownloadUnavailableAlarm watches.
+    counted = lines[1]
+    assert_valid_emf(counted)
+    alarm = load_template()["Resources"]["DownloadUnavailableAlarm"]["Properties"]
+    (dimension,) = alarm["Dimensions"]
+    assert (counted[alarm["MetricName"]], counted[dimension["Name"]]) == (1, dimension["Value"])
+    (metric,) = counted["_aws"]["CloudWatchMetrics"]
+    assert metric["Namespace"] == ENVIRONMENT["METRICS_NAMESPACE"]  # the alarm's: IoTMailRelay/<stack>
+    assert metric["Dimensions"] == [[dimension["Name"]]]
+    assert metric["Metrics"] == [{"Name": alarm["MetricName"], "Unit": "Count"}]
+    download_503 = download.log_record(
+        Request("GET", "/x", "", "", ""),
+        download.Response(download.Answer.UNAVAILABLE, 503),
+        NOW.timestamp(),
+        ENVIRONMENT["METRICS_NAMESPACE"],
+    )
+    assert download_503["_aws"] == counted["_aws"]  # the same members, to the millisecond
