@@ -131,8 +131,9 @@ def respond(
         return _page(Answer.STALE, 403, "Open the link again", [text], token=token)
     by = token.to if token.to != links.ANY_RECIPIENT else "a recipient"
     until = now + timedelta(seconds=token.seconds)
+    source = f"mute link from {request.source_ip or 'an unknown address'}"
     try:
-        changed = muting.mute(table, token.fingerprint, until, by, policy, lambda: now)
+        changed = muting.mute(table, token.fingerprint, until, by, policy, lambda: now, source)
     except LookupError:
         return _unknown(token)
     return _muted(changed.state, token, now)
