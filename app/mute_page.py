@@ -11,7 +11,8 @@ mutes: the same signed link (the form posts back to the link's own path and quer
 `PAGE_SECONDS`), from a page of this URL (its Origin, or without one its Referer, names this host). A POST
 without all that changes nothing and gets a 403 page. A mute is answered 303 See Other to the link's own
 page (Post/Redirect/Get), which then shows the active mute, so reloading it never posts again; the redirect
-is built from the verified link alone.
+is built from the verified link alone. A page's nonce mutes once: the alarm's mute log keeps a digest of
+it, and the same POST again changes nothing (`repeated`, the same 303).
 
 Other answers, each a short page a person understands: a malformed or tampered link 403, an expired one
 410, an alarm the table no longer holds 404, any other method 405, `MUTE_LINKS=off` (or folding off) 403
@@ -27,8 +28,9 @@ the `Mutes` metric (EMF, `app.metrics.counts`); a 503's line carries `Downloads`
 
 from __future__ import annotations
 
+import hashlib
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cache
@@ -68,6 +70,7 @@ class Answer(StrEnum):
 
     PAGE = "page"  # the page with the button
     MUTED = "muted"
+    REPEATED = "repeated"  # a POST whose page nonce had muted already: nothing changed
     FORBIDDEN = "forbidden"  # malformed, tampered, unknown or retired key
     EXPIRED = "expired"
     STALE = "stale_page"  # a POST without a valid nonce, or not from a page of this URL
@@ -123,7 +126,8 @@ def respond(
         return _unknown(token)
     if request.method != "POST":
         return _confirmation(stored.state, token, keyring, now)
-    if not _from_the_page(request, keyring, token, now):
+    nonce = _from_the_page(request, keyring, token, now)
+    if nonce is None:
         text = (
             "Nothing was muted: this page is older than a quarter of an hour, or the request did not come"
             " from it. Open the link from the mail again and press the button."
@@ -133,10 +137,11 @@ def respond(
     until = now + timedelta(seconds=token.seconds)
     source = f"mute link from {request.source_ip or 'an unknown address'}"
     try:
-        changed = muting.mute(table, token.fingerprint, until, by, policy, lambda: now, source)
+        changed = muting.mute(table, token.fingerprint, until, by, policy, lambda: now, source, nonce)
     except LookupError:
         return _unknown(token)
-    return _muted(changed.state, token, now)
+    muted = _muted(changed.state, token, now)
+    return replace(muted, answer=Answer.REPEATED, until=None) if changed.repeated else muted
 
 
 def link_path(token: links.MuteToken) -> str:
@@ -320,20 +325,27 @@ def _page(
 
 
 # ---------------------------------------------------------------- the POST
-def _from_the_page(request: Request, keyring: links.Keyring, token: links.MuteToken, now: datetime) -> bool:
-    """The page's nonce, from a page of this URL (its Origin, or its Referer, names this host)."""
+def _from_the_page(
+    request: Request, keyring: links.Keyring, token: links.MuteToken, now: datetime
+) -> str | None:
+    """A digest of the page's nonce when the POST carries a valid one from a page of this URL (its
+    Origin, or its Referer, names this host); None otherwise. The digest goes to the alarm's mute log,
+    so that the same POST mutes once; the nonce itself is kept nowhere."""
     source = request.origin if request.origin and request.origin != "null" else request.referer
     if not source or not request.host or _netloc(source) != request.host:
-        return False
+        return None
     if request.body is None or len(request.body) > function_url.MAX_BODY:
-        return False
+        return None
     try:
         form = parse_qs(request.body.decode("ascii"), strict_parsing=True, max_num_fields=4)
     except (UnicodeDecodeError, ValueError):
-        return False
+        return None
     if set(form) != {"issued", "nonce"} or any(len(v) != 1 for v in form.values()):
-        return False
-    return links.page_valid(keyring, token, form["issued"][0], form["nonce"][0], now.timestamp())
+        return None
+    issued, nonce = form["issued"][0], form["nonce"][0]
+    if not links.page_valid(keyring, token, issued, nonce, now.timestamp()):
+        return None
+    return hashlib.sha256(nonce.encode("ascii")).hexdigest()[:32]
 
 
 def _netloc(url: str) -> str | None:

@@ -12,7 +12,9 @@ A mute names the fingerprint, not an incident: it holds for every mail of the al
 recipients until it ends, across incidents opening and closing underneath; a recovery still goes out.
 
 Every change is recorded in the alarm's mute log (`State.mute_log`: who, when, until, from where), in
-the same conditional write as the change itself, so the record and the mute cannot part.
+the same conditional write as the change itself, so the record and the mute cannot part. A mute page's
+POST also records a digest of its page nonce: the same POST again (resent, or replayed within the
+nonce's quarter of an hour) finds it and changes nothing (`Changed.repeated`).
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class Changed:
     version: int
     at: datetime  # the time the change was decided by
     send: tuple[Digest, ...]  # the outbox: an unmute's digest, and any queued before it
-    record: MuteChange  # the mute log's entry written with it
+    record: MuteChange | None  # the mute log's entry written; None when `repeated`
+    repeated: bool = False  # the nonce had muted already: nothing was written
 
 
 def mute(
@@ -60,16 +63,17 @@ def mute(
     policy: Policy,
     clock: Callable[[], datetime],
     source: str = "",
+    nonce: str = "",
 ) -> Changed:
     """Fold every mail of the alarm but its recoveries until `until` (muting again extends, never
-    shortens). `source` says where the request came from, for the mute log. Raises LookupError for an
-    alarm the table does not hold, ValueError when `until` is not after now, Unavailable when the table
-    fails."""
+    shortens). `source` says where the request came from, for the mute log; a `nonce` the log holds
+    already changes nothing. Raises LookupError for an alarm the table does not hold, ValueError when
+    `until` is not after now, Unavailable when the table fails."""
 
     def change(state: State, now: datetime) -> Step:
         return timeline_mute(state, until, by, now, policy)
 
-    return _change(table, fingerprint, clock, change, "mute", by, source)
+    return _change(table, fingerprint, clock, change, "mute", by, source, nonce)
 
 
 def unmute(
@@ -80,7 +84,7 @@ def unmute(
     def change(state: State, now: datetime) -> Step:
         return timeline_unmute(state, by, now, policy)
 
-    return _change(table, fingerprint, clock, change, "unmute", by, source)
+    return _change(table, fingerprint, clock, change, "unmute", by, source, "")
 
 
 def _change(
@@ -91,15 +95,20 @@ def _change(
     action: str,
     by: str,
     source: str,
+    nonce: str,
 ) -> Changed:
     for attempt in range(ATTEMPTS):
         stored = table.load(fingerprint)
         if stored is None:
             raise LookupError(f"no alarm {fingerprint}")
         now = clock()
+        if nonce and any(entry.nonce == nonce for entry in stored.state.mute_log):
+            return Changed(stored.state, stored.version, now, (), None, repeated=True)
         step = change(stored.state, now)
         mute = step.state.mute
-        record = MuteChange(action, by, now.replace(microsecond=0), mute.until if mute else None, source)
+        record = MuteChange(
+            action, by, now.replace(microsecond=0), mute.until if mute else None, source, nonce
+        )
         step = replace(step, state=logged(step.state, record))
         try:
             version = table.commit(step, stored.version, now)

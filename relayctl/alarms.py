@@ -309,7 +309,7 @@ def _change(args: argparse.Namespace, aws: Aws, fingerprint: str) -> Report:
         changed = _read(lambda: muting.mute(table, fingerprint, until, by, policy, _now, source))
     else:
         changed = _read(lambda: muting.unmute(table, fingerprint, by, policy, _now, source))
-    audit = {"fingerprint": fingerprint, **_audit(changed.record)}
+    audit = {"fingerprint": fingerprint, **_audit(changed.record)} if changed.record else {}
     message = "alarm muted" if args.verb == "mute" else "alarm unmuted"
     print(json.dumps({"message": message, **audit}, default=str), file=sys.stderr)
     data: dict[str, Any] = {

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from app import download, links
+from app import download, links, muting
 from app.outcomes import Outcome
 from tests.support.emf import assert_valid_emf
 from tests.support.folding import MINUTE, RECIPIENTS, T0, Relay, per_recipient, text_of
@@ -219,6 +219,50 @@ def test_reloading_the_page_after_a_mute_shows_it_and_changes_nothing(relay: Rel
         assert "<h1>Muted until 2026-12-04 09:01 UTC</h1>" in page["body"]
         assert "Muted until 2026-12-04 09:01 UTC (by a recipient, at 2026-12-04 08:01 UTC)." in page["body"]
         assert ">Mute for 1 hour</button>" in page["body"]  # to extend it later
+
+
+def test_a_pages_post_mutes_once_even_replayed_after_an_unmute(
+    relay: Relay, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The alarm's mute log keeps a digest of the page's nonce: the same POST again, within the nonce's
+    quarter of an hour, changes nothing, not even after the operator ended the mute."""
+    found = first_alarm(relay, world)
+    url = found[HOUR]
+    relay.now = T0 + MINUTE
+    form = form_of(call(world, "GET", url)["body"])
+    post = {"headers": {"Origin": origin_of(url)}, "body": form.body()}
+    assert call(world, "POST", url, **post)["statusCode"] == 303
+    fingerprint = fingerprint_of(url)
+    assert relay.ports.incidents is not None
+    (entry,) = relay.ports.incidents.load(fingerprint).state.mute_log  # type: ignore[union-attr]
+    assert (entry.action, entry.by, entry.until, entry.source) == (
+        "mute",
+        "a recipient",
+        T0 + 61 * MINUTE,
+        f"mute link from {CLIENT['source_ip']}",
+    )
+    assert entry.nonce
+    assert form.nonce not in str(table(world))  # a digest of it, never the nonce
+    capsys.readouterr()
+    relay.now = T0 + 2 * MINUTE
+    again = call(world, "POST", url, **post)  # a resend: the same page, the same nonce
+    assert (again["statusCode"], again["headers"]["Location"]) == (
+        303,
+        urlsplit(url).path + "?" + urlsplit(url).query,
+    )
+    (line,) = log_lines(capsys.readouterr().out)
+    assert (line["outcome"], line["status"], "Mutes" in line) == ("repeated", 303, False)
+    assert muted_until(relay, fingerprint).last_at == T0 + MINUTE  # not extended, not touched
+    muting.unmute(
+        relay.ports.incidents, fingerprint, "operator", relay.settings.folding.policy, lambda: relay.now
+    )
+    before = table(world)
+    relay.now = T0 + 3 * MINUTE
+    assert call(world, "POST", url, **post)["statusCode"] == 303
+    assert table(world) == before  # still unmuted: a captured POST cannot mute again
+    assert muted_until(relay, fingerprint) is None
+    fresh = press(world, url)  # a new page of the same link mutes as before
+    assert "<h1>Muted until 2026-12-04 09:03 UTC</h1>" in fresh["body"]
 
 
 @pytest.mark.parametrize(

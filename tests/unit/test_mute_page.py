@@ -241,6 +241,30 @@ def test_a_genuine_link_shows_the_page_and_its_post_mutes_once_logged(alarms: _T
     assert len(alarms.commits) == 2
 
 
+def test_the_same_post_twice_mutes_once(alarms: _Table) -> None:
+    """A resent form (the same page's nonce) finds its digest in the alarm's mute log: nothing changes,
+    no second `Mutes`, and the browser is sent to the page again."""
+    url = _link()
+    parts = urlsplit(url)
+    post = _event("POST", parts.path, parts.query, _form(url), {"origin": f"https://{HOST}"})
+    first, muted = _call(post)
+    again, repeated = _call(post)
+    assert (muted["outcome"], muted["Mutes"]) == ("muted", 1)
+    assert (repeated["outcome"], repeated["status"], "Mutes" in repeated) == ("repeated", 303, False)
+    assert again["headers"]["Location"] == first["headers"]["Location"]
+    assert len(alarms.commits) == 1
+    (entry,) = alarms.state.mute_log
+    assert (entry.action, entry.by, entry.source) == (
+        "mute",
+        "ops@example.com",
+        "mute link from 198.51.100.7",
+    )
+    nonce = parse_qs(_form(url))["nonce"][0]
+    assert entry.nonce
+    assert nonce not in json.dumps(alarms.state.to_dict())  # its digest only
+    _assert_clean(repeated, nonce)
+
+
 @pytest.mark.parametrize("host", [HOST, "evil.example", "evil.example:8443", "a@evil.example", "[::1]:8025"])
 def test_the_redirect_after_a_mute_is_the_verified_link_and_never_leaves_the_url(
     alarms: _Table, host: str

@@ -111,3 +111,33 @@ def test_every_change_is_logged_in_the_alarm_with_its_write_and_the_log_keeps_th
     assert State.from_dict(table.state.to_dict()) == table.state
     older = {k: v for k, v in table.state.to_dict().items() if k != "mute_log"}  # written before the log
     assert State.from_dict(older).mute_log == ()
+
+
+class RacedTable(Table):
+    """Two POSTs of one page at once: the other one's write (the same nonce) lands first."""
+
+    def commit(self, step: Step, version: int | None, now: datetime) -> int:
+        if not self.commits:
+            self.commits.append((step, version))
+            self.state, self.version = step.state, self.version + 1  # theirs: the same change
+            raise Conflict(IDENTITY.fingerprint)
+        return super().commit(step, version, now)
+
+
+def test_a_nonce_the_log_holds_changes_nothing_even_when_the_first_write_raced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(muting.time, "sleep", lambda seconds: None)
+    until = NOW + timedelta(hours=1)
+    raced = RacedTable()
+    lost = muting.mute(raced, IDENTITY.fingerprint, until, "guard", Policy(), clock, "link", "n1")
+    assert (lost.repeated, len(raced.commits), len(raced.state.mute_log)) == (True, 1, 1)
+    table = Table()
+    first = muting.mute(table, IDENTITY.fingerprint, until, "guard", Policy(), clock, "link", "n1")
+    again = muting.mute(table, IDENTITY.fingerprint, until, "guard", Policy(), clock, "link", "n1")
+    assert (first.repeated, again.repeated, again.record) == (False, True, None)
+    assert len(table.commits) == 1
+    other = muting.mute(table, IDENTITY.fingerprint, until, "guard", Policy(), clock, "link", "n2")
+    assert not other.repeated
+    assert len(table.commits) == 2
+    assert [c.nonce for c in table.state.mute_log] == ["n1", "n2"]
