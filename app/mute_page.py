@@ -2,13 +2,17 @@
 function URL (`app.download` hands it every path under /mute), by the same function and role.
 
 **GET never mutes.** Mail security scanners (Safe Links, gateways, link previews) fetch every link in a
-mail, so a GET (or HEAD) of a valid link only shows a page: the alarm (subject, sender, recipients, open
-since when), its mute if one is active and until when, what the button does (fold its mails for all its
-recipients for the link's duration; a recovery still goes out; one digest lists them when the mute ends),
-and the button. Only the page's POST mutes: the same signed link (the form posts back to the link's own
-path and query) plus the page's nonce (`app.links.page_nonce`: an HMAC of the link's signature and the
-moment the page was shown, good for `PAGE_SECONDS`), from a page of this URL (its Origin, or without one
-its Referer, names this host). A POST without all that changes nothing and gets a 403 page.
+mail, so a GET (or HEAD) of a valid link only shows a page: the alarm (subject, sender, how many recipients
+and the one the link names, never the others: the mails go out as Bcc; open since when), its mute if one is
+active and until when, what the button does (fold its mails for all its recipients for the link's duration;
+a recovery still goes out; one digest lists them when the mute ends), and the button. Only the page's POST
+mutes: the same signed link (the form posts back to the link's own path and query) plus the page's nonce
+(`app.links.page_nonce`: an HMAC of the link's signature and the moment the page was shown, good for
+`PAGE_SECONDS`), from a page of this URL (its Origin, or without one its Referer, names this host). A POST
+without all that changes nothing and gets a 403 page. A mute is answered 303 See Other to the link's own
+page (Post/Redirect/Get), which then shows the active mute, so reloading it never posts again; the redirect
+is built from the verified link alone. A page's nonce mutes once: the alarm's mute log keeps a digest of
+it, and the same POST again changes nothing (`repeated`, the same 303).
 
 Other answers, each a short page a person understands: a malformed or tampered link 403, an expired one
 410, an alarm the table no longer holds 404, any other method 405, `MUTE_LINKS=off` (or folding off) 403
@@ -18,13 +22,15 @@ Muting is `app.muting.mute`: the role may read and write the alarm table and not
 mail (a digest that fell due a moment before the mute waits for the clock's next tick). Every request
 writes one JSON log line, never the signature or the nonce; a mute's line is the audit record
 (fingerprint, duration, until, the recipient the link names, source IP, user agent, key id) and carries
-the `Mutes` metric (EMF, `app.metrics.counts`).
+the `Mutes` metric (EMF, `app.metrics.counts`); a 503's line carries `Downloads` with Outcome
+`unavailable`, as a download's does, so that DownloadUnavailableAlarm counts every "Try again" of the URL.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cache
@@ -38,7 +44,6 @@ from app.config import DownloadSettings
 from app.errors import RetryableError
 from app.function_url import Request
 
-SHOWN_RECIPIENTS = 20  # the page lists this many recipients, then counts the rest
 _PAGE_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
     "Cache-Control": "no-store",
@@ -65,6 +70,7 @@ class Answer(StrEnum):
 
     PAGE = "page"  # the page with the button
     MUTED = "muted"
+    REPEATED = "repeated"  # a POST whose page nonce had muted already: nothing changed
     FORBIDDEN = "forbidden"  # malformed, tampered, unknown or retired key
     EXPIRED = "expired"
     STALE = "stale_page"  # a POST without a valid nonce, or not from a page of this URL
@@ -120,7 +126,8 @@ def respond(
         return _unknown(token)
     if request.method != "POST":
         return _confirmation(stored.state, token, keyring, now)
-    if not _from_the_page(request, keyring, token, now):
+    nonce = _from_the_page(request, keyring, token, now)
+    if nonce is None:
         text = (
             "Nothing was muted: this page is older than a quarter of an hour, or the request did not come"
             " from it. Open the link from the mail again and press the button."
@@ -128,11 +135,19 @@ def respond(
         return _page(Answer.STALE, 403, "Open the link again", [text], token=token)
     by = token.to if token.to != links.ANY_RECIPIENT else "a recipient"
     until = now + timedelta(seconds=token.seconds)
+    source = f"mute link from {request.source_ip or 'an unknown address'}"
     try:
-        changed = muting.mute(table, token.fingerprint, until, by, policy, lambda: now)
+        changed = muting.mute(table, token.fingerprint, until, by, policy, lambda: now, source, nonce)
     except LookupError:
         return _unknown(token)
-    return _muted(changed.state, token, now)
+    muted = _muted(changed.state, token, now)
+    return replace(muted, answer=Answer.REPEATED, until=None) if changed.repeated else muted
+
+
+def link_path(token: links.MuteToken) -> str:
+    """The link's path and query, rebuilt from the verified token alone: the form's action and the
+    redirect after a mute (relative, so nothing a request sends, not even its Host, can point it away)."""
+    return f"{links.MUTE_PATH}{token.fingerprint}?{token.query}"
 
 
 def log_record(request: Request, response: Response, now: datetime, namespace: str) -> dict[str, Any]:
@@ -154,7 +169,21 @@ def log_record(request: Request, response: Response, now: datetime, namespace: s
     }
     if response.answer is Answer.MUTED:
         record |= metrics.counts(namespace, {"Mutes": 1}, now)
+    elif response.answer is Answer.UNAVAILABLE:
+        record |= _unavailable(namespace, now)
     return record
+
+
+def _unavailable(namespace: str, now: datetime) -> dict[str, Any]:
+    """A "Try again" page counts as the download links' do (`Downloads`, Outcome `unavailable`, as
+    `app.download.log_record` writes it): DownloadUnavailableAlarm watches the URL, not one path."""
+    metric = {
+        "Namespace": namespace,
+        "Dimensions": [["Outcome"]],
+        "Metrics": [{"Name": "Downloads", "Unit": "Count"}],
+    }
+    emf = {"Timestamp": int(now.timestamp() * 1000), "CloudWatchMetrics": [metric]}
+    return {"_aws": emf, "Outcome": str(Answer.UNAVAILABLE), "Downloads": 1}
 
 
 def handle(
@@ -190,12 +219,18 @@ def reset() -> None:
 
 # ---------------------------------------------------------------- the pages
 def _confirmation(state: State, token: links.MuteToken, keyring: links.Keyring, now: datetime) -> Response:
+    """The page with the button; with a mute active it leads with it (as after a mute's redirect)."""
     issued = int(now.timestamp())
     nonce = links.page_nonce(keyring, token, issued)
     duration = _DURATIONS[token.seconds]
     e = html.escape
     paragraphs = [*_facts(state, token, now), *_what_it_does(state, duration)]
-    action = f"{links.MUTE_PATH}{token.fingerprint}?{token.query}"
+    title = f"Mute this alarm for {duration}?"
+    if state.mute is not None and state.mute.until > now:
+        title = f"Muted until {_time(state.mute.until)}"
+        everyone = _recipients(len(state.recipients))
+        paragraphs.insert(0, f"This alarm is muted until {_time(state.mute.until)}, for all its {everyone}.")
+    action = link_path(token)
     form = (
         f'<form method="post" action="{e(action, quote=True)}">'
         f'<input type="hidden" name="issued" value="{issued}">'
@@ -203,10 +238,12 @@ def _confirmation(state: State, token: links.MuteToken, keyring: links.Keyring, 
         f'<button type="submit" style="font-size: 1.2em; padding: 0.4em 1em">Mute for {e(duration)}</button>'
         "</form>"
     )
-    return _page(Answer.PAGE, 200, f"Mute this alarm for {duration}?", paragraphs, token=token, form=form)
+    return _page(Answer.PAGE, 200, title, paragraphs, token=token, form=form)
 
 
 def _muted(state: State, token: links.MuteToken, now: datetime) -> Response:
+    """303 See Other to the link's page (Post/Redirect/Get: reloading it shows the mute, never posts
+    again); the body says the same for a client that does not follow."""
     mute = state.mute
     until = mute.until if mute is not None else now + timedelta(seconds=token.seconds)
     count = len(state.recipients)
@@ -216,17 +253,19 @@ def _muted(state: State, token: links.MuteToken, now: datetime) -> Response:
         " still goes out at once. Only the relay's operator can end the mute sooner.",
         f"Alarm: {state.incident.subject if state.incident else state.subject}",
     ]
-    return _page(Answer.MUTED, 200, f"Muted until {_time(until)}", text, token=token, until=until)
+    title = f"Muted until {_time(until)}"
+    location = {"Location": link_path(token)}
+    return _page(Answer.MUTED, 303, title, text, token=token, extra=location, until=until)
 
 
 def _facts(state: State, token: links.MuteToken, now: datetime) -> list[str]:
+    """What the page states; of the recipients only their number and the one the link names: the mails
+    go out as Bcc, and whoever holds a link (a forward, a link scanner) must not learn the others."""
     incident, mute = state.incident, state.mute
-    shown = ", ".join(state.recipients[:SHOWN_RECIPIENTS])
-    more = len(state.recipients) - SHOWN_RECIPIENTS
     facts = [
         f"Alarm: {incident.subject if incident else state.subject}",
         f"From: {state.sender or 'unknown'}",
-        f"Recipients: {shown}" + (f" and {more} more" if more > 0 else ""),
+        f"Recipients: {len(state.recipients)}, not named here (the mails go out as Bcc)",
         f"Open since {_time(incident.opened_at)}" if incident else "Not open right now.",
     ]
     if mute is not None and mute.until > now:
@@ -286,20 +325,35 @@ def _page(
 
 
 # ---------------------------------------------------------------- the POST
-def _from_the_page(request: Request, keyring: links.Keyring, token: links.MuteToken, now: datetime) -> bool:
-    """The page's nonce, from a page of this URL (its Origin, or its Referer, names this host)."""
+def _from_the_page(
+    request: Request, keyring: links.Keyring, token: links.MuteToken, now: datetime
+) -> str | None:
+    """A digest of the page's nonce when the POST carries a valid one from a page of this URL (its
+    Origin, or its Referer, names this host); None otherwise. The digest goes to the alarm's mute log,
+    so that the same POST mutes once; the nonce itself is kept nowhere."""
     source = request.origin if request.origin and request.origin != "null" else request.referer
-    if not source or not request.host or urlsplit(source).netloc != request.host:
-        return False
+    if not source or not request.host or _netloc(source) != request.host:
+        return None
     if request.body is None or len(request.body) > function_url.MAX_BODY:
-        return False
+        return None
     try:
         form = parse_qs(request.body.decode("ascii"), strict_parsing=True, max_num_fields=4)
     except (UnicodeDecodeError, ValueError):
-        return False
+        return None
     if set(form) != {"issued", "nonce"} or any(len(v) != 1 for v in form.values()):
-        return False
-    return links.page_valid(keyring, token, form["issued"][0], form["nonce"][0], now.timestamp())
+        return None
+    issued, nonce = form["issued"][0], form["nonce"][0]
+    if not links.page_valid(keyring, token, issued, nonce, now.timestamp()):
+        return None
+    return hashlib.sha256(nonce.encode("ascii")).hexdigest()[:32]
+
+
+def _netloc(url: str) -> str | None:
+    """The URL's host and port; None for one urlsplit refuses (`http://[`: an unclosed IPv6 bracket)."""
+    try:
+        return urlsplit(url).netloc
+    except ValueError:
+        return None
 
 
 def _recipients(count: int) -> str:

@@ -10,6 +10,11 @@ neither the mail code nor the function's client factory: relayctl installs witho
 
 A mute names the fingerprint, not an incident: it holds for every mail of the alarm and all its
 recipients until it ends, across incidents opening and closing underneath; a recovery still goes out.
+
+Every change is recorded in the alarm's mute log (`State.mute_log`: who, when, until, from where), in
+the same conditional write as the change itself, so the record and the mute cannot part. A mute page's
+POST also records a digest of its page nonce: the same POST again (resent, or replayed within the
+nonce's quarter of an hour) finds it and changes nothing (`Changed.repeated`).
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
-from app.alarms.timeline import Digest, Policy, State, Step
+from app.alarms.timeline import Digest, MuteChange, Policy, State, Step, logged
 from app.alarms.timeline import mute as timeline_mute
 from app.alarms.timeline import unmute as timeline_unmute
 from app.aws.incidents import Conflict, Stored
@@ -46,35 +51,69 @@ class Changed:
     version: int
     at: datetime  # the time the change was decided by
     send: tuple[Digest, ...]  # the outbox: an unmute's digest, and any queued before it
+    record: MuteChange | None  # the mute log's entry written; None when `repeated`
+    repeated: bool = False  # the nonce had muted already: nothing was written
 
 
 def mute(
-    table: Table, fingerprint: str, until: datetime, by: str, policy: Policy, clock: Callable[[], datetime]
+    table: Table,
+    fingerprint: str,
+    until: datetime,
+    by: str,
+    policy: Policy,
+    clock: Callable[[], datetime],
+    source: str = "",
+    nonce: str = "",
 ) -> Changed:
     """Fold every mail of the alarm but its recoveries until `until` (muting again extends, never
-    shortens). Raises LookupError for an alarm the table does not hold, ValueError when `until` is not
-    after now, Unavailable when the table fails."""
-    return _change(table, fingerprint, clock, lambda state, now: timeline_mute(state, until, by, now, policy))
+    shortens). `source` says where the request came from, for the mute log; a `nonce` the log holds
+    already changes nothing. Raises LookupError for an alarm the table does not hold, ValueError when
+    `until` is not after now, Unavailable when the table fails."""
+
+    def change(state: State, now: datetime) -> Step:
+        return timeline_mute(state, until, by, now, policy)
+
+    return _change(table, fingerprint, clock, change, "mute", by, source, nonce)
 
 
-def unmute(table: Table, fingerprint: str, by: str, policy: Policy, clock: Callable[[], datetime]) -> Changed:
+def unmute(
+    table: Table, fingerprint: str, by: str, policy: Policy, clock: Callable[[], datetime], source: str = ""
+) -> Changed:
     """End the alarm's mute now; its digest (what it folded) is queued in the outbox."""
-    return _change(table, fingerprint, clock, lambda state, now: timeline_unmute(state, by, now, policy))
+
+    def change(state: State, now: datetime) -> Step:
+        return timeline_unmute(state, by, now, policy)
+
+    return _change(table, fingerprint, clock, change, "unmute", by, source, "")
 
 
 def _change(
-    table: Table, fingerprint: str, clock: Callable[[], datetime], change: Callable[[State, datetime], Step]
+    table: Table,
+    fingerprint: str,
+    clock: Callable[[], datetime],
+    change: Callable[[State, datetime], Step],
+    action: str,
+    by: str,
+    source: str,
+    nonce: str,
 ) -> Changed:
     for attempt in range(ATTEMPTS):
         stored = table.load(fingerprint)
         if stored is None:
             raise LookupError(f"no alarm {fingerprint}")
         now = clock()
+        if nonce and any(entry.nonce == nonce for entry in stored.state.mute_log):
+            return Changed(stored.state, stored.version, now, (), None, repeated=True)
         step = change(stored.state, now)
+        mute = step.state.mute
+        record = MuteChange(
+            action, by, now.replace(microsecond=0), mute.until if mute else None, source, nonce
+        )
+        step = replace(step, state=logged(step.state, record))
         try:
             version = table.commit(step, stored.version, now)
         except Conflict:
             time.sleep(random.uniform(0, 0.02 * 2**attempt))  # noqa: S311 - jitter, not a secret
             continue
-        return Changed(step.state, version, now, step.send)
+        return Changed(step.state, version, now, step.send, record)
     raise RetryableError(f"the alarm {fingerprint} kept changing under {ATTEMPTS} attempts")

@@ -14,12 +14,20 @@ the digest of what it folded; relayctl then puts a tick for the alarm on the inb
 with its retries. Without the queue the alarm clock's next sweep sends it, within about three minutes.
 The timeline's numbers a mute settles overdue events by are the stack's parameters (DigestAfterMinutes
 and the like), or the template's defaults without a stack.
+
+Audit: a mute or unmute from here is written to the alarm's mute log in the same conditional write as
+the change (`app.muting`): who (`--by`, or `operator <name>`), when, until, and from where (`relayctl as
+<the caller's ARN>` from STS, or the local user's name when STS cannot say). `show` lists the log, and
+each change prints one JSON audit line to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,7 +36,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from app import muting, records
-from app.alarms.timeline import Closed, Digest, DigestKind, Policy, Row, State
+from app.alarms.timeline import Closed, Digest, DigestKind, MuteChange, Policy, Row, State
 from app.aws.incidents import RETAIN, Incidents, Unavailable
 from relayctl.aws import Aws, CommandError, describe
 from relayctl.command import Command
@@ -231,12 +239,21 @@ def _events(
     for digest in digests:
         if wanted(digest.incident):
             events.append(_digest_event(digest, digest.id in queued))
-    if incident is None and state.mute is not None:
+    if incident is None:
+        events += [_logged_event(change) for change in state.mute_log]
+    if incident is None and state.mute is not None and not state.mute_log:  # written before the log
         mute = state.mute
         events.append(
             _Event(mute.at, 2, "muted", f"by {mute.by} until {_time(mute.until)}", _mute(state) or {})
         )
     return events
+
+
+def _logged_event(change: MuteChange) -> _Event:
+    """An entry of the alarm's mute log: who, until when, from where."""
+    text = f"by {change.by}" + (f" until {_time(change.until)}" if change.until else "")
+    text += f" ({change.source})" if change.source else ""
+    return _Event(change.at, 2, f"{change.action}d", text, _audit(change))
 
 
 def _digest_event(digest: Digest, queued: bool) -> _Event:
@@ -281,20 +298,26 @@ def _change(args: argparse.Namespace, aws: Aws, fingerprint: str) -> Report:
     stored = _read(lambda: table.load(fingerprint))
     if stored is None:
         raise CommandError(f"no alarm {fingerprint} in the alarm table (or none within the last 30 days)")
-    by = args.by or _operator(aws)
     policy = _policy(resources)
     if args.verb == "unmute" and stored.state.mute is None:
         return Report({"fingerprint": fingerprint, "changed": False}, [f"alarm {fingerprint} is not muted"])
+    caller = _caller(aws)
+    by = args.by or _operator(caller)
+    source = f"relayctl as {caller}" if caller else f"relayctl as local user {_local_user()}"
     if args.verb == "mute":
         until = _now().replace(microsecond=0) + args.duration
-        changed = _read(lambda: muting.mute(table, fingerprint, until, by, policy, _now))
+        changed = _read(lambda: muting.mute(table, fingerprint, until, by, policy, _now, source))
     else:
-        changed = _read(lambda: muting.unmute(table, fingerprint, by, policy, _now))
+        changed = _read(lambda: muting.unmute(table, fingerprint, by, policy, _now, source))
+    audit = {"fingerprint": fingerprint, **_audit(changed.record)} if changed.record else {}
+    message = "alarm muted" if args.verb == "mute" else "alarm unmuted"
+    print(json.dumps({"message": message, **audit}, default=str), file=sys.stderr)
     data: dict[str, Any] = {
         "fingerprint": fingerprint,
         "changed": True,
         "by": by,
         "muted": _mute(changed.state),
+        "audit": audit,
     }
     lines = []
     if changed.state.mute is not None:
@@ -344,13 +367,26 @@ def _policy(resources: Resources) -> Policy:
     return Policy(**values)
 
 
-def _operator(aws: Aws) -> str:
-    """`operator <name>`: the last part of the caller's ARN (a user's name, a role session's name)."""
+def _caller(aws: Aws) -> str | None:
+    """The caller's ARN (STS GetCallerIdentity needs no permission), None when STS cannot say."""
     try:
-        arn = str(aws.client("sts").get_caller_identity()["Arn"])
+        return str(aws.client("sts").get_caller_identity()["Arn"])
     except ClientError:
+        return None
+
+
+def _operator(arn: str | None) -> str:
+    """`operator <name>`: the last part of the caller's ARN (a user's name, a role session's name)."""
+    if arn is None:
         return "the operator"
     return f"operator {arn.rsplit('/', 1)[-1] or arn}"
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment nor the password database
+        return "unknown"
 
 
 # ---------------------------------------------------------------- shared
@@ -388,6 +424,17 @@ def _mute(state: State) -> dict[str, Any] | None:
         "until": mute.until,
         "last_by": mute.last_by,
         "last_at": mute.last_at,
+    }
+
+
+def _audit(change: MuteChange) -> dict[str, Any]:
+    """A mute log entry as `show` and the audit line give it (the page nonce's digest stays out)."""
+    return {
+        "action": change.action,
+        "by": change.by,
+        "at": change.at,
+        "until": change.until,
+        "source": change.source,
     }
 
 

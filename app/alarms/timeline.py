@@ -26,7 +26,8 @@ The rules (Policy holds the numbers):
   (problem <-> recovery); then a STABLE digest closes it and the next mail starts afresh.
 - A mute folds everything but recoveries, for all recipients, until it ends (a new mute extends it); it
   suspends the digests, and its end (or `unmute`) queues one MUTE_END digest of all that is pending.
-  Incidents open and close underneath as usual, silently.
+  Incidents open and close underneath as usual, silently. The state keeps its last MUTE_LOG_MAX mutes
+  and unmutes (who, when, until, from where: `State.mute_log`), written with the change they record.
 
 What the relay sends on its own (digests and notices) is queued in `State.outbox` as a `Digest` with an
 id unique to it: the caller commits the state, sends each outbox entry under a send marker named by its
@@ -55,6 +56,7 @@ if TYPE_CHECKING:  # at run time only its attributes are read: relayctl reads st
     from app.alarms.fingerprint import Identity
 
 SEEN_MAX = 32  # mails remembered per fingerprint for redeliveries
+MUTE_LOG_MAX = 20  # mutes and unmutes remembered per fingerprint: their audit trail
 SUBJECT_CHARS = 300  # of a subject kept in the state and rows
 OUTBOX_RETRY = timedelta(minutes=2)  # an unacknowledged digest is due again this long after it was queued
 FORMAT = 1  # of to_dict; from_dict refuses others
@@ -186,6 +188,44 @@ class Mute:
     first_seq: int  # folded_through when it began
     last_by: str  # the latest request, which may have extended it
     last_at: datetime
+
+
+@dataclass(frozen=True)
+class MuteChange:
+    """One mute or unmute as it was asked for: an entry of the alarm's audit trail (`State.mute_log`)."""
+
+    action: str  # "mute" or "unmute"
+    by: str
+    at: datetime
+    until: datetime | None  # the mute's end after the change; None: not muted
+    source: str  # where it came from ("mute link from <ip>", "relayctl as <arn>"); "" when not said
+    nonce: str = ""  # a mute page's POST: a digest of the page's nonce, so that it mutes once
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "by": self.by,
+            "at": _t(self.at),
+            "until": _t(self.until),
+            "source": self.source,
+            "nonce": self.nonce,
+        }
+
+    @classmethod
+    def from_dict(cls, item: dict[str, Any]) -> MuteChange:
+        return cls(
+            item["action"],
+            item["by"],
+            _at(item["at"]),
+            _maybe_at(item["until"]),
+            item["source"],
+            item["nonce"],
+        )
+
+
+def logged(state: State, change: MuteChange) -> State:
+    """The state with `change` at the end of its mute log (the oldest entries beyond MUTE_LOG_MAX go)."""
+    return replace(state, mute_log=(*state.mute_log, change)[-MUTE_LOG_MAX:])
 
 
 @dataclass(frozen=True)
@@ -323,6 +363,7 @@ class State:
     digests: int = 0  # digests queued so far
     outbox: tuple[Digest, ...] = ()
     seen: tuple[Seen, ...] = ()
+    mute_log: tuple[MuteChange, ...] = ()  # the last MUTE_LOG_MAX mutes and unmutes, oldest first
 
     @property
     def pending(self) -> int:
@@ -364,6 +405,7 @@ class State:
             "digests": self.digests,
             "outbox": [_digest_dict(d) for d in self.outbox],
             "seen": [s.to_dict() for s in self.seen],
+            "mute_log": [c.to_dict() for c in self.mute_log],
             "due_at": _t(self.due_at),
         }
 
@@ -388,6 +430,7 @@ class State:
             digests=int(item["digests"]),
             outbox=tuple(_digest_from(d) for d in item["outbox"]),
             seen=tuple(Seen.from_dict(s) for s in item["seen"]),
+            mute_log=tuple(MuteChange.from_dict(c) for c in item.get("mute_log", ())),  # absent before
         )
 
 

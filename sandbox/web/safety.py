@@ -105,7 +105,10 @@ def same_origin(origin: str | None, referer: str | None, host_header: str | None
     source = origin if origin and origin != "null" else referer
     if not source or not host_header:
         return False
-    parts = urlsplit(source)
+    try:
+        parts = urlsplit(source)
+    except ValueError:  # `http://[`: an unclosed IPv6 bracket
+        return False
     return parts.scheme == "http" and parts.netloc == host_header
 
 

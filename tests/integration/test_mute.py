@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from app import download, links
+from app import download, links, muting
 from app.outcomes import Outcome
 from tests.support.emf import assert_valid_emf
 from tests.support.folding import MINUTE, RECIPIENTS, T0, Relay, per_recipient, text_of
@@ -51,19 +51,24 @@ def call(world: World, method: str, url: str, **request: Any) -> dict[str, Any]:
 
 
 def press(world: World, url: str, **changes: str) -> dict[str, Any]:
-    """Open the link, then press the page's button as a browser does."""
+    """Open the link, press the page's button and follow the redirect, as a browser does: the page
+    the browser lands on."""
     page = call(world, "GET", url)
     assert page["statusCode"] == 200, page["body"]
     form = form_of(page["body"])
     target = origin_of(url) + form.action
     assert target == url  # the form posts the link back as it was signed
-    return call(
+    posted = call(
         world,
         "POST",
         target,
         headers={"Origin": origin_of(url), "Content-Type": "application/x-www-form-urlencoded"},
         body=form.body(**changes),
     )
+    if posted["statusCode"] != 303:
+        return posted
+    assert origin_of(url) + posted["headers"]["Location"] == url  # back to the link's own page
+    return call(world, "GET", url)
 
 
 def first_alarm(relay: Relay, world: World, **mail: Any) -> dict[int, str]:
@@ -139,13 +144,14 @@ def test_a_get_shows_the_alarm_and_changes_nothing(
     for fact in (
         "Mute this alarm for 8 hours?",
         "From: plc-7@plant.example.com",
-        f"Recipients: {', '.join(sorted(RECIPIENTS))}",
+        "Recipients: 3, not named here (the mails go out as Bcc)",
         "Open since 2026-12-04 08:00 UTC",
         "for all its 3 recipients, not only you",
         "A recovery still goes out at once",
         ">Mute for 8 hours</button>",
     ):
         assert fact in answer["body"], fact
+    assert not [address for address in RECIPIENTS if address in answer["body"]]  # Bcc: none named
     headers = answer["headers"]
     assert headers["Cache-Control"] == "no-store"
     assert headers["X-Frame-Options"] == "DENY"
@@ -172,12 +178,12 @@ def test_the_pages_button_mutes_for_all_recipients_and_is_audited(
     capsys.readouterr()
     answer = press(world, found[HOUR])
     assert answer["statusCode"] == 200
-    assert "Muted until 2026-12-04 09:02 UTC" in answer["body"]
-    assert "for all its 3 recipients" in answer["body"]
+    assert "<h1>Muted until 2026-12-04 09:02 UTC</h1>" in answer["body"]
+    assert "This alarm is muted until 2026-12-04 09:02 UTC, for all its 3 recipients." in answer["body"]
     mute = muted_until(relay, fingerprint_of(found[HOUR]))
     assert (mute.until, mute.by) == (T0 + 62 * MINUTE, "a recipient")
-    page_line, audit = log_lines(capsys.readouterr().out)
-    assert page_line["outcome"] == "page"
+    page_line, audit, landed = log_lines(capsys.readouterr().out)
+    assert (page_line["outcome"], landed["outcome"]) == ("page", "page")
     assert_valid_emf(audit)
     assert audit["_aws"]["CloudWatchMetrics"] == [
         {
@@ -190,7 +196,7 @@ def test_the_pages_button_mutes_for_all_recipients_and_is_audited(
         "Mutes": 1,
         "message": "alarm muted",
         "outcome": "muted",
-        "status": 200,
+        "status": 303,
         "method": "POST",
     }
     assert audit["fingerprint"] == fingerprint_of(found[HOUR])
@@ -198,6 +204,65 @@ def test_the_pages_button_mutes_for_all_recipients_and_is_audited(
     assert audit["until"] == (T0 + 62 * MINUTE).isoformat()
     assert (audit["source_ip"], audit["user_agent"]) == (CLIENT["source_ip"], CLIENT["user_agent"])
     assert parse_qs(urlsplit(found[HOUR]).query)["sig"][0] not in str(audit)
+
+
+def test_reloading_the_page_after_a_mute_shows_it_and_changes_nothing(relay: Relay, world: World) -> None:
+    """Post/Redirect/Get: the browser lands on the link's page (a GET), so a reload mutes nothing."""
+    found = first_alarm(relay, world)
+    relay.now = T0 + MINUTE
+    landed = press(world, found[HOUR])
+    after = table(world)
+    relay.now = T0 + 2 * MINUTE
+    reloaded = call(world, "GET", found[HOUR])
+    assert table(world) == after
+    for page in (landed, reloaded):
+        assert "<h1>Muted until 2026-12-04 09:01 UTC</h1>" in page["body"]
+        assert "Muted until 2026-12-04 09:01 UTC (by a recipient, at 2026-12-04 08:01 UTC)." in page["body"]
+        assert ">Mute for 1 hour</button>" in page["body"]  # to extend it later
+
+
+def test_a_pages_post_mutes_once_even_replayed_after_an_unmute(
+    relay: Relay, world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The alarm's mute log keeps a digest of the page's nonce: the same POST again, within the nonce's
+    quarter of an hour, changes nothing, not even after the operator ended the mute."""
+    found = first_alarm(relay, world)
+    url = found[HOUR]
+    relay.now = T0 + MINUTE
+    form = form_of(call(world, "GET", url)["body"])
+    post = {"headers": {"Origin": origin_of(url)}, "body": form.body()}
+    assert call(world, "POST", url, **post)["statusCode"] == 303
+    fingerprint = fingerprint_of(url)
+    assert relay.ports.incidents is not None
+    (entry,) = relay.ports.incidents.load(fingerprint).state.mute_log  # type: ignore[union-attr]
+    assert (entry.action, entry.by, entry.until, entry.source) == (
+        "mute",
+        "a recipient",
+        T0 + 61 * MINUTE,
+        f"mute link from {CLIENT['source_ip']}",
+    )
+    assert entry.nonce
+    assert form.nonce not in str(table(world))  # a digest of it, never the nonce
+    capsys.readouterr()
+    relay.now = T0 + 2 * MINUTE
+    again = call(world, "POST", url, **post)  # a resend: the same page, the same nonce
+    assert (again["statusCode"], again["headers"]["Location"]) == (
+        303,
+        urlsplit(url).path + "?" + urlsplit(url).query,
+    )
+    (line,) = log_lines(capsys.readouterr().out)
+    assert (line["outcome"], line["status"], "Mutes" in line) == ("repeated", 303, False)
+    assert muted_until(relay, fingerprint).last_at == T0 + MINUTE  # not extended, not touched
+    muting.unmute(
+        relay.ports.incidents, fingerprint, "operator", relay.settings.folding.policy, lambda: relay.now
+    )
+    before = table(world)
+    relay.now = T0 + 3 * MINUTE
+    assert call(world, "POST", url, **post)["statusCode"] == 303
+    assert table(world) == before  # still unmuted: a captured POST cannot mute again
+    assert muted_until(relay, fingerprint) is None
+    fresh = press(world, url)  # a new page of the same link mutes as before
+    assert "<h1>Muted until 2026-12-04 09:03 UTC</h1>" in fresh["body"]
 
 
 @pytest.mark.parametrize(
@@ -259,7 +324,7 @@ def test_a_referer_of_the_page_stands_in_for_a_missing_origin(relay: Relay, worl
     found = first_alarm(relay, world)
     form = form_of(call(world, "GET", found[HOUR])["body"])
     answer = call(world, "POST", found[HOUR], headers={"Referer": found[HOUR]}, body=form.body())
-    assert answer["statusCode"] == 200
+    assert answer["statusCode"] == 303
     assert muted_until(relay, fingerprint_of(found[HOUR])) is not None
 
 

@@ -3,6 +3,7 @@ folded there (its handler run in this process on a simulated clock, which relayc
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -195,6 +196,82 @@ def test_mute_from_the_command_line_folds_and_unmute_releases_the_digest(
     assert ended["text"].startswith(
         "mute end (sent): muted by night shift at 2026-12-04 08:02:00 UTC, 37 mails folded"
     )
+
+
+def test_mutes_and_unmutes_from_the_command_line_are_audited_in_the_alarm_and_on_stderr(
+    relay: Relay, folding: Folding
+) -> None:
+    """Each change writes who, when, until and from where (relayctl and the caller's ARN) into the
+    alarm's mute log with the change itself, and prints one JSON line to stderr; `show` lists them all,
+    the extension in the middle too."""
+    pump_storm(folding, repeats=1)
+    fingerprint = incident_of(relay, "PROBLEM: Pump 3")["fingerprint"]
+    source = "relayctl as arn:aws:sts::123456789012:user/moto"  # moto's caller identity
+    lines = []
+    for minute, argv in (
+        (2, ("mute", fingerprint, "--for", "1h", "--by", "night shift")),
+        (3, ("mute", fingerprint, "--for", "2h")),
+        (4, ("unmute", fingerprint)),
+    ):
+        folding.now = T0 + minute * MINUTE
+        code, _, err = relay.run("alarms", *argv, *table_options(relay))
+        assert code == 0, err
+        (line,) = err.splitlines()
+        lines.append(json.loads(line))
+    assert lines == [
+        {
+            "message": "alarm muted",
+            "fingerprint": fingerprint,
+            "action": "mute",
+            "by": "night shift",
+            "at": "2026-12-04 08:02:00+00:00",
+            "until": "2026-12-04 09:02:00+00:00",
+            "source": source,
+        },
+        {
+            "message": "alarm muted",
+            "fingerprint": fingerprint,
+            "action": "mute",
+            "by": "operator moto",
+            "at": "2026-12-04 08:03:00+00:00",
+            "until": "2026-12-04 10:03:00+00:00",
+            "source": source,
+        },
+        {
+            "message": "alarm unmuted",
+            "fingerprint": fingerprint,
+            "action": "unmute",
+            "by": "operator moto",
+            "at": "2026-12-04 08:04:00+00:00",
+            "until": None,
+            "source": source,
+        },
+    ]
+    shown = relay.run_json("alarms", "show", fingerprint, *table_options(relay))
+    logged = [(e["event"], e["by"], e["until"], e["source"]) for e in shown["timeline"] if "source" in e]
+    assert logged == [
+        ("muted", "night shift", "2026-12-04 09:02:00+00:00", source),
+        ("muted", "operator moto", "2026-12-04 10:03:00+00:00", source),
+        ("unmuted", "operator moto", None, source),
+    ]
+    code, out, _ = relay.run("alarms", "show", fingerprint, *table_options(relay))
+    assert (
+        f"2026-12-04 08:03:00 UTC  muted    by operator moto until 2026-12-04 10:03:00 UTC ({source})" in out
+    )
+    assert f"2026-12-04 08:04:00 UTC  unmuted  by operator moto ({source})" in out
+
+
+def test_without_an_answer_from_sts_the_audit_names_the_local_user(
+    relay: Relay, folding: Folding, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pump_storm(folding, repeats=1)
+    fingerprint = incident_of(relay, "PROBLEM: Pump 3")["fingerprint"]
+    monkeypatch.setattr(alarms, "_caller", lambda aws: None)
+    monkeypatch.setattr(alarms.getpass, "getuser", lambda: "tech7")
+    code, out, err = relay.run("alarms", "mute", fingerprint, "--for", "30m", *table_options(relay))
+    assert code == 0, err
+    assert "(by the operator)" in out
+    assert json.loads(err)["source"] == "relayctl as local user tech7"
 
 
 def handler_processes(folding: Folding, tick: records.Tick) -> Outcome:

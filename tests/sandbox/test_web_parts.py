@@ -163,6 +163,8 @@ def test_a_post_must_come_from_the_views_origin_with_its_token() -> None:
     assert not safety.same_origin("http://evil.example", "http://127.0.0.1:8025/status", host)
     assert not safety.same_origin("null", None, host)
     assert not safety.same_origin(None, None, host)
+    assert not safety.same_origin("http://[", None, host)  # urlsplit raises on it: refused, not a crash
+    assert not safety.same_origin(None, "http://[x", host)
     token = safety.new_token()
     assert safety.token_ok(token, token)
     assert not safety.token_ok(token, None)

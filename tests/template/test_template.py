@@ -228,6 +228,64 @@ def test_the_mute_page_may_read_and_write_the_alarm_table_only_and_only_when_it_
     assert everything_else == {"s3:GetObject", "s3:GetObjectTagging", "secretsmanager:GetSecretValue"}
 
 
+class _RecordingTable:
+    """A DynamoDB client holding items in memory and recording the partition keys each call names."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.keys: list[str] = []
+
+    def get_item(self, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
+        self.keys.append(Key["pk"]["S"])
+        item = self.items.get((Key["pk"]["S"], Key["sk"]["S"]))
+        return {"Item": item} if item else {}
+
+    def put_item(self, TableName: str, Item: dict[str, Any], **_: Any) -> None:
+        self.keys.append(Item["pk"]["S"])
+        self.items[Item["pk"]["S"], Item["sk"]["S"]] = Item
+
+    def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> None:
+        for write in TransactItems:
+            self.put_item(**write["Put"])
+
+
+def test_the_mute_page_may_touch_only_the_alarms_items_never_the_mails_decisions(
+    source: dict[str, Any],
+) -> None:
+    """dynamodb:LeadingKeys (the partition keys a request names) must match "A#*", the alarms' items
+    (app/aws/incidents.py), and the Null check keeps a request without one from slipping through
+    ForAllValues. The patterns cover every key a mute through the function's own code names."""
+    import fnmatch
+    from datetime import UTC, datetime, timedelta
+
+    from app import muting
+    from app.alarms.fingerprint import identify
+    from app.alarms.timeline import Arrival, Policy, on_mail
+    from app.aws.incidents import Incidents
+
+    (statement,) = [
+        s for s in _function_statements(source, download=True) if "dynamodb:PutItem" in s["Action"]
+    ]
+    assert statement["Condition"]["Null"] == {"dynamodb:LeadingKeys": "false"}
+    assert set(statement["Condition"]) == {"ForAllValues:StringLike", "Null"}
+    patterns = as_list(statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+    assert patterns == ["A#*"]
+
+    client = _RecordingTable()
+    table = Incidents("alarms", client)
+    now = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
+    identity = identify("plc-7@plant.example.com", ("ops@example.com",), "ALARM: Pump 3")
+    first = on_mail(None, identity, Arrival("incoming/1", "ALARM: Pump 3"), now, Policy())
+    table.commit(first, None, now)  # the relay's first mail: the alarm and the mail's decision
+    assert {k[:2] for k in client.keys} == {"A#", "K#"}
+    client.keys.clear()
+    muting.mute(table, identity.fingerprint, now + timedelta(hours=1), "a recipient", Policy(), lambda: now)
+    assert client.keys
+    for key in client.keys:
+        assert any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns), key
+    assert not any(fnmatch.fnmatchcase("K#incoming/1", pattern) for pattern in patterns)
+
+
 def test_the_mute_page_reads_the_relays_own_alarm_settings(source: dict[str, Any]) -> None:
     """One switch for both ends (no links written, none taken), and the timeline's numbers the relay
     decides by, so that a mute settles what fell due before it as the relay would."""

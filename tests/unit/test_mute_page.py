@@ -27,6 +27,9 @@ from app.alarms.fingerprint import identify
 from app.alarms.timeline import State, Step, new_state
 from app.aws.incidents import Stored
 from app.config import load_download_settings
+from app.function_url import Request
+from tests.support.cloudformation import load_template
+from tests.support.emf import assert_valid_emf
 
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "400")),
@@ -162,35 +165,40 @@ _bodies = st.one_of(
     st.text(max_size=300),
     st.lists(st.tuples(st.sampled_from(["issued", "nonce", "x"]), _values), max_size=4).map(urlencode),
 )
-_headers = st.dictionaries(
-    st.sampled_from(["origin", "referer", "content-type"]),
-    st.one_of(st.text(max_size=40), st.sampled_from([f"https://{HOST}", "null", "https://evil.example"])),
-    max_size=3,
+_GENUINE = (urlsplit(_link()).path, urlsplit(_link()).query)
+# Half the requests carry a genuine link: only with one does a POST reach the Origin and nonce checks.
+_targets = st.one_of(st.tuples(_paths, _queries), st.just(_GENUINE))
+_sources = st.one_of(
+    st.text(max_size=40),
+    st.text(max_size=30).map(lambda text: "http://" + text),  # "[" without "]": urlsplit raises
+    st.sampled_from([f"https://{HOST}", "null", "https://evil.example", "http://[", f"https://[{HOST}"]),
 )
+_headers = st.dictionaries(st.sampled_from(["origin", "referer", "content-type"]), _sources, max_size=3)
 
 
 @FUZZ
-@given(method=_methods, path=_paths, query=_queries, body=_bodies, headers=_headers, encoded=st.booleans())
-@example(method="GET", path=f"/mute/{FINGERPRINT}", query=f"for=3600&to=%2A&exp=9999999999&kid=k0&sig={'A' * 43}",
+@given(method=_methods, target=_targets, body=_bodies, headers=_headers, encoded=st.booleans())
+@example(method="GET", target=(f"/mute/{FINGERPRINT}", f"for=3600&to=%2A&exp=9999999999&kid=k0&sig={'A' * 43}"),
          body=None, headers={}, encoded=False)  # fmt: skip
-@example(method="POST", path=f"/mute/{FINGERPRINT}", query=urlsplit(_link()).query, body="issued=1&nonce=x",
-         headers={"origin": f"https://{HOST}"}, encoded=False)  # fmt: skip
-@example(method="POST", path=f"/mute/{FINGERPRINT}", query=urlsplit(_link()).query, body="%%%",
-         headers={"origin": f"https://{HOST}"}, encoded=True)  # fmt: skip
+@example(method="POST", target=_GENUINE, body="issued=1&nonce=x", headers={"origin": f"https://{HOST}"},
+         encoded=False)  # fmt: skip
+@example(method="POST", target=_GENUINE, body="%%%", headers={"origin": f"https://{HOST}"},
+         encoded=True)  # fmt: skip
+@example(method="POST", target=_GENUINE, body="issued=1&nonce=x", headers={"origin": "http://["},
+         encoded=False)  # fmt: skip
+@example(method="POST", target=_GENUINE, body="issued=1&nonce=x", headers={"referer": "http://[x"},
+         encoded=False)  # fmt: skip
+@example(method="GET", target=_GENUINE, body="nonce=ops%40exam", headers={}, encoded=False)  # fmt: skip
 def test_any_request_under_mute_gets_a_4xx_page_and_one_clean_log_line_and_mutes_nothing(
     alarms: _Table,
     method: str,
-    path: str,
-    query: str,
+    target: tuple[str, str],
     body: str | None,
     headers: dict[str, str],
     encoded: bool,
 ) -> None:
-    genuine = (
-        (method.upper() in {"GET", "HEAD"})
-        and path == urlsplit(_link()).path
-        and query == urlsplit(_link()).query
-    )
+    path, query = target
+    genuine = method.upper() in {"GET", "HEAD"} and target == _GENUINE
     event = _event(method, path, query, body, headers)
     if encoded and body is not None:
         event["body"], event["isBase64Encoded"] = base64.b64encode(body.encode()).decode(), True
@@ -201,7 +209,9 @@ def test_any_request_under_mute_gets_a_4xx_page_and_one_clean_log_line_and_mutes
     assert "Mutes" not in record
     assert alarms.commits == []
     secrets = [*parse_qs(query).get("sig", []), *parse_qs(body or "").get("nonce", [])]
-    _assert_clean(record, *secrets)
+    # A random value may be part of what the line rightly carries (nonce=ops%40exam, the link's `to`).
+    carried = [str(record[k]) for k in ("recipient", "fingerprint", "kid", "source_ip", "user_agent")]
+    _assert_clean(record, *(s for s in secrets if not any(s in value for value in carried)))
 
 
 def test_a_genuine_link_shows_the_page_and_its_post_mutes_once_logged(alarms: _Table) -> None:
@@ -214,17 +224,64 @@ def test_a_genuine_link_shows_the_page_and_its_post_mutes_once_logged(alarms: _T
     assert (head["statusCode"], head["body"]) == (200, "")
     origin = {"origin": f"https://{HOST}"}
     answer, record = _call(_event("POST", parts.path, parts.query, _form(url), origin))
-    assert (answer["statusCode"], record["outcome"], record["Mutes"]) == (200, "muted", 1)
+    assert (answer["statusCode"], record["outcome"], record["Mutes"]) == (303, "muted", 1)
+    assert answer["headers"]["Location"] == f"{parts.path}?{parts.query}"  # Post/Redirect/Get
     _assert_clean(record, parse_qs(parts.query)["sig"][0], parse_qs(_form(url))["nonce"][0])
     assert len(alarms.commits) == 1
     mute = alarms.state.mute
     assert mute is not None
     assert (mute.until, mute.by) == (NOW + timedelta(hours=1), "ops@example.com")
-    encoded = base64.b64encode(_form(url).encode()).decode()
+    page, record = _call(_event("GET", parts.path, parts.query))  # where the browser lands
+    assert (page["statusCode"], record["outcome"], len(alarms.commits)) == (200, "page", 1)
+    assert "<h1>Muted until 2026-12-04 09:00 UTC</h1>" in page["body"]
+    encoded = base64.b64encode(_form(url, NOW + timedelta(seconds=1)).encode()).decode()
     event = _event("POST", parts.path, parts.query, encoded, origin) | {"isBase64Encoded": True}
     answer, _ = _call(event)
-    assert answer["statusCode"] == 200  # a body the URL handed over in base64 is read the same
+    assert answer["statusCode"] == 303  # a body the URL handed over in base64 is read the same
     assert len(alarms.commits) == 2
+
+
+def test_the_same_post_twice_mutes_once(alarms: _Table) -> None:
+    """A resent form (the same page's nonce) finds its digest in the alarm's mute log: nothing changes,
+    no second `Mutes`, and the browser is sent to the page again."""
+    url = _link()
+    parts = urlsplit(url)
+    post = _event("POST", parts.path, parts.query, _form(url), {"origin": f"https://{HOST}"})
+    first, muted = _call(post)
+    again, repeated = _call(post)
+    assert (muted["outcome"], muted["Mutes"]) == ("muted", 1)
+    assert (repeated["outcome"], repeated["status"], "Mutes" in repeated) == ("repeated", 303, False)
+    assert again["headers"]["Location"] == first["headers"]["Location"]
+    assert len(alarms.commits) == 1
+    (entry,) = alarms.state.mute_log
+    assert (entry.action, entry.by, entry.source) == (
+        "mute",
+        "ops@example.com",
+        "mute link from 198.51.100.7",
+    )
+    nonce = parse_qs(_form(url))["nonce"][0]
+    assert entry.nonce
+    assert nonce not in json.dumps(alarms.state.to_dict())  # its digest only
+    _assert_clean(repeated, nonce)
+
+
+@pytest.mark.parametrize("host", [HOST, "evil.example", "evil.example:8443", "a@evil.example", "[::1]:8025"])
+def test_the_redirect_after_a_mute_is_the_verified_link_and_never_leaves_the_url(
+    alarms: _Table, host: str
+) -> None:
+    """Origin and Host agree (so the POST passes), but the Location is rebuilt from the signed token:
+    a relative path under /mute/, whatever Host, Origin or query order the request sent."""
+    url = _link(seconds=8 * 3600)
+    parts = urlsplit(url)
+    reordered = "&".join(reversed(parts.query.split("&")))
+    event = _event("POST", parts.path, reordered, _form(url), {"host": host, "origin": f"https://{host}"})
+    answer, record = _call(event)
+    assert (answer["statusCode"], record["outcome"]) == (303, "muted")
+    location = answer["headers"]["Location"]
+    assert location == f"{parts.path}?{parts.query}"
+    assert location.startswith(f"/mute/{FINGERPRINT}?")
+    assert not location.startswith("//")
+    assert urlsplit(location)[:2] == ("", "")  # no scheme, no host: the browser stays on this URL
 
 
 @FUZZ
@@ -255,6 +312,28 @@ def test_the_page_escapes_what_the_sender_wrote(alarms: _Table) -> None:
     assert "&lt;script&gt;" in answer["body"]
 
 
+@pytest.mark.parametrize("to", ["*", "b@example.org"])
+def test_the_page_counts_the_recipients_and_names_only_the_links_own(alarms: _Table, to: str) -> None:
+    """The mails go out as Bcc: whoever holds a link (a forward, a scanner) learns no other address."""
+    everyone = ("a@example.com", "b@example.org", "c@example.net", *(f"r{n}@example.com" for n in range(30)))
+    alarms.state = replace(alarms.state, recipients=everyone)
+    url = _link(to=to)
+    parts = urlsplit(url)
+    page, _ = _call(_event("GET", parts.path, parts.query))
+    origin = {"origin": f"https://{HOST}"}
+    muted, _ = _call(_event("POST", parts.path, parts.query, _form(url), origin))
+    landed, _ = _call(_event("GET", parts.path, parts.query))
+    assert muted["statusCode"] == 303
+    for answer in (page, muted, landed):
+        shown = {address for address in everyone if address in answer["body"]}
+        assert shown <= {to} - {"*"}
+    assert "Recipients: 33, not named here (the mails go out as Bcc)" in page["body"]
+    assert "for all its 33 recipients, not only you" in page["body"]
+    assert "This alarm is muted until 2026-12-04 09:00 UTC, for all its 33 recipients." in landed["body"]
+    named = "This link was sent to b@example.org." if to != "*" else "This link went to all the alarm&#x27;s"
+    assert named in page["body"]
+
+
 def test_an_unreadable_table_is_a_503_page_not_a_crash(
     alarms: _Table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -274,3 +353,20 @@ def test_an_unreadable_table_is_a_503_page_not_a_crash(
         ("ERROR", None),
         ("WARNING", "unavailable"),
     ]
+    # Counted as a download's "Try again" is, in the metric DownloadUnavailableAlarm watches.
+    counted = lines[1]
+    assert_valid_emf(counted)
+    alarm = load_template()["Resources"]["DownloadUnavailableAlarm"]["Properties"]
+    (dimension,) = alarm["Dimensions"]
+    assert (counted[alarm["MetricName"]], counted[dimension["Name"]]) == (1, dimension["Value"])
+    (metric,) = counted["_aws"]["CloudWatchMetrics"]
+    assert metric["Namespace"] == ENVIRONMENT["METRICS_NAMESPACE"]  # the alarm's: IoTMailRelay/<stack>
+    assert metric["Dimensions"] == [[dimension["Name"]]]
+    assert metric["Metrics"] == [{"Name": alarm["MetricName"], "Unit": "Count"}]
+    download_503 = download.log_record(
+        Request("GET", "/x", "", "", ""),
+        download.Response(download.Answer.UNAVAILABLE, 503),
+        NOW.timestamp(),
+        ENVIRONMENT["METRICS_NAMESPACE"],
+    )
+    assert download_503["_aws"] == counted["_aws"]  # the same members, to the millisecond

@@ -9,7 +9,7 @@ import pytest
 
 from app import muting
 from app.alarms.fingerprint import identify
-from app.alarms.timeline import DigestKind, Policy, State, Step, new_state
+from app.alarms.timeline import MUTE_LOG_MAX, DigestKind, Policy, State, Step, new_state
 from app.aws.incidents import Conflict, Stored
 from app.errors import RetryableError
 
@@ -90,3 +90,54 @@ def test_an_unmute_queues_the_digest_and_hands_it_back_to_send() -> None:
     assert digest.mute is not None
     assert (digest.mute.by, digest.mute.ended_by) == ("guard", "operator")
     assert changed.at == NOW + timedelta(minutes=5)
+
+
+def test_every_change_is_logged_in_the_alarm_with_its_write_and_the_log_keeps_the_last_ones() -> None:
+    table = Table()
+    for n in range(MUTE_LOG_MAX + 3):
+        until = NOW + timedelta(hours=1 + n)
+        muting.mute(table, IDENTITY.fingerprint, until, f"guard {n}", Policy(), clock, "relayctl as me")
+    muting.unmute(table, IDENTITY.fingerprint, "operator", Policy(), clock, "relayctl as you")
+    log = table.state.mute_log
+    assert len(log) == MUTE_LOG_MAX
+    assert [(c.action, c.by) for c in log[-2:]] == [
+        ("mute", f"guard {MUTE_LOG_MAX + 2}"),
+        ("unmute", "operator"),
+    ]
+    assert (log[-1].until, log[-1].source) == (None, "relayctl as you")
+    assert log[-2].until == NOW + timedelta(hours=MUTE_LOG_MAX + 3)
+    for step, _ in table.commits:  # each entry went out in the write of its change
+        assert step.state.mute_log[-1].at == NOW
+    assert State.from_dict(table.state.to_dict()) == table.state
+    older = {k: v for k, v in table.state.to_dict().items() if k != "mute_log"}  # written before the log
+    assert State.from_dict(older).mute_log == ()
+
+
+class RacedTable(Table):
+    """Two POSTs of one page at once: the other one's write (the same nonce) lands first."""
+
+    def commit(self, step: Step, version: int | None, now: datetime) -> int:
+        if not self.commits:
+            self.commits.append((step, version))
+            self.state, self.version = step.state, self.version + 1  # theirs: the same change
+            raise Conflict(IDENTITY.fingerprint)
+        return super().commit(step, version, now)
+
+
+def test_a_nonce_the_log_holds_changes_nothing_even_when_the_first_write_raced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(muting.time, "sleep", lambda seconds: None)
+    until = NOW + timedelta(hours=1)
+    raced = RacedTable()
+    lost = muting.mute(raced, IDENTITY.fingerprint, until, "guard", Policy(), clock, "link", "n1")
+    assert (lost.repeated, len(raced.commits), len(raced.state.mute_log)) == (True, 1, 1)
+    table = Table()
+    first = muting.mute(table, IDENTITY.fingerprint, until, "guard", Policy(), clock, "link", "n1")
+    again = muting.mute(table, IDENTITY.fingerprint, until, "guard", Policy(), clock, "link", "n1")
+    assert (first.repeated, again.repeated, again.record) == (False, True, None)
+    assert len(table.commits) == 1
+    other = muting.mute(table, IDENTITY.fingerprint, until, "guard", Policy(), clock, "link", "n2")
+    assert not other.repeated
+    assert len(table.commits) == 2
+    assert [c.nonce for c in table.state.mute_log] == ["n1", "n2"]
