@@ -141,6 +141,52 @@ def bomb_png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def flat_png(size: tuple[int, int], depth: int, colour_type: int, pixel: bytes, chunks: bytes = b"") -> bytes:
+    """A valid PNG of one repeated `pixel` (its bytes as the IHDR's depth and colour type pack them),
+    written row by row: a 40-megapixel one costs a fraction of a second and no memory to make.
+    `chunks` go before the pixels (PLTE, tRNS)."""
+    width, height = size
+    row = b"\x00" + pixel * width  # filter type 0
+    packer = zlib.compressobj(1)
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + chunks + png_chunk(b"IDAT", data)
+        + png_chunk(b"IEND", b"")
+    )  # fmt: skip
+
+
+def webp_canvas(size: tuple[int, int], alpha: bool = False) -> bytes:
+    """A two-frame animated WebP of 64 x 48 pixels whose header claims a `size` canvas: a few hundred
+    bytes that make libwebp's animation decoder allocate and fill canvases of the claimed size."""
+    mode = "RGBA" if alpha else "RGB"
+    frames = [Image.new(mode, (64, 48), RED), Image.new(mode, (64, 48), BLUE)]
+    data = bytearray(encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=40))
+    header = data.index(b"VP8X") + 8  # flags (1 byte), reserved (3), width - 1 (3), height - 1 (3)
+    data[header] = data[header] | 0x10 if alpha else data[header] & ~0x10  # the alpha flag: RGBA or RGB
+    data[header + 4 : header + 7] = struct.pack("<I", size[0] - 1)[:3]
+    data[header + 7 : header + 10] = struct.pack("<I", size[1] - 1)[:3]
+    return bytes(data)
+
+
+def bmp_rle8(size: tuple[int, int]) -> bytes:
+    """An 8-bit run-length-encoded BMP of one colour: a few bytes a row, whatever its width."""
+    width, height = size
+    runs, left = bytearray(), width
+    while left:
+        runs += bytes([min(255, left), 1])  # a run of up to 255 pixels of colour 1
+        left -= min(255, left)
+    body = (bytes(runs) + b"\x00\x00") * height + b"\x00\x01"  # end of line ... end of bitmap
+    palette = bytes([*reversed(BLUE), 0, *reversed(RED), 0]) + b"\x00" * (254 * 4)  # BGRx
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(body), 2835, 2835, 256, 0)
+    offset = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(body), 0, 0, offset) + info + palette + body
+
+
 def jpeg_declaring(width: int, height: int) -> bytes:
     """A small JPEG whose frame header claims another size (a decompression bomb's header)."""
     data = bytearray(encode(Image.new("RGB", (16, 16), RED), "JPEG"))
