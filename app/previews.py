@@ -70,6 +70,7 @@ class Skip(StrEnum):
     PREVIEW_TOO_LARGE = "preview_too_large"  # even the last step of LADDER is over MAX_PREVIEW_BYTES
     BUDGET_SPENT = "budget_spent"  # the mail's MAIL_PREVIEW_BYTES are spent
     TOO_MANY = "too_many"  # the mail already has MAX_PREVIEWS
+    MAIL_TOO_LARGE = "mail_too_large"  # made, then left out: the mail was over SES's limit with it
 
 
 @dataclass(frozen=True)
@@ -481,6 +482,12 @@ class Previewer:
         if self._seconds >= MAIL_SECONDS:
             return Skip.TOO_SLOW
         return None
+
+    def withdraw(self) -> None:
+        """The mail goes without the previews made (it would be too large with them): each counts as
+        skipped, for the log line."""
+        self.skipped[Skip.MAIL_TOO_LARGE] += self.made
+        self.made = 0
 
     def reasons(self) -> dict[str, int]:
         """Skip reason -> count, for the mail's log line."""

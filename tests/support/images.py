@@ -259,16 +259,17 @@ def close_to(pixel: object, colour: tuple[int, int, int], tolerance: int = 40) -
 
 # ------------------------------------------------------------------------------- mails carrying images
 def camera_mail(
-    *images: tuple[str, str, bytes], code: str = "ops@example.com", html: str | None = None
+    *images: tuple[str, str, bytes], code: str = "ops@example.com", html: str | None = None, text: str = ""
 ) -> bytes:
-    """An NVR's mail: a text part with the recipient code (and an HTML part when given), then each
-    (filename, content type, bytes) as a base64 attachment."""
+    """An NVR's mail: a text part with the recipient code and then `text` (8bit when given), an HTML
+    part when given, then each (filename, content type, bytes) as a base64 attachment."""
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = "NVR Gate <nvr-4@plant.example.com>"
     message["To"] = "inbox-7f3k9q@relay.example.com"
     message["Subject"] = "Motion detected: gate"
     message["Message-ID"] = "<nvr-4-previews@plant.example.com>"
-    message.set_content(f"Motion on channel 4.\nEmail_Rxers_Code:[{code}]:Email_Rxers_Code:\n")
+    body = f"Motion on channel 4.\nEmail_Rxers_Code:[{code}]:Email_Rxers_Code:\n"
+    message.set_content(body + text, cte="8bit" if text else None)
     if html is not None:
         message.add_alternative(html, subtype="html")
     for filename, content_type, data in images:
