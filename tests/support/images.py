@@ -286,6 +286,14 @@ def parsed(raw: bytes) -> EmailMessage:
 
 
 _CID = re.compile(r"""\bcid:([^"'\s>)]+)""", re.IGNORECASE)
+# What a mail client loads by itself, without a click: an attribute that names a resource to show
+# (any URL in a srcset counts), a CSS url(), a <link href>. A remote one would be fetched, and kept by
+# the client's image proxy.
+_FETCHED = re.compile(
+    r"""\b(?:src|srcset|background|poster|data|lowsrc|dynsrc)\s*=\s*(?:"[^"]*?|'[^']*?|)https?:"""
+    r"""|url\(\s*["']?\s*https?:|<link\b[^>]*\bhref\s*=\s*["']?\s*https?:""",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -299,8 +307,9 @@ class Relayed:
 
 def read_relayed(raw: bytes) -> Relayed:
     """Parse a distributed mail and check what every one must be: well-formed MIME (no defects, one
-    text part), an HTML part that references exactly the `cid:`s the mail carries (never `data:` or a
-    remote image), each a clean preview within the limits, and all of them within the mail's budget."""
+    text part), an HTML part that references exactly the `cid:`s the mail carries (never `data:` nor
+    anything remote a client loads by itself: src, srcset, background, url(), ...), each a clean
+    preview within the limits, and all of them within the mail's budget."""
     message = parsed(raw)
     assert raw.isascii()
     for part in message.walk():
@@ -327,7 +336,8 @@ def read_relayed(raw: bytes) -> Relayed:
         return Relayed(message, None, {})
     assert set(_CID.findall(html)) == set(inline)
     assert "data:" not in html.lower()
-    assert not re.search(r"<img[^>]+src=[\"']?https?:", html, re.IGNORECASE)
+    fetched = _FETCHED.search(html)
+    assert fetched is None, fetched  # nothing a client would load by itself: links only in an href
     markup = html.encode()
     for content_id in inline:  # every preview is shown before the point where Gmail clips
         assert 0 <= markup.find(f"cid:{content_id}".encode()) < rewrite.HTML_LIMIT
