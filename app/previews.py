@@ -366,7 +366,9 @@ def _flattened(image: Image) -> Image:
 
     if image.mode in ("I", "F"):  # 16-bit (thermal cameras) and float: stretch what is there to 0-255
         low, high = cast("tuple[float, float]", image.getextrema())  # one band: (min, max)
-        factor = 255.0 / ((high - low) or 1)
+        if high == low:  # one level, nothing to stretch: mid-grey, not the black of 0 / 0
+            return PilImage.new("L", image.size, 128)
+        factor = 255.0 / (high - low)
         return image.point(lambda value: value * factor - low * factor).convert("L")
     if image.mode in _ALPHA_MODES:
         rgba = image.convert("RGBA")

@@ -179,6 +179,17 @@ def test_16_bit_png_is_stretched_to_eight_bits() -> None:
     assert high > 245
 
 
+@pytest.mark.parametrize(
+    "image",
+    [Image.new("I;16", (400, 200), 3000), Image.new("I", (400, 200), 70000), Image.new("F", (400, 200), 0.5)],
+    ids=["16-bit", "32-bit", "float"],
+)
+def test_a_flat_deep_image_is_mid_grey_not_black(image: Image.Image) -> None:
+    preview = preview_of(images.encode(image, "TIFF"))
+    assert preview.mode == "L"
+    assert preview.getextrema() == (128, 128)
+
+
 def test_bilevel_tiff() -> None:
     preview = preview_of(images.encode(images.halves((900, 300), "1"), "TIFF", compression="group4"))
     assert preview.size == (640, 213)
