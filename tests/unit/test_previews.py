@@ -406,6 +406,16 @@ def test_the_mail_s_time_is_shared_and_once_spent_the_rest_are_skipped() -> None
     assert shots.reasons() == {"too_slow": 3}
 
 
+def test_previews_withdrawn_from_a_mail_too_large_count_as_skipped() -> None:
+    shots = Previewer()
+    for n in range(2):
+        upload(shots, images.encode(images.halves((100 + n, 80)), "PNG"), "c.png", "image/png")
+    upload(shots, b"not an image")
+    shots.withdraw()
+    assert shots.made == 0
+    assert shots.reasons() == {"mail_too_large": 2, "not_an_image": 1}
+
+
 def test_off_keeps_nothing_and_counts_nothing() -> None:
     shots = Previewer(enabled=False)
     reader = DecodingReader(memoryview(b"x"), "binary")
