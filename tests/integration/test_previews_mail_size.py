@@ -20,7 +20,7 @@ LOG_LINES = 4000  # about 260 KB of text, shown twice (text and HTML) when the m
 
 
 def log_mail(jpeg: bytes) -> bytes:
-    """The audit's mail: a long accented log as text/plain (8bit) and one camera JPEG."""
+    """A sensor's mail: a long accented log as text/plain (8bit) and one camera JPEG."""
     return images.camera_mail(("cam.jpg", "image/jpeg", jpeg), text=LINE * LOG_LINES)
 
 
