@@ -1,6 +1,7 @@
 """A preview never costs a mail: when the distributed mail would be over SES's size limit with its
 previews (a text-only mail also gains an HTML copy of its text to show them), it goes without them; only
-a mail too large without them is refused, and its log line still counts what was made and left out."""
+a mail too large without them is refused. A refused mail's log line still counts what was made and left
+out."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from app import relay
 from app.handler import lambda_handler
 from tests.support import images
 from tests.support.mails import attachment_links
-from tests.support.world import World, local_world
+from tests.support.world import SENDER, World, local_world
 
 LINE = "Température zone 4 élevée, capteur défaillant, relevé horaire\n"  # a sensor's log, 8-bit
 LOG_LINES = 4000  # about 260 KB of text, shown twice (text and HTML) when the mail has a preview
@@ -80,3 +81,15 @@ def test_a_mail_over_the_limit_without_previews_is_refused_and_its_line_counts_t
         0,
         {"mail_too_large": 1},
     )
+
+
+def test_a_mail_ses_refuses_keeps_its_previews_in_its_log_line(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.account.client("sesv2").delete_email_identity(EmailIdentity=SENDER)
+    caplog.set_level(logging.INFO, logger="iot_mail_relay")
+    world.put_mail("incoming/cam.eml", images.camera_mail(("cam.jpg", "image/jpeg", images.camera_jpeg())))
+    assert lambda_handler(world.event("incoming/cam.eml"), None) == {"batchItemFailures": []}
+    assert [n["reason"] for n in world.notices()] == ["rejected"]
+    line = mail_line(caplog)
+    assert (line.outcome, line.reason, line.previews, line.preview_skips) == ("fallback", "rejected", 1, {})
