@@ -9,11 +9,12 @@ profiles, XMP and comments go too), and transparency is flattened onto white.
 
 Hostile input never costs the mail, only its preview: the formats are restricted to JPEG, PNG, GIF
 (first frame), WebP, BMP and TIFF (first page) and Pillow sniffs them itself, whatever the name says;
-the declared size is checked against MAX_PIXELS before a single pixel is decoded, and the memory the
-decoder will hold against MAX_DECODE_BYTES; JPEGs are decoded at the smallest DCT scale that still
-covers the preview (`draft`), so a 4K snapshot costs a sixteenth of its pixels; and the decoder reads
-through `Source`, which stops it when the mail's time for previews is spent. Every failure becomes a
-`Skip` reason for the mail's log line, never exception text.
+the declared size is checked against MAX_PIXELS before a single pixel is decoded, and the memory making
+the preview will hold (per format and mode: libwebp's canvases, libtiff's strip, Pillow's copies)
+against MAX_DECODE_BYTES; JPEGs are decoded at the smallest DCT scale that still covers the preview
+(`draft`), so a 4K snapshot costs a sixteenth of its pixels; and the decoder reads through `Source`,
+which stops it when the mail's time for previews is spent. Every failure becomes a `Skip` reason for the
+mail's log line, never exception text.
 
 Pillow is imported on the first image only: a text-only alarm's cold start does not pay for it.
 """
@@ -43,7 +44,7 @@ QUALITY = 75
 MAX_PREVIEW_BYTES = 60 * 1024  # one preview
 MAIL_PREVIEW_BYTES = 150 * 1024  # a mail's previews together
 MAX_PIXELS = 40_000_000  # declared width x height; Pillow's own bomb limit is 89 MP (error at 179 MP)
-MAX_DECODE_BYTES = 160 * 1000 * 1000  # what the decoder may hold: 40 MP in four 8-bit bands
+MAX_DECODE_BYTES = 210 * 1000 * 1000  # what a preview may hold (`_decode_bytes`); a 12 MP WebP: 201 MB
 MAX_SOURCE_BYTES = 20 * 1024 * 1024  # the file the relay keeps in memory to decode (a 40 MP JPEG fits)
 PROGRESSIVE_BLOCK = 4096  # bytes of a progressive JPEG handed to libjpeg per read (Pillow: 64 KB)
 MAIL_SECONDS = 6.0  # decoding time for a mail's previews together (a 40 MP PNG on 512 MB Lambda: ~4 s)
@@ -69,6 +70,7 @@ class Skip(StrEnum):
     PREVIEW_TOO_LARGE = "preview_too_large"  # even the last step of LADDER is over MAX_PREVIEW_BYTES
     BUDGET_SPENT = "budget_spent"  # the mail's MAIL_PREVIEW_BYTES are spent
     TOO_MANY = "too_many"  # the mail already has MAX_PREVIEWS
+    MAIL_TOO_LARGE = "mail_too_large"  # made, then left out: the mail was over SES's limit with it
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,10 @@ class Source(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
+    @property
+    def size(self) -> int:
+        return len(self._view)
+
     def tell(self) -> int:
         return self._position
 
@@ -147,7 +153,7 @@ def make(data: bytes | bytearray | Source, limit: int = MAX_PREVIEW_BYTES) -> Pr
             # before that): a hostile file must not write to the function's log; its reason says enough.
             warnings.simplefilter("ignore")
             with Image.open(cast("IO[bytes]", source), formats=FORMATS) as image:
-                return _preview(image, limit)
+                return _preview(image, limit, source.size)
     except UnidentifiedImageError:
         return Skip.NOT_AN_IMAGE
     except Image.DecompressionBombError:
@@ -178,17 +184,34 @@ def fit(size: tuple[int, int], long_side: int = LONG_SIDE) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _preview(image: ImageFile, limit: int) -> Preview | Skip:
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        return Skip.TOO_MANY_PIXELS
+def memory_needed(data: bytes | bytearray) -> int:
+    """The memory `make` counts on for `data` (checked against MAX_DECODE_BYTES before decoding);
+    the tests hold it against measured peaks. Raises what `Image.open` raises for a non-image."""
+    from PIL import Image
+
+    _register_formats()
+    source = Source(data)
+    with Image.open(cast("IO[bytes]", source), formats=FORMATS) as image:
+        declared = image.width * image.height
+        _prepare(image)
+        return _decode_bytes(image, declared, source.size)
+
+
+def _prepare(image: ImageFile) -> None:
     if image.format in ("JPEG", "MPO"):  # MPO: the JPEG plugin's name for a camera's multi-picture file
         image.draft(None, fit(image.size))  # decode at the smallest DCT scale that covers the preview
         if image.info.get("progressive"):
             # Each scan of a progressive JPEG walks every block, and a crafted one packs a scan into a
             # few bytes: hand libjpeg small reads, so the deadline is checked every few hundred scans.
             image.decodermaxblock = PROGRESSIVE_BLOCK
-    if _decode_bytes(image, width * height) > MAX_DECODE_BYTES:
+
+
+def _preview(image: ImageFile, limit: int, file_bytes: int) -> Preview | Skip:
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        return Skip.TOO_MANY_PIXELS
+    _prepare(image)
+    if _decode_bytes(image, width * height, file_bytes) > MAX_DECODE_BYTES:
         return Skip.TOO_MANY_PIXELS
     image.load()
     orientation = _orientation(image)  # after load: PNG keeps its eXIf chunk after the pixels
@@ -198,25 +221,101 @@ def _preview(image: ImageFile, limit: int) -> Preview | Skip:
     return _encode(working, limit) or Skip.PREVIEW_TOO_LARGE
 
 
-def _decode_bytes(image: Image, declared_pixels: int) -> int:
-    """What decoding will hold: the (drafted) image in its mode, the RGBA or 32-bit copy `_resamplable`
-    makes of palette, bilevel and 16-bit images, and for a progressive JPEG libjpeg's coefficient buffer
-    at full size (two bytes a sample, every component)."""
-    from PIL import Image as PilImage
+def _decode_bytes(image: ImageFile, declared_pixels: int, file_bytes: int) -> int:
+    """The most memory making the preview will hold at once, counted before a pixel is decoded: the
+    (drafted) image as Pillow stores it, plus what the format's decoder keeps until the image is closed
+    (`_kept_by_decoder`), plus the larger of what the decoder holds only while it decodes
+    (`_decoding`) and what resizing holds afterwards (`_resizing`). Checked against measured peaks
+    for every format and worst mode by tests/unit/test_previews_memory.py."""
+    held = image.width * image.height * _pixel_bytes(image.mode)
+    after = _resizing(image)
+    return (
+        held + _kept_by_decoder(image, file_bytes) + max(_decoding(image, declared_pixels, file_bytes), after)
+    )
 
-    pixels = image.width * image.height
-    held = pixels * PilImage.getmodebands(image.mode) * _band_bytes(image.mode)
-    if _resamplable_mode(image) != image.mode:
-        held += pixels * 4
+
+def _pixel_bytes(mode: str) -> int:
+    """Bytes Pillow stores a pixel of `mode` in: one for 1, L and P, two for 16-bit, else four (RGB
+    and LA are padded to four, libImaging/Storage.c)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode.startswith("I;16") else 4
+
+
+def _kept_by_decoder(image: ImageFile, file_bytes: int) -> int:
+    """Pillow opens every WebP through libwebp's animation decoder, which keeps the file and two RGBA
+    canvases of the full size (the frame and the previous one, disposed) until the image is closed,
+    and hands the frame over as a copy: three times four bytes a pixel, however small the file."""
+    if image.format == "WEBP":
+        return file_bytes + 3 * 4 * image.width * image.height
+    return 0
+
+
+def _decoding(image: ImageFile, declared_pixels: int, file_bytes: int) -> int:
+    """What a decoder holds beside the image only while it decodes.
+
+    - a progressive JPEG: libjpeg's coefficient buffer at full size, two bytes a sample of every
+      component (the draft scale does not shrink it; chroma subsampling does);
+    - a compressed TIFF: a copy of the file, and libtiff's buffer for one strip or tile, uncompressed
+      (a hostile file declares a single strip as tall as the image);
+    - an RLE-compressed BMP: Pillow expands it to a byte a pixel in a bytearray, then copies that.
+    """
+    codec = image.tile[0][0] if image.tile else ""
     if image.format in ("JPEG", "MPO") and image.info.get("progressive"):
-        held += declared_pixels * len(image.getbands()) * 2
+        return round(declared_pixels * _jpeg_samples(image) * 2)
+    if image.format == "TIFF" and codec == "libtiff":
+        return file_bytes + _tiff_buffer(image)
+    if image.format == "BMP" and codec == "bmp_rle":
+        return 2 * image.width * image.height
+    return 0
+
+
+def _resizing(image: Image) -> int:
+    """After decoding: the copy `_resamplable` makes of palette, bilevel and 16-bit images, the
+    premultiplied copy `thumbnail` makes of an image with alpha (RGBa, La), and the integer reduction
+    it resizes from (Pillow's `reducing_gap` of 2)."""
+    pixels = image.width * image.height
+    mode = _resamplable_mode(image)
+    held = pixels * _pixel_bytes(mode) if mode != image.mode else 0
+    if max(image.size) <= LONG_SIDE:
+        return held
+    if mode in ("RGBA", "LA"):
+        held += pixels * 4
+    width, height = image.size
+    target_width, target_height = fit(image.size)
+    x_factor, y_factor = max(1, width // target_width // 2), max(1, height // target_height // 2)
+    if x_factor > 1 or y_factor > 1:
+        held += -(-width // x_factor) * -(-height // y_factor) * _pixel_bytes(mode)
     return held
 
 
-def _band_bytes(mode: str) -> int:
-    from PIL import ImageMode
+def _jpeg_samples(image: ImageFile) -> float:
+    """Samples a pixel of a JPEG: one per component at full resolution, less for subsampled chroma
+    (4:2:0: one and a half), from the frame header's sampling factors (the JPEG plugin's `layer`)."""
+    layers: list[tuple[object, int, int, object]] = getattr(image, "layer", None) or [("", 1, 1, 0)] * len(
+        image.getbands()
+    )
+    horizontal, vertical = max(layer[1] for layer in layers), max(layer[2] for layer in layers)
+    return sum(layer[1] * layer[2] for layer in layers) / max(1, horizontal * vertical)
 
-    return int(ImageMode.getmode(mode).typestr[-1])
+
+def _tiff_buffer(image: ImageFile) -> int:
+    """libtiff's buffer for one strip or tile of the first page, from its tags (the TIFF plugin's
+    `tag_v2`): width x rows x the larger of a sample set's bytes and four (the RGBA path)."""
+    tags = getattr(image, "tag_v2", {})
+    samples = _tag_int(tags.get(277), 1)  # SamplesPerPixel
+    bits = _tag_int(tags.get(258), 8)  # BitsPerSample (one value per sample; the largest counts)
+    if 322 in tags:  # TileWidth, TileLength
+        width, rows = _tag_int(tags.get(322), image.width), _tag_int(tags.get(323), image.height)
+    else:
+        width, rows = image.width, min(_tag_int(tags.get(278), image.height), image.height)  # RowsPerStrip
+    return width * rows * max(4, samples * ((bits + 7) // 8))
+
+
+def _tag_int(value: object, default: int) -> int:
+    if isinstance(value, tuple):
+        value = max((v for v in value if isinstance(v, int)), default=default)
+    return value if isinstance(value, int) and value > 0 else default
 
 
 def _orientation(image: Image) -> int:
@@ -267,7 +366,9 @@ def _flattened(image: Image) -> Image:
 
     if image.mode in ("I", "F"):  # 16-bit (thermal cameras) and float: stretch what is there to 0-255
         low, high = cast("tuple[float, float]", image.getextrema())  # one band: (min, max)
-        factor = 255.0 / ((high - low) or 1)
+        if high == low:  # one level, nothing to stretch: mid-grey, not the black of 0 / 0
+            return PilImage.new("L", image.size, 128)
+        factor = 255.0 / (high - low)
         return image.point(lambda value: value * factor - low * factor).convert("L")
     if image.mode in _ALPHA_MODES:
         rgba = image.convert("RGBA")
@@ -383,6 +484,12 @@ class Previewer:
         if self._seconds >= MAIL_SECONDS:
             return Skip.TOO_SLOW
         return None
+
+    def withdraw(self) -> None:
+        """The mail goes without the previews made (it would be too large with them): each counts as
+        skipped, for the log line."""
+        self.skipped[Skip.MAIL_TOO_LARGE] += self.made
+        self.made = 0
 
     def reasons(self) -> dict[str, int]:
         """Skip reason -> count, for the mail's log line."""

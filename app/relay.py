@@ -158,16 +158,28 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
             counts=counts,
         )
     message = rewrite.build(mail, links, expires_at, settings.sender_email, now, verdict.notes)
+    if len(message) > SES_MAX_MESSAGE_BYTES and shots.made:  # a preview never costs a mail: without
+        shots.withdraw()  # them, a text-only mail needs no HTML copy of its text either
+        links = [replace(link, preview=None) for link in links]
+        message = rewrite.build(mail, links, expires_at, settings.sender_email, now, verdict.notes)
     if len(message) > SES_MAX_MESSAGE_BYTES:
         refusal = Refusal(Reason.TOO_LARGE, f"the rewritten mail has {len(message)} bytes, over SES's limit")
-        return _notify(ref, settings, ports, mail, refusal)
+        refused = _notify(ref, settings, ports, mail, refusal)
+        return replace(refused, previews=shots.made, preview_skips=shots.reasons())
     batches = chunks(decision.recipients)
     rejected = _send(ref, settings, ports, message, batches)
     if rejected:
         detail = f"SES refused {len(rejected)} of {len(batches)} sends: {'; '.join(rejected)}"
         result = _notify(ref, settings, ports, mail, Refusal(Reason.REJECTED, detail))
         if len(rejected) == len(batches):
-            return replace(result, incident=verdict.incident, fold=verdict.fold, counts=counts)
+            return replace(
+                result,
+                incident=verdict.incident,
+                fold=verdict.fold,
+                counts=counts,
+                previews=shots.made,
+                preview_skips=shots.reasons(),
+            )
     _notify_left_out(ref, settings, ports, mail, decision)
     verdict = folding.send_queued(verdict, settings, ports)  # a first mail goes out before old digests
     return Result(

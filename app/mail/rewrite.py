@@ -38,6 +38,12 @@ _ADDRESS_LIKE = re.compile(r"[@<>]")
 _BODY_CLOSE = re.compile(r"</body\s*>", re.IGNORECASE)
 _BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
 _ID_END = r"(?![^\s\"'<>()])"  # a Content-ID in markup ends at a quote, space, bracket or the end
+# A tag's attributes: a quoted value may hold a '>'. No '<' inside, so that matching stays linear on
+# hostile markup (an unclosed tag or quote ends its attempt at the next '<'); a tag that has one is left
+# to the blanking of `_sender_reference`, which is the safe side.
+_ATTRIBUTES = r"""(?:[^<>"']|"[^<"]*"|'[^<']*')*"""
+_IMG = re.compile(rf"<img\b{_ATTRIBUTES}>", re.IGNORECASE)
+_LINK_TAG = re.compile(rf"<(?:a|area)\b{_ATTRIBUTES}>", re.IGNORECASE)  # the tags whose href is clicked
 
 
 @dataclass(frozen=True)
@@ -167,15 +173,21 @@ def _html(
 
 
 def _sender_reference(document: str, link: Link, cid: str | None) -> str:
-    """The sender's own `cid:` reference to an attachment: its preview when it has one; else an `<img>`
-    becomes a link to the file (a remote image would be fetched, and kept, by the client's proxy) and any
-    other reference the file's link."""
-    reference = re.escape(f"cid:{link.content_id}") + _ID_END  # cid:pic1 is not a part of cid:pic10
-    target = f"cid:{cid}" if cid else html.escape(link.url, quote=True)
-    if not cid:
-        anchor = f'<a href="{target}">{html.escape(link.filename)}</a>'
-        document = re.sub(rf"<img\b[^>]*{reference}[^>]*>", lambda _: anchor, document, flags=re.IGNORECASE)
-    return re.sub(reference, lambda _: target, document)
+    """The sender's own `cid:` references to an attachment: its preview's when it has one. Without
+    one, the file's link goes only where a recipient has to click it, an `href`: an `<img>` showing the
+    file becomes a link to it, and every other reference (`src`, `srcset`, `background`, CSS `url()`,
+    a `<link href>`) is left empty, as a mail client would fetch it by itself, and its image proxy keep
+    a copy of the full-size file that no revocation reaches."""
+    # The scheme in any case; the ID as written, whole (cid:pic1 is not a part of cid:pic10).
+    reference = re.compile("(?i:cid:)" + re.escape(str(link.content_id)) + _ID_END)
+    if cid:
+        return reference.sub(lambda _: f"cid:{cid}", document)
+    url = html.escape(link.url, quote=True)
+    anchor = f'<a href="{url}">{html.escape(link.filename)}</a>'
+    document = _IMG.sub(lambda tag: anchor if reference.search(tag[0]) else tag[0], document)
+    clicked = re.compile(r"(?i:(\bhref\s*=\s*[\"']?\s*))" + reference.pattern)
+    document = _LINK_TAG.sub(lambda tag: clicked.sub(lambda href: href[1] + url, tag[0]), document)
+    return reference.sub("", document)
 
 
 def _item(link: Link, cid: str | None) -> str:

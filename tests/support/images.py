@@ -141,6 +141,52 @@ def bomb_png(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def flat_png(size: tuple[int, int], depth: int, colour_type: int, pixel: bytes, chunks: bytes = b"") -> bytes:
+    """A valid PNG of one repeated `pixel` (its bytes as the IHDR's depth and colour type pack them),
+    written row by row: a 40-megapixel one costs a fraction of a second and no memory to make.
+    `chunks` go before the pixels (PLTE, tRNS)."""
+    width, height = size
+    row = b"\x00" + pixel * width  # filter type 0
+    packer = zlib.compressobj(1)
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + chunks + png_chunk(b"IDAT", data)
+        + png_chunk(b"IEND", b"")
+    )  # fmt: skip
+
+
+def webp_canvas(size: tuple[int, int], alpha: bool = False) -> bytes:
+    """A two-frame animated WebP of 64 x 48 pixels whose header claims a `size` canvas: a few hundred
+    bytes that make libwebp's animation decoder allocate and fill canvases of the claimed size."""
+    mode = "RGBA" if alpha else "RGB"
+    frames = [Image.new(mode, (64, 48), RED), Image.new(mode, (64, 48), BLUE)]
+    data = bytearray(encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=40))
+    header = data.index(b"VP8X") + 8  # flags (1 byte), reserved (3), width - 1 (3), height - 1 (3)
+    data[header] = data[header] | 0x10 if alpha else data[header] & ~0x10  # the alpha flag: RGBA or RGB
+    data[header + 4 : header + 7] = struct.pack("<I", size[0] - 1)[:3]
+    data[header + 7 : header + 10] = struct.pack("<I", size[1] - 1)[:3]
+    return bytes(data)
+
+
+def bmp_rle8(size: tuple[int, int]) -> bytes:
+    """An 8-bit run-length-encoded BMP of one colour: a few bytes a row, whatever its width."""
+    width, height = size
+    runs, left = bytearray(), width
+    while left:
+        runs += bytes([min(255, left), 1])  # a run of up to 255 pixels of colour 1
+        left -= min(255, left)
+    body = (bytes(runs) + b"\x00\x00") * height + b"\x00\x01"  # end of line ... end of bitmap
+    palette = bytes([*reversed(BLUE), 0, *reversed(RED), 0]) + b"\x00" * (254 * 4)  # BGRx
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(body), 2835, 2835, 256, 0)
+    offset = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(body), 0, 0, offset) + info + palette + body
+
+
 def jpeg_declaring(width: int, height: int) -> bytes:
     """A small JPEG whose frame header claims another size (a decompression bomb's header)."""
     data = bytearray(encode(Image.new("RGB", (16, 16), RED), "JPEG"))
@@ -213,16 +259,17 @@ def close_to(pixel: object, colour: tuple[int, int, int], tolerance: int = 40) -
 
 # ------------------------------------------------------------------------------- mails carrying images
 def camera_mail(
-    *images: tuple[str, str, bytes], code: str = "ops@example.com", html: str | None = None
+    *images: tuple[str, str, bytes], code: str = "ops@example.com", html: str | None = None, text: str = ""
 ) -> bytes:
-    """An NVR's mail: a text part with the recipient code (and an HTML part when given), then each
-    (filename, content type, bytes) as a base64 attachment."""
+    """An NVR's mail: a text part with the recipient code and then `text` (8bit when given), an HTML
+    part when given, then each (filename, content type, bytes) as a base64 attachment."""
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = "NVR Gate <nvr-4@plant.example.com>"
     message["To"] = "inbox-7f3k9q@relay.example.com"
     message["Subject"] = "Motion detected: gate"
     message["Message-ID"] = "<nvr-4-previews@plant.example.com>"
-    message.set_content(f"Motion on channel 4.\nEmail_Rxers_Code:[{code}]:Email_Rxers_Code:\n")
+    body = f"Motion on channel 4.\nEmail_Rxers_Code:[{code}]:Email_Rxers_Code:\n"
+    message.set_content(body + text, cte="8bit" if text else None)
     if html is not None:
         message.add_alternative(html, subtype="html")
     for filename, content_type, data in images:
@@ -239,6 +286,14 @@ def parsed(raw: bytes) -> EmailMessage:
 
 
 _CID = re.compile(r"""\bcid:([^"'\s>)]+)""", re.IGNORECASE)
+# What a mail client loads by itself, without a click: an attribute that names a resource to show
+# (any URL in a srcset counts), a CSS url(), a <link href>. A remote one would be fetched, and kept by
+# the client's image proxy.
+_FETCHED = re.compile(
+    r"""\b(?:src|srcset|background|poster|data|lowsrc|dynsrc)\s*=\s*(?:"[^"]*?|'[^']*?|)https?:"""
+    r"""|url\(\s*["']?\s*https?:|<link\b[^>]*\bhref\s*=\s*["']?\s*https?:""",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -252,8 +307,9 @@ class Relayed:
 
 def read_relayed(raw: bytes) -> Relayed:
     """Parse a distributed mail and check what every one must be: well-formed MIME (no defects, one
-    text part), an HTML part that references exactly the `cid:`s the mail carries (never `data:` or a
-    remote image), each a clean preview within the limits, and all of them within the mail's budget."""
+    text part), an HTML part that references exactly the `cid:`s the mail carries (never `data:` nor
+    anything remote a client loads by itself: src, srcset, background, url(), ...), each a clean
+    preview within the limits, and all of them within the mail's budget."""
     message = parsed(raw)
     assert raw.isascii()
     for part in message.walk():
@@ -280,7 +336,8 @@ def read_relayed(raw: bytes) -> Relayed:
         return Relayed(message, None, {})
     assert set(_CID.findall(html)) == set(inline)
     assert "data:" not in html.lower()
-    assert not re.search(r"<img[^>]+src=[\"']?https?:", html, re.IGNORECASE)
+    fetched = _FETCHED.search(html)
+    assert fetched is None, fetched  # nothing a client would load by itself: links only in an href
     markup = html.encode()
     for content_id in inline:  # every preview is shown before the point where Gmail clips
         assert 0 <= markup.find(f"cid:{content_id}".encode()) < rewrite.HTML_LIMIT

@@ -8,6 +8,7 @@ import itertools
 import random
 import struct
 import warnings
+from collections.abc import Callable
 
 import pytest
 from PIL import Image
@@ -178,6 +179,17 @@ def test_16_bit_png_is_stretched_to_eight_bits() -> None:
     assert high > 245
 
 
+@pytest.mark.parametrize(
+    "image",
+    [Image.new("I;16", (400, 200), 3000), Image.new("I", (400, 200), 70000), Image.new("F", (400, 200), 0.5)],
+    ids=["16-bit", "32-bit", "float"],
+)
+def test_a_flat_deep_image_is_mid_grey_not_black(image: Image.Image) -> None:
+    preview = preview_of(images.encode(image, "TIFF"))
+    assert preview.mode == "L"
+    assert preview.getextrema() == (128, 128)
+
+
 def test_bilevel_tiff() -> None:
     preview = preview_of(images.encode(images.halves((900, 300), "1"), "TIFF", compression="group4"))
     assert preview.size == (640, 213)
@@ -207,6 +219,14 @@ def test_a_tiff_with_hundreds_of_pages_shows_its_first() -> None:
         pytest.param(images.bomb_png(20000, 20000), Skip.TOO_MANY_PIXELS, id="400-megapixel-png"),
         pytest.param(images.bomb_png(8000, 6000), Skip.TOO_MANY_PIXELS, id="48-megapixel-png"),
         pytest.param(images.jpeg_declaring(20000, 20000), Skip.TOO_MANY_PIXELS, id="jpeg-header-400-mp"),
+        # 252 bytes: libwebp would fill two 144 MB canvases and Pillow copy one twice (+550 MB)
+        pytest.param(images.webp_canvas((6000, 6000)), Skip.TOO_MANY_PIXELS, id="tiny-webp-6000x6000-canvas"),
+        pytest.param(
+            images.webp_canvas((4000, 4000), alpha=True), Skip.TOO_MANY_PIXELS, id="tiny-webp-alpha-16-mp"
+        ),
+        pytest.param(
+            images.flat_png((5000, 5000), 8, 6, b"\x80" * 4), Skip.TOO_MANY_PIXELS, id="png-rgba-25-mp"
+        ),
         pytest.param(b"Motion detected at 10:15, channel 4\n" * 40, Skip.NOT_AN_IMAGE, id="text-named-jpg"),
         pytest.param(b"", Skip.NOT_AN_IMAGE, id="empty"),
         pytest.param(b"<svg xmlns='http://www.w3.org/2000/svg'/>", Skip.NOT_AN_IMAGE, id="svg"),
@@ -218,6 +238,30 @@ def test_hostile_images_get_a_reason_without_being_decoded(data: bytes, reason: 
     assert source.furthest <= 1024  # the headers only, whatever the file's size
 
 
+@pytest.mark.parametrize(
+    ("data", "size"),
+    [
+        pytest.param(lambda: images.camera_jpeg((1920, 1080)), (640, 360), id="1080p-jpeg"),
+        pytest.param(
+            lambda: images.camera_jpeg((3840, 2160), progressive=True), (640, 360), id="4k-progressive"
+        ),
+        pytest.param(lambda: images.encode(images.halves((3840, 2160)), "WEBP"), (640, 360), id="4k-webp"),
+        pytest.param(
+            lambda: images.camera_jpeg((4032, 3024), progressive=True), (640, 480), id="12-mp-phone-jpeg"
+        ),
+        pytest.param(
+            lambda: images.encode(images.halves((4032, 3024)), "WEBP", method=0),
+            (640, 480),
+            id="12-mp-phone-webp",
+        ),
+    ],
+)
+def test_real_camera_and_phone_images_fit_the_memory_cap(
+    data: Callable[[], bytes], size: tuple[int, int]
+) -> None:
+    assert preview_of(data()).size == size
+
+
 def test_the_pixel_cap_is_checked_before_pillow_s_own_and_below_it() -> None:
     assert previews.MAX_PIXELS < Image.MAX_IMAGE_PIXELS
     with Image.open(io.BytesIO(images.bomb_png(8000, 6000))) as image:  # Pillow alone would decode it
@@ -227,8 +271,8 @@ def test_the_pixel_cap_is_checked_before_pillow_s_own_and_below_it() -> None:
 def test_a_progressive_jpeg_counts_its_full_size_coefficients_against_the_memory_cap(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    data = images.camera_jpeg((1280, 720), progressive=True)
-    monkeypatch.setattr(previews, "MAX_DECODE_BYTES", 1280 * 720 * 3 * 2 - 1)  # the buffer alone is over
+    data = images.camera_jpeg((1280, 720), progressive=True)  # 4:2:0: a sample and a half a pixel
+    monkeypatch.setattr(previews, "MAX_DECODE_BYTES", round(1280 * 720 * 1.5 * 2) - 1)  # the buffer alone
     assert previews.make(data) is Skip.TOO_MANY_PIXELS
     baseline = images.camera_jpeg((1280, 720))  # the same size, decoded at a quarter scale: fine
     assert isinstance(previews.make(baseline), Preview)
@@ -360,6 +404,16 @@ def test_the_mail_s_time_is_shared_and_once_spent_the_rest_are_skipped() -> None
     results = [upload(shots, data, "c.png", "image/png")[1] for _ in range(3)]
     assert results == [None, None, None]
     assert shots.reasons() == {"too_slow": 3}
+
+
+def test_previews_withdrawn_from_a_mail_too_large_count_as_skipped() -> None:
+    shots = Previewer()
+    for n in range(2):
+        upload(shots, images.encode(images.halves((100 + n, 80)), "PNG"), "c.png", "image/png")
+    upload(shots, b"not an image")
+    shots.withdraw()
+    assert shots.made == 0
+    assert shots.reasons() == {"mail_too_large": 2, "not_an_image": 1}
 
 
 def test_off_keeps_nothing_and_counts_nothing() -> None:

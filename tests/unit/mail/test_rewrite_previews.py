@@ -7,6 +7,8 @@ import html
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from app.mail.parse import Mail, TextBody
 from app.mail.rewrite import HTML_LIMIT, Link, build
 from app.mail.ses_block import SesReport
@@ -138,6 +140,48 @@ def test_without_a_preview_the_sender_s_inline_image_becomes_a_link_not_a_remote
     assert result.html.startswith(f'<p>Gate</p>{anchor}<p>see <a href="{html.escape(url(1))}">it</a>')
     assert "<IMG" not in result.html
     assert result.previews == {}  # read_relayed: no remote <img> anywhere
+
+
+# The sender's references to its inline image that a client would load by itself: with no preview to
+# point them at, none may carry the file's link (read_relayed checks src, srcset, background, url()).
+SELF_LOADING = {
+    "quoted-gt-in-img": ('<img alt="gate > yard" src="cid:snap1">', "{anchor}"),
+    "td-background": ('<table><tr><td background="cid:snap1">x</td></tr></table>', '<td background="">'),
+    "css-url": ('<div style="background-image:url(cid:snap1)">x</div>', "url()"),
+    "source-srcset": (
+        '<picture><source srcset="cid:snap1"><img src="x.png"></picture>',
+        '<source srcset="">',
+    ),
+    "img-srcset": ('<img srcset="cid:snap1 1x" alt="a">', "{anchor}"),
+    "link-href": ('<link rel="stylesheet" href="cid:snap1">', '<link rel="stylesheet" href="">'),
+    "css-url-in-an-anchor": (
+        """<a title="a > b" href=CID:snap1 style="background:url('cid:snap1')">see</a>""",
+        """<a title="a > b" href={url} style="background:url('')">see</a>""",
+    ),
+    "lt-in-a-quoted-value": ('<img alt="a<b" src="cid:snap1">', '<img alt="a<b" src="">'),
+}
+
+
+@pytest.mark.parametrize("case", list(SELF_LOADING))
+def test_without_a_preview_only_an_href_carries_the_file_s_link(case: str) -> None:
+    markup, expected = SELF_LOADING[case]
+    escaped = html.escape(url(1))
+    result = relayed(mail(TextBody("html", markup)), [link(1, "snap.jpg", content_id="snap1")])
+    assert result.html is not None
+    document = result.html.split("<hr>")[0]  # the sender's part, before the list of attachments
+    assert expected.format(anchor=f'<a href="{escaped}">snap.jpg</a>', url=escaped) in document
+    assert "cid:snap1" not in document.lower()
+    assert document.count(escaped) == document.count(f"href={escaped}") + document.count(f'href="{escaped}"')
+
+
+def test_an_unclosed_tag_or_quote_ends_at_the_next_tag() -> None:
+    # '<' ends a tag's attributes: matching stays linear on hostile markup, and what follows is intact
+    markup = '<img "' * 3 + "<img src='cid:snap1' " + '<a href="cid:snap1">x</a>'
+    result = relayed(mail(TextBody("html", markup)), [link(1, "snap.jpg", content_id="snap1")])
+    assert result.html is not None
+    assert result.html.startswith(
+        '<img "<img "<img "<img src=\'\' <a href="' + html.escape(url(1)) + '">x</a>'
+    )
 
 
 def test_a_long_text_puts_the_links_and_previews_before_gmail_clips() -> None:
