@@ -266,34 +266,39 @@ def test_folding_off_relays_each_mail_and_leaves_the_table_alone() -> None:
         assert world.account.client("dynamodb").scan(TableName=table)["Count"] == 0
 
 
-def test_the_clock_queues_a_due_tick_and_the_handler_sends_the_digest(world: World) -> None:
-    now = datetime.now(UTC)
+def _disk_storm(world: World, first_ago: timedelta = 11 * MINUTE) -> tuple[Relay, Any, str]:
+    """A first mail and one repeat of the disk alarm, the mails' own S3 notifications purged from the
+    queue so that only what the clock queues is left: the relay, the SQS client and the queue's URL."""
+    now = datetime.now(UTC).replace(microsecond=0)
     relay = Relay(world)
-    relay.mail("FIRING: disk /var 91% full", now - 11 * MINUTE)
+    relay.mail("FIRING: disk /var 91% full", now - first_ago)
     relay.mail("FIRING: disk /var 92% full", now - 5 * MINUTE)
     sqs = world.account.client("sqs")
     url = world.account.queue_url(world.blueprint.inbound_queue.logical_id)
-    sqs.purge_queue(QueueUrl=url)  # the mails' own S3 notifications
+    sqs.purge_queue(QueueUrl=url)
+    return relay, sqs, url
+
+
+def _queued_tick(world: World, sqs: Any, url: str) -> dict[str, Any]:
+    """The clock's tick for the alarm, as the handler receives it from the queue."""
+    (message,) = sqs.receive_message(QueueUrl=url, MessageSystemAttributeNames=["All"])["Messages"]
+    return sqs_event_record(message, world.blueprint.inbound_queue.arn, world.blueprint.region)
+
+
+def test_the_clock_queues_a_due_tick_and_the_handler_sends_the_digest(world: World) -> None:
+    _, sqs, url = _disk_storm(world)
     assert clock.lambda_handler({}, None) == {"ticks": 1}
     assert clock.lambda_handler({}, None) == {"ticks": 0}  # claimed: not queued twice
-    (message,) = sqs.receive_message(QueueUrl=url, MessageSystemAttributeNames=["All"])["Messages"]
-    record = sqs_event_record(message, world.blueprint.inbound_queue.arn, world.blueprint.region)
+    record = _queued_tick(world, sqs, url)
     assert handler.lambda_handler({"Records": [record]}, None) == {"batchItemFailures": []}
     _, digest = world.sent()
     assert digest.message["Subject"] == "Digest, 1 repeat: FIRING: disk /var 91% full"
 
 
 def test_a_digest_that_keeps_failing_is_retried_by_the_queue_then_dead_lettered(world: World) -> None:
-    now = datetime.now(UTC)
-    relay = Relay(world)
-    relay.mail("FIRING: disk /var 91% full", now - 11 * MINUTE)
-    relay.mail("FIRING: disk /var 92% full", now - 5 * MINUTE)
-    sqs = world.account.client("sqs")
-    url = world.account.queue_url(world.blueprint.inbound_queue.logical_id)
-    sqs.purge_queue(QueueUrl=url)
+    relay, sqs, url = _disk_storm(world)
     assert clock.lambda_handler({}, None) == {"ticks": 1}
-    (message,) = sqs.receive_message(QueueUrl=url, MessageSystemAttributeNames=["All"])["Messages"]
-    record = sqs_event_record(message, world.blueprint.inbound_queue.arn, world.blueprint.region)
+    record = _queued_tick(world, sqs, url)
     faults = Faults()
     faults.inject("sesv2", "SendEmail", sesv2_error("SendingPausedException", 400))
     try:
@@ -313,16 +318,9 @@ def test_a_digest_that_keeps_failing_is_retried_by_the_queue_then_dead_lettered(
 def test_a_tick_retried_after_a_failed_send_sends_the_digest_once_and_gives_its_claim_back(
     world: World,
 ) -> None:
-    now = datetime.now(UTC)
-    relay = Relay(world)
-    relay.mail("FIRING: disk /var 91% full", now - 11 * MINUTE)
-    relay.mail("FIRING: disk /var 92% full", now - 5 * MINUTE)
-    sqs = world.account.client("sqs")
-    url = world.account.queue_url(world.blueprint.inbound_queue.logical_id)
-    sqs.purge_queue(QueueUrl=url)
+    relay, sqs, url = _disk_storm(world)
     assert clock.lambda_handler({}, None) == {"ticks": 1}
-    (message,) = sqs.receive_message(QueueUrl=url, MessageSystemAttributeNames=["All"])["Messages"]
-    record = sqs_event_record(message, world.blueprint.inbound_queue.arn, world.blueprint.region)
+    record = _queued_tick(world, sqs, url)
     faults = Faults()
     faults.inject("sesv2", "SendEmail", sesv2_error("SendingPausedException", 400), times=1)
     try:
@@ -450,12 +448,7 @@ def test_a_digest_after_a_days_mute_lists_links_that_live_as_long_as_a_new_mails
 
 def test_a_tick_that_comes_early_gives_its_claim_back_for_the_next_sweep(world: World) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
-    relay = Relay(world)
-    relay.mail("FIRING: disk /var 91% full", now - 10 * MINUTE + timedelta(seconds=30))
-    relay.mail("FIRING: disk /var 92% full", now - 5 * MINUTE)  # the digest is due in 30 s
-    sqs = world.account.client("sqs")
-    url = world.account.queue_url(world.blueprint.inbound_queue.logical_id)
-    sqs.purge_queue(QueueUrl=url)
+    relay, _, _ = _disk_storm(world, first_ago=10 * MINUTE - timedelta(seconds=30))  # digest due in 30 s
     assert clock.lambda_handler({}, None) == {"ticks": 1}  # queued with its 30 s delay, and claimed
     assert clock.lambda_handler({}, None) == {"ticks": 0}
     assert relay.ports.incidents is not None
