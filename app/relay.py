@@ -37,7 +37,9 @@ _LEFT_OUT = {  # the notice's detail when a distributed mail left some listed re
 
 
 @dataclass
-class Result:
+class Handled:
+    """What became of one mail: its outcome, and the fields of its log line, trace and metrics."""
+
     outcome: Outcome
     reason: Reason | None = None
     detail: str = ""
@@ -68,10 +70,10 @@ def process(item: records.Item, settings: Settings, ports: Ports) -> Outcome:
         try:
             result = _relay(item, settings, ports)
         except RetryableError as e:
-            result = Result(Outcome.RETRY, detail=str(e))
+            result = Handled(Outcome.RETRY, detail=str(e))
         except Exception as e:  # a bug must not lose the mail: retry, and in the end the DLQ keeps it
             log.exception("unexpected error relaying %s", item.key)
-            result = Result(Outcome.RETRY, detail=f"unexpected {type(e).__name__}")
+            result = Handled(Outcome.RETRY, detail=f"unexpected {type(e).__name__}")
         trace.annotate(
             outcome=str(result.outcome),
             reason=str(result.reason or ""),
@@ -121,7 +123,7 @@ def process(item: records.Item, settings: Settings, ports: Ports) -> Outcome:
     return result.outcome
 
 
-def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
+def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Handled:
     raw = ports.storage.read_object(ref.bucket, ref.key, MAX_RAW_BYTES)
     if raw is None:
         too_large = Refusal(Reason.TOO_LARGE, f"larger than {MAX_RAW_BYTES} bytes")
@@ -145,7 +147,7 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
     counts = _counts(verdict)
     if not verdict.relay:  # a repeat: listed, with its links, in the alarm's next digest
         _notify_left_out(ref, settings, ports, mail, decision)
-        return Result(
+        return Handled(
             Outcome.FOLDED,
             message_id=mail.message_id,
             attachments=len(links),
@@ -182,7 +184,7 @@ def _relay(ref: records.MailRef, settings: Settings, ports: Ports) -> Result:
             )
     _notify_left_out(ref, settings, ports, mail, decision)
     verdict = folding.send_queued(verdict, settings, ports)  # a first mail goes out before old digests
-    return Result(
+    return Handled(
         Outcome.DISTRIBUTED,
         message_id=mail.message_id,
         recipients=len(decision.recipients),
@@ -308,7 +310,7 @@ def _send(
 
 def _notify(
     ref: records.MailRef, settings: Settings, ports: Ports, mail: Mail | None, refusal: Refusal
-) -> Result:
+) -> Handled:
     notice = Notice(
         reason=refusal.reason,
         detail=refusal.detail,
@@ -327,6 +329,6 @@ def _notify(
 
     key = marker_key(attachments.mail_digest(ref.key), f"notice-{refusal.reason}")
     ports.markers.once(key, publish)
-    return Result(
+    return Handled(
         Outcome.FALLBACK, reason=refusal.reason, detail=refusal.detail, message_id=notice.message_id
     )
