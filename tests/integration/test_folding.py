@@ -146,14 +146,20 @@ def test_an_alarm_whose_state_expired_before_its_old_rows_folds_again(relay: Rel
     assert "9.2 bar" not in text_of(digest)
 
 
-def test_a_digest_still_queued_goes_out_after_the_next_first_mail_not_before(
-    relay: Relay, world: World
-) -> None:
+def _pump_alarm_with_a_repeat(relay: Relay) -> records.Tick:
+    """The pump alarm's first mail and one repeat, and the tick the clock would queue for its digest."""
     relay.mail("PROBLEM: Pump 3 pressure 9.1 bar", T0)
     relay.mail("PROBLEM: Pump 3 pressure 9.2 bar", T0 + MINUTE)
     assert relay.ports.incidents is not None
     (stored,) = relay.ports.incidents.alarms()
-    tick = records.Tick(stored.state.fingerprint, 0)
+    return records.Tick(stored.state.fingerprint, 0)
+
+
+def test_a_digest_still_queued_goes_out_after_the_next_first_mail_not_before(
+    relay: Relay, world: World
+) -> None:
+    tick = _pump_alarm_with_a_repeat(relay)
+    assert relay.ports.incidents is not None
     faults = Faults()
     faults.inject("sesv2", "SendEmail", sesv2_error("SendingPausedException", 400))
     try:
@@ -346,11 +352,8 @@ def test_a_tick_retried_after_a_failed_send_sends_the_digest_once_and_gives_its_
 def test_a_tick_that_sent_one_of_two_digests_is_retried_and_sends_only_the_other(
     relay: Relay, world: World
 ) -> None:
-    relay.mail("PROBLEM: Pump 3 pressure 9.1 bar", T0)
-    relay.mail("PROBLEM: Pump 3 pressure 9.2 bar", T0 + MINUTE)
+    tick = _pump_alarm_with_a_repeat(relay)
     assert relay.ports.incidents is not None
-    (stored,) = relay.ports.incidents.alarms()
-    tick = records.Tick(stored.state.fingerprint, 0)
     faults = Faults()
     faults.inject("sesv2", "SendEmail", sesv2_error("SendingPausedException", 400))
     relay.now = T0 + 10 * MINUTE
