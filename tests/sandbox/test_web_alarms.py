@@ -23,11 +23,12 @@ import pytest
 from app import folding
 from app.alarms.timeline import Closing, Decision
 from app.outcomes import Outcome
-from sandbox.outbox import Outbox, ses_sent_messages
+from sandbox.outbox import Outbox
 from sandbox.web import alarms, api, data, routes, search, server, view
 from sandbox.web.alarmtable import AlarmTable
 from sandbox.web.exchange import Request
 from tests.support.folding import MINUTE, RECIPIENTS, T0, Relay
+from tests.support.sandbox import view_over
 from tests.support.world import World, local_world
 
 pytestmark = pytest.mark.integration
@@ -35,11 +36,6 @@ pytestmark = pytest.mark.integration
 HOSTILE = "ALARM <script>alert(1)</script> Door 7 open"
 PUMP = "PROBLEM: Pump 3 pressure 9.{} bar"
 SECOND = timedelta(seconds=1)
-
-
-class _NoNotices:
-    def receive_message(self, **_: Any) -> dict[str, Any]:
-        return {}
 
 
 @dataclass
@@ -56,33 +52,9 @@ class Setting:
 
 
 def _setting(world: World, tmp_path: Path) -> Setting:
-    b = world.blueprint
     relay = Relay(world)
-    outbox = Outbox(
-        tmp_path,
-        _NoNotices(),
-        "notices-url",
-        lambda: ses_sent_messages(b.account_id, b.region),
-        lambda line: None,
-        link_base=b.download_url or "",
-    )
-    sources = data.Sources(
-        s3=world.s3,
-        sqs=None,
-        bucket=world.incoming,
-        prefix="incoming/",
-        data_dir=tmp_path,
-        endpoint=b.download_url or "",
-        account_id=b.account_id,
-        region=b.region,
-        inbound_queue="",
-        inbound_url="",
-        dead_letter_queue=None,
-        dead_letter_url=None,
-        status=lambda: None,  # type: ignore[arg-type, return-value]
-        outbox=outbox,
-        alarm_table=AlarmTable(relay.settings, relay.ports),  # the relay's own, with its clock
-    )
+    # the relay's own alarm table, with its clock
+    outbox, sources = view_over(world, tmp_path, alarm_table=AlarmTable(relay.settings, relay.ports))
     return Setting(world, relay, outbox, sources)
 
 

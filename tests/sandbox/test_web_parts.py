@@ -31,7 +31,7 @@ from app.config import DownloadSettings
 from app.handler import lambda_handler
 from sandbox.claim import Unavailable, claim
 from sandbox.journal import Journal
-from sandbox.outbox import Outbox, relay_links, ses_sent_messages
+from sandbox.outbox import Outbox, relay_links
 from sandbox.runner import recipients_text, senders_text
 from sandbox.smtp import ses_headers
 from sandbox.web import api, data, routes, safety, search, server, traces, view
@@ -39,6 +39,7 @@ from sandbox.web.exchange import Request
 from sandbox.web.linkstate import LinkJudge
 from sandbox.xray import Daemon, Trace, new_trace_id
 from tests.support import images
+from tests.support.sandbox import NoNotices, view_over
 from tests.support.world import World
 
 pytestmark = pytest.mark.unit
@@ -354,11 +355,6 @@ def test_the_banner_says_exactly_who_is_refused() -> None:
 
 
 # -- the outbox ------------------------------------------------------------------------------------------
-class _NoNotices:
-    def receive_message(self, **_: Any) -> dict[str, Any]:
-        return {}
-
-
 def _sent(n: int, body: str) -> SimpleNamespace:
     raw = f"From: relay@example.com\r\nTo: ops@example.com\r\nSubject: reading {n}\r\n\r\n{body}\r\n"
     return SimpleNamespace(id=f"ses-{n}", raw_data=raw, source="relay@example.com", destinations=["ops@x"])
@@ -370,7 +366,7 @@ def test_the_outbox_counts_only_the_relays_links_and_forgets_what_is_deleted(tmp
     assert relay_links(["http://evil.example.net/x", link, "http://127.0.0.1:84800/x"], base) == [link]
     sent: list[SimpleNamespace] = []
     lines: list[str] = []
-    outbox = Outbox(tmp_path, _NoNotices(), "notices-url", lambda: sent, lines.append, link_base=base)
+    outbox = Outbox(tmp_path, NoNotices(), "notices-url", lambda: sent, lines.append, link_base=base)
     sent += [_sent(1, f"See http://evil.example.net/x\n- a.csv: {link}"), _sent(2, "no links")]
     assert outbox.collect() == 2
     assert lines[0].startswith("sent     'reading 1' to ops@x (1 link) -> outbox/")
@@ -394,35 +390,9 @@ def test_the_outbox_counts_only_the_relays_links_and_forgets_what_is_deleted(tmp
 def relayed(world: World, tmp_path: Path) -> tuple[World, data.Sources, Outbox]:
     """The relay in the template's account (download links signed with its secret); an outbox
     collecting what SES sent; the view's sources over both."""
-    b = world.blueprint
-    base_url = b.download_url
-    assert base_url is not None
-    outbox = Outbox(
-        tmp_path,
-        _NoNotices(),
-        "notices-url",
-        lambda: ses_sent_messages(b.account_id, b.region),
-        lambda line: None,
-        link_base=base_url,
-    )
+    assert world.blueprint.download_url is not None
     settings = DownloadSettings.from_environ(world.environment)
-    sources = data.Sources(
-        s3=world.s3,
-        sqs=None,
-        bucket=world.incoming,
-        prefix="incoming/",
-        data_dir=tmp_path,
-        endpoint=base_url,
-        account_id=b.account_id,
-        region=b.region,
-        inbound_queue="",
-        inbound_url="",
-        dead_letter_queue=None,
-        dead_letter_url=None,
-        status=lambda: None,  # type: ignore[arg-type, return-value]
-        outbox=outbox,
-        links=LinkJudge(base_url, settings),
-    )
+    outbox, sources = view_over(world, tmp_path, links=LinkJudge(world.blueprint.download_url, settings))
     return world, sources, outbox
 
 

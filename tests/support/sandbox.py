@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 
 from sandbox.launch import ROOT, Running
+from sandbox.outbox import Outbox, ses_sent_messages
+from sandbox.web import data
+from tests.support.world import World
 
 SENDER = "sensor@plant.example.com"
 SETTLE_TIMEOUT = 60
@@ -90,3 +93,43 @@ def relayctl(running: Running, *argv: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+class NoNotices:
+    """A notice queue that never holds a notice, for an outbox that only collects what SES sent."""
+
+    def receive_message(self, **_: Any) -> dict[str, Any]:
+        return {}
+
+
+def view_over(world: World, data_dir: Path, **extra: Any) -> tuple[Outbox, data.Sources]:
+    """An outbox collecting what SES sent in the world's account, and the web view's sources over it and
+    the incoming bucket, with no queues; `extra` adds what a test's pages need (links, alarm_table)."""
+    b = world.blueprint
+    endpoint = b.download_url or ""
+    outbox = Outbox(
+        data_dir,
+        NoNotices(),
+        "notices-url",
+        lambda: ses_sent_messages(b.account_id, b.region),
+        lambda line: None,
+        link_base=endpoint,
+    )
+    sources = data.Sources(
+        s3=world.s3,
+        sqs=None,
+        bucket=world.incoming,
+        prefix="incoming/",
+        data_dir=data_dir,
+        endpoint=endpoint,
+        account_id=b.account_id,
+        region=b.region,
+        inbound_queue="",
+        inbound_url="",
+        dead_letter_queue=None,
+        dead_letter_url=None,
+        status=lambda: None,  # type: ignore[arg-type, return-value]
+        outbox=outbox,
+        **extra,
+    )
+    return outbox, sources
