@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from moto.dynamodb.models import DynamoDBBackend
 
 from app import clock, handler, records
 from app.outcomes import Outcome
@@ -75,7 +76,20 @@ def test_the_first_mail_redelivered_is_relayed_again_and_sent_once(relay: Relay,
     assert len(world.sent()) == 1
 
 
-def test_two_first_mails_at_once_relay_one_and_fold_the_other(relay: Relay, world: World) -> None:
+def test_two_first_mails_at_once_relay_one_and_fold_the_other(
+    relay: Relay, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DynamoDB applies a conditional write to an item atomically; moto checks the condition and then
+    # writes, unlocked, so two threads can both pass it. Its writes are made atomic here, as AWS's are.
+    atomic = threading.RLock()  # a transaction writes through put_item and update_item too
+    for name in ("put_item", "update_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with atomic:
+                return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
     for n in (1, 2):
         world.put_mail(f"incoming/race-{n}.eml", alarm("PROBLEM: boiler flame lost"))
     start = threading.Barrier(2)
